@@ -1,0 +1,183 @@
+"""The abstract model every jaxid model derives from.
+
+A model is an :class:`equinox.Module` that holds its physical parameters as array fields
+(so :func:`jax.vmap`, :func:`jax.grad` and :func:`jax.jacfwd` reach them) and its options as
+static fields. It declares:
+
+* ``param_names`` / ``param_units``: the parameter fields, in a fixed order (the order of
+  :attr:`AbstractModel.params`);
+* ``default_priors``: a uniform range ``(low, high)`` for each parameter;
+* ``positive_params`` / ``nonnegative_params``: the sign constraints checked on construction;
+* :meth:`vector_field` (the right-hand side ``dy/dt = f(t, y)``), :meth:`observe` (the
+  observation at one time) and :attr:`state_names` / :attr:`obs_names`.
+
+Construction checks every parameter: finite, of the right sign, and all of one broadcastable
+batch shape, raising a :class:`ValueError` that names the argument. The checks run on concrete
+values; inside ``jit`` (tracers) only shapes are checked and failures surface as
+``success=False`` in :func:`jaxid.simulate`.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+def as_param(x) -> Array:
+    """Convert a parameter value to a (strongly typed) floating JAX array.
+
+    Python numbers and integer arrays become the default float dtype (float64 when x64 is
+    enabled); floating arrays keep their dtype.
+    """
+    if isinstance(x, jax.core.Tracer):
+        return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+    arr = jnp.asarray(x)
+    if jnp.issubdtype(arr.dtype, jnp.floating) and not getattr(arr, "weak_type", False):
+        return arr
+    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+        raise TypeError(f"expected a real number or array, got dtype {arr.dtype}")
+    return jnp.asarray(arr, dtype=jnp.result_type(float))
+
+
+def check_choice(model: str, name: str, value, choices) -> None:
+    """Raise a ValueError naming ``name`` when ``value`` is not one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{model}: {name}={value!r} is not one of {sorted(choices)}")
+
+
+class AbstractModel(eqx.Module):
+    """A continuous-time model ``dy/dt = f(t, y; params)`` with an observation ``h(t, y)``."""
+
+    param_names: ClassVar[tuple[str, ...]]
+    param_units: ClassVar[tuple[str, ...]]
+    default_priors: ClassVar[dict[str, tuple[float, float]]]
+    positive_params: ClassVar[frozenset[str]] = frozenset()
+    nonnegative_params: ClassVar[frozenset[str]] = frozenset()
+
+    def __check_init__(self):
+        name = type(self).__name__
+        shapes = {}
+        for p in self.param_names:
+            value = getattr(self, p)
+            shapes[p] = jnp.shape(value)
+            if isinstance(value, jax.core.Tracer):
+                continue
+            arr = np.asarray(value)
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name}: parameter {p!r} must be finite, got {arr}")
+            if p in self.positive_params and not np.all(arr > 0):
+                raise ValueError(
+                    f"{name}: parameter {p!r} must be > 0, got {arr} "
+                    f"(unit {self.unit_of(p)}; a non-positive value has no physical meaning)"
+                )
+            if p in self.nonnegative_params and not np.all(arr >= 0):
+                raise ValueError(f"{name}: parameter {p!r} must be >= 0, got {arr}")
+        try:
+            np.broadcast_shapes(*shapes.values())
+        except ValueError:
+            desc = ", ".join(f"{p}: {s}" for p, s in shapes.items())
+            raise ValueError(
+                f"{name}: parameter shapes do not broadcast to one batch shape ({desc}); "
+                "give each parameter a scalar or an array of the same batch shape"
+            ) from None
+
+    # ------------------------------------------------------------------ declared by models
+    @property
+    @abc.abstractmethod
+    def state_names(self) -> tuple[str, ...]:
+        """Names of the state components, in order."""
+
+    @property
+    @abc.abstractmethod
+    def obs_names(self) -> tuple[str, ...]:
+        """Names of the observation channels, in order."""
+
+    @abc.abstractmethod
+    def vector_field(self, t: Float[Array, ""], y: Float[Array, " state"]) -> Float[Array, " state"]:
+        """The right-hand side ``f(t, y)`` for one record (scalar parameters)."""
+
+    @abc.abstractmethod
+    def observe(self, t: Float[Array, ""], y: Float[Array, " state"]) -> Float[Array, " channel"]:
+        """The observation ``h(t, y)`` at one time for one record."""
+
+    # ------------------------------------------------------------------ shared helpers
+    @property
+    def state_size(self) -> int:
+        return len(self.state_names)
+
+    @classmethod
+    def unit_of(cls, name: str) -> str:
+        return dict(zip(cls.param_names, cls.param_units, strict=True))[name]
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """The broadcast shape of the parameters: ``()`` for one record."""
+        return np.broadcast_shapes(*(jnp.shape(getattr(self, p)) for p in self.param_names))
+
+    @property
+    def params(self) -> Float[Array, "*batch param"]:
+        """The parameters stacked along the last axis, in ``param_names`` order."""
+        shape = self.batch_shape
+        return jnp.stack([jnp.broadcast_to(getattr(self, p), shape) for p in self.param_names], -1)
+
+    def with_params(self, params: Float[Array, "*batch param"]) -> AbstractModel:
+        """A copy with parameters replaced from a vector (last axis in ``param_names`` order).
+
+        Works with traced values, so ``jax.jacfwd(lambda p: simulate(model.with_params(p), ...))``
+        differentiates with respect to all parameters at once.
+        """
+        params = jnp.asarray(params)
+        n = len(self.param_names)
+        if params.ndim == 0 or params.shape[-1] != n:
+            raise ValueError(
+                f"{type(self).__name__}.with_params: params must have last axis {n} "
+                f"({', '.join(self.param_names)}), got shape {params.shape}"
+            )
+        return eqx.tree_at(
+            lambda m: [getattr(m, p) for p in m.param_names],
+            self,
+            [params[..., i] for i in range(n)],
+        )
+
+    def broadcast(self) -> AbstractModel:
+        """A copy with every parameter broadcast to :attr:`batch_shape` (ready for ``vmap``)."""
+        return self.with_params(self.params)
+
+    @classmethod
+    def sample(
+        cls,
+        key: PRNGKeyArray,
+        n: int,
+        *,
+        priors: dict[str, tuple[float, float]] | None = None,
+        **options,
+    ) -> AbstractModel:
+        """Draw ``n`` records with parameters uniform on their prior ranges.
+
+        ``priors`` overrides some or all of :attr:`default_priors`; ``options`` are passed to the
+        constructor (static options such as ``observe``).
+        """
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"{cls.__name__}.sample: n must be a positive int, got {n!r}")
+        ranges = dict(cls.default_priors)
+        for p, r in (priors or {}).items():
+            if p not in cls.param_names:
+                raise ValueError(
+                    f"{cls.__name__}.sample: priors names unknown parameter {p!r}; known: {cls.param_names}"
+                )
+            lo, hi = r
+            if not hi >= lo:
+                raise ValueError(f"{cls.__name__}.sample: prior for {p!r} has high < low: {r}")
+            ranges[p] = (lo, hi)
+        keys = jax.random.split(key, len(cls.param_names))
+        values = {
+            p: jax.random.uniform(k, (n,), minval=ranges[p][0], maxval=ranges[p][1])
+            for p, k in zip(cls.param_names, keys, strict=True)
+        }
+        return cls(**values, **options)

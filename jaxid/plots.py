@@ -1,0 +1,34 @@
+"""Matplotlib figures shared by the command line, the experiments and the notebooks."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def plot_trajectories(sim, channel_names, *, max_records: int = 8, title: str | None = None, ax=None):
+    """Plot observations of up to ``max_records`` records, one panel per channel.
+
+    ``sim`` is a batched :class:`jaxid.Simulation` (leading record axis). Failed records are
+    drawn dashed in grey. Returns the matplotlib figure.
+    """
+    obs, ts, ok = np.asarray(sim.obs), np.asarray(sim.ts), np.asarray(sim.success)
+    if obs.ndim == 2:  # one record
+        obs, ts, ok = obs[None], ts[None], ok[None]
+    n_ch = obs.shape[-1]
+    if ax is None:
+        fig, axes = plt.subplots(n_ch, 1, figsize=(7, 2.2 * n_ch + 0.6), sharex=True, squeeze=False)
+        axes = axes[:, 0]
+    else:
+        axes = np.atleast_1d(ax)
+        fig = axes[0].figure
+    for c in range(n_ch):
+        for r in range(min(max_records, obs.shape[0])):
+            style = dict(lw=1.2) if ok[r] else dict(lw=1.0, ls="--", color="0.6")
+            axes[c].plot(ts[r], obs[r, :, c], **style)
+        axes[c].set_ylabel(channel_names[c])
+    axes[-1].set_xlabel("t [s]")
+    if title:
+        axes[0].set_title(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,248 @@
+"""Simulation of jaxid models: one record with :func:`simulate`, many with :func:`simulate_batch`."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import Array, Bool, Float, Int
+from tqdm.auto import tqdm
+
+from .models.base import AbstractModel
+
+
+class Simulation(eqx.Module):
+    """The result of :func:`simulate` (leading batch axes added by ``vmap`` or :func:`simulate_batch`).
+
+    **Fields:**
+
+    - ``ts``: the save times, shape ``(time,)``.
+    - ``ys``: the state at the save times, shape ``(time, state)``.
+    - ``obs``: the observations ``model.observe(t, y)`` at the save times, shape ``(time, channel)``.
+    - ``success``: ``True`` when the solver finished and every saved value is finite. A failed
+      record keeps whatever the solver produced (``inf`` after the failure); never use its values.
+    - ``num_steps``: the number of accepted and rejected solver steps.
+    """
+
+    ts: Float[Array, "*batch time"]
+    ys: Float[Array, "*batch time state"]
+    obs: Float[Array, "*batch time channel"]
+    success: Bool[Array, "*batch"]
+    num_steps: Int[Array, "*batch"]
+
+
+def _vector_field(t, y, model):
+    return model.vector_field(t, y)
+
+
+def _check_common(model, ts, rtol, atol, max_steps, where):
+    if not isinstance(model, AbstractModel):
+        raise TypeError(f"{where}: model must be a jaxid model (AbstractModel), got {type(model).__name__}")
+    ts = jnp.asarray(ts)
+    if ts.ndim != 1 or ts.shape[0] < 1:
+        raise ValueError(f"{where}: ts must be a non-empty 1-D array of save times, got shape {ts.shape}")
+    if not isinstance(ts, jax.core.Tracer):
+        t_np = np.asarray(ts)
+        if not np.all(np.isfinite(t_np)):
+            raise ValueError(f"{where}: ts must be finite")
+        if np.any(np.diff(t_np) <= 0):
+            raise ValueError(f"{where}: ts must be strictly increasing")
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if not (isinstance(value, (int, float)) and value > 0):
+            raise ValueError(f"{where}: {name} must be a positive number, got {value!r}")
+    if not (isinstance(max_steps, int) and max_steps >= 1):
+        raise ValueError(f"{where}: max_steps must be a positive int, got {max_steps!r}")
+    return ts
+
+
+def simulate(
+    model: AbstractModel,
+    y0: Float[Array, " state"],
+    ts: Float[Array, " time"],
+    *,
+    t0: float | None = None,
+    solver: dfx.AbstractSolver | None = None,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    stepsize_controller: dfx.AbstractStepSizeController | None = None,
+    dt0: float | None = None,
+    max_steps: int = 16384,
+    adjoint: dfx.AbstractAdjoint | None = None,
+    throw: bool = False,
+) -> Simulation:
+    r"""Integrate ``dy/dt = model.vector_field(t, y)`` from ``y0`` and observe at ``ts``.
+
+    One record: the model's parameters must be scalars. Batch with :func:`jax.vmap` (over a model
+    whose parameters have a leading batch axis, see :meth:`AbstractModel.broadcast`) or with
+    :func:`simulate_batch` (chunked, sharded, with a progress bar).
+
+    **Arguments:**
+
+    - ``model``: a jaxid model with scalar parameters.
+    - ``y0``: the initial state at ``t0``, shape ``(state,)``.
+    - ``ts``: strictly increasing save times, shape ``(time,)``.
+    - ``t0``: start time; defaults to ``ts[0]``.
+    - ``solver``: any diffrax solver; default :class:`diffrax.Tsit5`.
+    - ``rtol``, ``atol``: tolerances of the default :class:`diffrax.PIDController`. The defaults
+      (1e-7, 1e-9) assume float64 (``jax.config.update("jax_enable_x64", True)``); in float32 use
+      about 1e-5.
+    - ``stepsize_controller``, ``dt0``: override the controller (e.g. ``ConstantStepSize`` with a
+      ``dt0``); ``dt0=None`` lets diffrax pick the first step.
+    - ``max_steps``: the most solver steps; a solve that needs more is reported as failed.
+    - ``adjoint``: how to differentiate. The default :class:`diffrax.RecursiveCheckpointAdjoint`
+      supports reverse mode (``jax.grad``); pass :class:`diffrax.ForwardMode` for forward mode
+      (``jax.jacfwd``, ``jax.jvp``), which is also the cheaper way to get a full Jacobian with
+      respect to a few parameters.
+    - ``throw``: raise (through :func:`equinox.error_if`) when the solve fails instead of returning
+      ``success=False``. Under ``vmap`` one failed record raises for the whole batch.
+
+    **Returns:** a :class:`Simulation`.
+    """
+    where = "simulate"
+    ts = _check_common(model, ts, rtol, atol, max_steps, where)
+    if model.batch_shape != ():
+        raise ValueError(
+            f"{where}: model holds a batch of parameters (batch shape {model.batch_shape}); "
+            "simulate one record at a time under jax.vmap, or call jaxid.simulate_batch"
+        )
+    y0 = jnp.asarray(y0, dtype=jnp.result_type(float))
+    if y0.shape != (model.state_size,):
+        raise ValueError(
+            f"{where}: y0 must have shape ({model.state_size},) for {type(model).__name__} "
+            f"(state {', '.join(model.state_names)}), got {y0.shape}"
+        )
+    if not isinstance(y0, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(y0))):
+        raise ValueError(f"{where}: y0 must be finite, got {y0}")
+    t_start = ts[0] if t0 is None else jnp.asarray(t0, dtype=ts.dtype)
+    if t0 is not None and not isinstance(ts, jax.core.Tracer) and not float(t0) <= float(ts[0]):
+        raise ValueError(f"{where}: t0={t0} must not be after the first save time ts[0]={float(ts[0])}")
+
+    solver = dfx.Tsit5() if solver is None else solver
+    if stepsize_controller is None:
+        stepsize_controller = dfx.PIDController(rtol=rtol, atol=atol)
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(_vector_field),
+        solver,
+        t_start,
+        ts[-1],
+        dt0,
+        y0,
+        args=model,
+        saveat=dfx.SaveAt(ts=ts),
+        stepsize_controller=stepsize_controller,
+        max_steps=max_steps,
+        adjoint=dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint,
+        throw=False,
+    )
+    ys = sol.ys
+    obs = jax.vmap(model.observe)(ts, ys)
+    success = (sol.result == dfx.RESULTS.successful) & jnp.all(jnp.isfinite(ys)) & jnp.all(jnp.isfinite(obs))
+    if throw:
+        obs = eqx.error_if(
+            obs,
+            ~success,
+            "simulate: the solve failed (max_steps reached, step size collapsed or a non-finite "
+            "state); raise max_steps, loosen the tolerances or check the parameters",
+        )
+    return Simulation(ts=ts, ys=ys, obs=obs, success=success, num_steps=sol.stats["num_steps"])
+
+
+def _take(tree, idx):
+    return jax.tree.map(lambda a: a[idx], tree)
+
+
+@eqx.filter_jit
+def _run_chunk(model, y0, ts, simulate_kwargs):
+    # filter_jit keys the cache on the (hashable) options, so repeated calls do not recompile.
+    return jax.vmap(lambda m, y: simulate(m, y, ts, **simulate_kwargs))(model, y0)
+
+
+def _batch_size(model: AbstractModel, y0) -> int:
+    shape = model.batch_shape
+    if len(shape) > 1:
+        raise ValueError(f"simulate_batch: model parameters must be scalars or 1-D, got batch shape {shape}")
+    sizes = {s for s in (shape[0] if shape else None, y0.shape[0] if y0.ndim == 2 else None) if s}
+    if len(sizes) > 1:
+        raise ValueError(
+            f"simulate_batch: model has {shape[0]} records but y0 has {y0.shape[0]}; they must agree"
+        )
+    if not sizes:
+        raise ValueError("simulate_batch: nothing to batch over; give 1-D parameters or a 2-D y0")
+    return sizes.pop()
+
+
+def simulate_batch(
+    model: AbstractModel,
+    y0: Float[Array, "batch state"] | Float[Array, " state"],
+    ts: Float[Array, " time"],
+    *,
+    chunk_size: int = 4096,
+    devices: list[jax.Device] | None = None,
+    progress: bool = True,
+    **simulate_kwargs,
+) -> Simulation:
+    """Simulate many records in memory-bounded chunks, sharded across devices, with a progress bar.
+
+    Parameters with a leading axis of length ``N`` (and/or ``y0`` of shape ``(N, state)``) give
+    ``N`` records; scalar parameters and a 1-D ``y0`` are shared by all of them. Each chunk of
+    ``chunk_size`` records (rounded up to a multiple of the device count) is split across
+    ``devices`` (default: all local devices) along the record axis with :mod:`jax.sharding`, and
+    its result is copied to host memory before the next chunk runs, so device memory holds one
+    chunk at a time. The last chunk is padded, so one compilation serves every chunk.
+
+    On a CPU, run with ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>`` (set before
+    JAX is imported) to spread the chunks over all cores.
+
+    ``simulate_kwargs`` go to :func:`simulate` (solver, tolerances, ...; ``throw`` is not allowed:
+    failures are reported per record). Warns with the count of failed records.
+
+    **Returns:** a :class:`Simulation` of NumPy arrays with a leading axis of length ``N``.
+    """
+    where = "simulate_batch"
+    if "throw" in simulate_kwargs:
+        raise ValueError(f"{where}: throw is not supported; failed records are flagged in .success")
+    ts = _check_common(
+        model,
+        ts,
+        simulate_kwargs.get("rtol", 1e-7),
+        simulate_kwargs.get("atol", 1e-9),
+        simulate_kwargs.get("max_steps", 16384),
+        where,
+    )
+    y0 = jnp.asarray(y0, dtype=jnp.result_type(float))
+    if y0.ndim not in (1, 2) or y0.shape[-1] != model.state_size:
+        raise ValueError(
+            f"{where}: y0 must have shape (N, {model.state_size}) or ({model.state_size},), got {y0.shape}"
+        )
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"{where}: chunk_size must be a positive int, got {chunk_size!r}")
+    n = _batch_size(model, y0)
+    devices = jax.local_devices() if devices is None else list(devices)
+    n_dev = len(devices)
+    chunk = n_dev * math.ceil(min(chunk_size, n) / n_dev)
+    mesh = Mesh(np.array(devices), ("batch",))
+    sharding = NamedSharding(mesh, PartitionSpec("batch"))
+
+    model = jax.tree.map(lambda a: np.broadcast_to(np.asarray(a), (n,)), model)
+    y0 = np.broadcast_to(np.asarray(y0), (n, model.state_size))
+
+    outputs = []
+    with tqdm(total=n, unit="rec", desc="simulate", disable=not progress) as bar:
+        for start in range(0, n, chunk):
+            count = min(chunk, n - start)
+            idx = np.minimum(np.arange(start, start + chunk), n - 1)  # pad by repeating the last record
+            args = jax.device_put((_take(model, idx), y0[idx]), sharding)
+            out = _run_chunk(*args, ts, simulate_kwargs)
+            outputs.append(_take(jax.device_get(out), slice(0, count)))
+            bar.update(count)
+    result = jax.tree.map(lambda *xs: np.concatenate(xs), *outputs)
+    n_failed = int(np.sum(~result.success))
+    if n_failed:
+        warnings.warn(f"{where}: {n_failed} of {n} records failed (success=False)", stacklevel=2)
+    return result

@@ -1,0 +1,77 @@
+"""Independent NumPy/SciPy references for the smooth models (no jaxid code is used here)."""
+
+import numpy as np
+from scipy.integrate import solve_ivp
+from scipy.linalg import expm
+
+
+def solve(rhs, y0, ts, rtol=1e-10, atol=1e-12):
+    """scipy DOP853 at rtol 1e-10 on the save grid."""
+    sol = solve_ivp(
+        rhs, (ts[0], ts[-1]), np.asarray(y0, float), method="DOP853", t_eval=ts, rtol=rtol, atol=atol
+    )
+    assert sol.success, sol.message
+    return sol.y.T
+
+
+def pendulum_rhs(m, L, b, g):
+    def rhs(t, y):
+        return [y[1], -(g / L) * np.sin(y[0]) - b / (m * L * L) * y[1]]
+
+    return rhs
+
+
+def forced_pendulum_rhs(omega, gamma, A, f):
+    def rhs(t, y):
+        return [y[1], -(omega**2) * np.sin(y[0]) - gamma * y[1] + A * omega**2 * np.cos(2 * np.pi * f * t)]
+
+    return rhs
+
+
+def double_pendulum_rhs(m1, m2, l1, l2, g):
+    """The undamped double pendulum in the explicit form of the classic textbook solution."""
+
+    def rhs(t, y):
+        t1, t2, w1, w2 = y
+        den = 2 * m1 + m2 - m2 * np.cos(2 * t1 - 2 * t2)
+        a1 = (
+            -g * (2 * m1 + m2) * np.sin(t1)
+            - m2 * g * np.sin(t1 - 2 * t2)
+            - 2 * np.sin(t1 - t2) * m2 * (w2**2 * l2 + w1**2 * l1 * np.cos(t1 - t2))
+        ) / (l1 * den)
+        a2 = (
+            2
+            * np.sin(t1 - t2)
+            * (w1**2 * l1 * (m1 + m2) + g * (m1 + m2) * np.cos(t1) + w2**2 * l2 * m2 * np.cos(t1 - t2))
+        ) / (l2 * den)
+        return [w1, w2, a1, a2]
+
+    return rhs
+
+
+def damped_double_pendulum_rhs(m1, m2, l1, l2, g, b1, b2):
+    """Lagrange equations with Rayleigh dissipation, solved numerically for the accelerations."""
+
+    def rhs(t, y):
+        t1, t2, w1, w2 = y
+        d = t1 - t2
+        M = np.array([[(m1 + m2) * l1**2, m2 * l1 * l2 * np.cos(d)], [m2 * l1 * l2 * np.cos(d), m2 * l2**2]])
+        # generalised forces: -dV/dq, Coriolis terms, -dR/dw with R = b1 w1^2/2 + b2 (w2 - w1)^2/2
+        q1 = -m2 * l1 * l2 * w2**2 * np.sin(d) - (m1 + m2) * g * l1 * np.sin(t1) - b1 * w1 + b2 * (w2 - w1)
+        q2 = m2 * l1 * l2 * w1**2 * np.sin(d) - m2 * g * l2 * np.sin(t2) - b2 * (w2 - w1)
+        acc = np.linalg.solve(M, [q1, q2])
+        return [w1, w2, *acc]
+
+    return rhs
+
+
+def advection_diffusion_exact(D, c, n, dx, u0, ts):
+    """Exact solution of the linear method-of-lines system: u(t) = expm(A (t - t0)) u0."""
+    A = np.zeros((n, n))
+    for i in range(n):
+        A[i, i] = -2 * D / dx**2
+        if i > 0:
+            A[i, i - 1] = D / dx**2 + c / (2 * dx)
+        if i < n - 1:
+            A[i, i + 1] = D / dx**2 - c / (2 * dx)
+    return np.stack([expm(A * (t - ts[0])) @ u0 for t in ts])
