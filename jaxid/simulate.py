@@ -37,6 +37,12 @@ class Simulation(eqx.Module):
     num_steps: Int[Array, "*batch"]
 
 
+def _as_state(y0):
+    """A floating array, keeping a float32/float64 input's precision (integers become the default float)."""
+    y0 = jnp.asarray(y0)
+    return y0 if jnp.issubdtype(y0.dtype, jnp.floating) else y0.astype(jnp.result_type(float))
+
+
 def _vector_field(t, y, model):
     return model.vector_field(t, y)
 
@@ -93,7 +99,11 @@ def simulate(
       (1e-7, 1e-9) assume float64 (``jax.config.update("jax_enable_x64", True)``); in float32 use
       about 1e-5.
     - ``stepsize_controller``, ``dt0``: override the controller (e.g. ``ConstantStepSize`` with a
-      ``dt0``); ``dt0=None`` lets diffrax pick the first step.
+      ``dt0``); ``dt0=None`` lets diffrax pick the first step. For large batches at tight
+      tolerances, ``solver=diffrax.Dopri8()`` with
+      ``diffrax.PIDController(rtol=..., atol=..., pcoeff=0.3, icoeff=0.4)`` took 2.6x fewer steps
+      and ran 1.7x faster than the defaults on the forced damped pendulum
+      (``benchmarks/simulate.py``).
     - ``max_steps``: the most solver steps; a solve that needs more is reported as failed.
     - ``adjoint``: how to differentiate. The default :class:`diffrax.RecursiveCheckpointAdjoint`
       supports reverse mode (``jax.grad``); pass :class:`diffrax.ForwardMode` for forward mode
@@ -111,7 +121,7 @@ def simulate(
             f"{where}: model holds a batch of parameters (batch shape {model.batch_shape}); "
             "simulate one record at a time under jax.vmap, or call jaxid.simulate_batch"
         )
-    y0 = jnp.asarray(y0, dtype=jnp.result_type(float))
+    y0 = _as_state(y0)
     if y0.shape != (model.state_size,):
         raise ValueError(
             f"{where}: y0 must have shape ({model.state_size},) for {type(model).__name__} "
@@ -215,7 +225,7 @@ def simulate_batch(
         simulate_kwargs.get("max_steps", 16384),
         where,
     )
-    y0 = jnp.asarray(y0, dtype=jnp.result_type(float))
+    y0 = _as_state(y0)
     if y0.ndim not in (1, 2) or y0.shape[-1] != model.state_size:
         raise ValueError(
             f"{where}: y0 must have shape (N, {model.state_size}) or ({model.state_size},), got {y0.shape}"

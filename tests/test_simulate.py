@@ -211,3 +211,11 @@ def test_batched_model_or_wrong_type_raise():
         simulate(ForcedDampedPendulum.sample(jax.random.PRNGKey(0), 3), Y0, FDP_TS)
     with pytest.raises(TypeError, match="model must be a jaxid model"):
         simulate(lambda t, y: y, Y0, FDP_TS)
+
+
+def test_float32_inputs_stay_float32():
+    model = ForcedDampedPendulum(*[jnp.float32(v) for v in (2.0, 0.3, 10.0, 4.0)])
+    ts = (jnp.arange(50) * 0.05).astype(jnp.float32)
+    sim = simulate(model, jnp.array([1.0, 0.0], jnp.float32), ts, rtol=1e-5, atol=1e-7)
+    assert sim.ys.dtype == sim.obs.dtype == jnp.float32
+    assert bool(sim.success)

@@ -1,0 +1,224 @@
+"""Batched simulation throughput: jaxid against a SciPy solve_ivp loop at matched accuracy.
+
+Problem: the forced damped pendulum of the Phys-VAE data set (omega, gamma, A, f from their
+priors, theta0 ~ U[-1.57, 1.57], 50 samples every 0.05 s). Several jaxid configurations are timed
+(solver, tolerance, float64 or float32). For each, accuracy is the max |theta error| over a subset
+of records against SciPy DOP853 at rtol 1e-12, and SciPy gets the fastest of {RK45, DOP853} x
+{rtol 1e-3 .. 1e-11 in half decades} whose error is no worse than that configuration's, so every
+comparison is at matched (or better-for-SciPy) accuracy. jaxid is timed after compilation, best of
+``--repeats`` runs with ``block_until_ready``, on one device (jit+vmap) and sharded over all local
+devices (``simulate_batch``; on a CPU every core is a device, see XLA_FLAGS below). The SciPy
+loop is timed on ``--scipy-records`` records (a loop's cost is linear in the record count).
+
+    python benchmarks/simulate.py                   # 10^2, 10^3, 10^4 records
+    python benchmarks/simulate.py --sizes 100 1000 10000 100000 1000000   # e.g. on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={os.cpu_count()}"
+    ).strip()
+
+import datetime
+import json
+import platform
+import time
+from pathlib import Path
+
+import diffrax
+import equinox
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy
+from scipy.integrate import solve_ivp
+
+jax.config.update("jax_enable_x64", True)
+
+import jaxid  # noqa: E402
+from jaxid import ForcedDampedPendulum, simulate, simulate_batch  # noqa: E402
+
+TS = np.arange(50) * 0.05
+
+
+# name: (solver, rtol, dtype, PID coefficients); atol = rtol / 100. "PI" uses pcoeff 0.3, icoeff 0.4,
+# inside the range diffrax's PIDController documentation suggests tuning in; the others use the
+# default I controller.
+PI = dict(pcoeff=0.3, icoeff=0.4)
+CONFIGS = {
+    "tsit5-f64-1e-7": (diffrax.Tsit5, 1e-7, jnp.float64, {}),  # simulate()'s defaults
+    "dopri8-f64-1e-7": (diffrax.Dopri8, 1e-7, jnp.float64, {}),
+    "dopri8-PI-f64-1e-7": (diffrax.Dopri8, 1e-7, jnp.float64, PI),
+    "tsit5-f32-1e-5": (diffrax.Tsit5, 1e-5, jnp.float32, {}),
+}
+SCIPY_RTOLS = [10.0 ** (-k / 2) for k in range(6, 23)]  # 1e-3 .. 1e-11, half decades
+
+
+def make_problem(n, dtype=jnp.float64, seed=0):
+    k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
+    model = ForcedDampedPendulum.sample(k1, n)
+    theta0 = jax.random.uniform(k2, (n,), minval=-1.57, maxval=1.57)
+    y0 = jnp.stack([theta0, jnp.zeros(n)], -1)
+    return jax.tree.map(lambda a: a.astype(dtype), model), y0.astype(dtype)
+
+
+def scipy_solve(params, y0, method, rtol):
+    omega, gamma, A, f = params
+
+    def rhs(t, y):
+        return [y[1], -(omega**2) * np.sin(y[0]) - gamma * y[1] + A * omega**2 * np.cos(2 * np.pi * f * t)]
+
+    sol = solve_ivp(rhs, (TS[0], TS[-1]), y0, method=method, t_eval=TS, rtol=rtol, atol=rtol * 1e-2)
+    return sol.y[0]
+
+
+def scipy_loop(P, Y0, method, rtol):
+    return np.stack([scipy_solve(P[i], Y0[i], method, rtol) for i in range(len(P))])
+
+
+def best_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def matched_scipy(target_err, P, Y0, reference, Ps, Y0s, repeats):
+    """Fastest SciPy method/tolerance whose max error on (P, Y0) is no worse than ``target_err``."""
+    timed = []
+    for method in ("RK45", "DOP853"):
+        for rtol in SCIPY_RTOLS:  # loosest first: the first that is accurate enough is the fastest
+            err = float(np.abs(scipy_loop(P, Y0, method, rtol) - reference).max())
+            if err <= target_err:
+                seconds = best_time(lambda m=method, r=rtol: scipy_loop(Ps, Y0s, m, r), repeats)
+                timed.append(
+                    dict(method=method, rtol=rtol, max_abs_error=err, records_per_s=len(Ps) / seconds)
+                )
+                break
+    return max(timed, key=lambda r: r["records_per_s"]), timed
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scipy-records", type=int, default=200)
+    parser.add_argument("--accuracy-records", type=int, default=100)
+    parser.add_argument("--out", default=None, help="JSON path (default results/simulate-<platform>.json)")
+    args = parser.parse_args()
+
+    model_a, y0_a = make_problem(args.accuracy_records, seed=1)
+    P, Y0 = np.asarray(model_a.params), np.asarray(y0_a)
+    reference = scipy_loop(P, Y0, "DOP853", 1e-12)
+    model_s, y0_s = make_problem(args.scipy_records, seed=2)
+    Ps, Y0s = np.asarray(model_s.params), np.asarray(y0_s)
+    devices = jax.local_devices()
+
+    results = []
+    for name in args.configs:
+        solver_cls, rtol, dtype, pid = CONFIGS[name]
+        controller = diffrax.PIDController(rtol=rtol, atol=rtol * 1e-2, **pid)
+        opts = dict(solver=solver_cls(), stepsize_controller=controller)
+        ts = jnp.asarray(TS, dtype)
+
+        def run_one_device(model, y0, ts=ts, opts=opts):
+            return jax.vmap(lambda mi, yi: simulate(mi, yi, ts, **opts).obs)(model, y0)
+
+        one_device = jax.jit(run_one_device)
+        model_acc, y0_acc = make_problem(args.accuracy_records, dtype, seed=1)
+        err = float(np.abs(np.asarray(one_device(model_acc, y0_acc)[..., 0], np.float64) - reference).max())
+        scipy_best, scipy_all = matched_scipy(err, P, Y0, reference, Ps, Y0s, max(1, args.repeats - 1))
+        rows = []
+        for n in args.sizes:
+            model, y0 = make_problem(n, dtype)
+            jax.block_until_ready(one_device(model, y0))
+            t_one = best_time(lambda f=one_device, model=model, y0=y0: f(model, y0), args.repeats)
+
+            def sharded(model=model, y0=y0, n=n, ts=ts, opts=opts):
+                return simulate_batch(model, y0, ts, chunk_size=n, progress=False, **opts).obs
+
+            sharded()
+            t_all = best_time(sharded, args.repeats)
+            rows.append(
+                dict(
+                    records=n,
+                    jaxid_one_device_records_per_s=n / t_one,
+                    jaxid_all_devices_records_per_s=n / t_all,
+                    speedup_one_device=n / t_one / scipy_best["records_per_s"],
+                    speedup_all_devices=n / t_all / scipy_best["records_per_s"],
+                )
+            )
+        results.append(
+            dict(
+                config=name,
+                solver=solver_cls.__name__,
+                rtol=rtol,
+                atol=rtol * 1e-2,
+                dtype=jnp.dtype(dtype).name,
+                controller=dict(pcoeff=pid.get("pcoeff", 0.0), icoeff=pid.get("icoeff", 1.0)),
+                max_abs_theta_error=err,
+                scipy_matched=scipy_best,
+                scipy_candidates=scipy_all,
+                rows=rows,
+            )
+        )
+
+    kind = devices[0].device_kind
+    print(f"\ndevices: {len(devices)} x {kind}; SciPy timed on {args.scipy_records} records")
+    header = (
+        f"{'config':<19} {'error':>8} {'scipy matched':>22} {'records':>8} {'jaxid 1 dev':>12} "
+        f"{'jaxid all':>10} {'x 1 dev':>8} {'x all':>7}"
+    )
+    print(header + "\n" + "-" * len(header))
+    for r in results:
+        sc = r["scipy_matched"]
+        sc_desc = f"{sc['method']} {sc['rtol']:.0e} {sc['records_per_s']:.0f}/s"
+        for row in r["rows"]:
+            print(
+                f"{r['config']:<19} {r['max_abs_theta_error']:>8.1e} {sc_desc:>22} {row['records']:>8} "
+                f"{row['jaxid_one_device_records_per_s']:>12.0f} "
+                f"{row['jaxid_all_devices_records_per_s']:>10.0f} "
+                f"{row['speedup_one_device']:>8.1f} {row['speedup_all_devices']:>7.1f}"
+            )
+
+    platform_name = devices[0].platform
+    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"simulate-{platform_name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = dict(
+        benchmark="simulate: forced damped pendulum, 50 samples every 0.05 s, Phys-VAE priors",
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        machine=dict(
+            platform=platform_name,
+            device_kind=devices[0].device_kind,
+            n_devices=len(devices),
+            cpu_count=os.cpu_count(),
+            processor=platform.processor() or platform.machine(),
+        ),
+        versions=dict(
+            jaxid=jaxid.__version__,
+            jax=jax.__version__,
+            diffrax=diffrax.__version__,
+            equinox=equinox.__version__,
+            scipy=scipy.__version__,
+            numpy=np.__version__,
+        ),
+        scipy_timed_records=args.scipy_records,
+        accuracy_records=args.accuracy_records,
+        results=results,
+    )
+    out.write_text(json.dumps(payload, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
