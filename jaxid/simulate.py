@@ -16,6 +16,10 @@ from tqdm.auto import tqdm
 
 from .models.base import AbstractModel
 
+DEFAULT_RTOL = 1e-7
+DEFAULT_ATOL = 1e-9
+DEFAULT_MAX_STEPS = 16384
+
 
 class Simulation(eqx.Module):
     """The result of :func:`simulate` (leading batch axes added by ``vmap`` or :func:`simulate_batch`).
@@ -74,11 +78,11 @@ def simulate(
     *,
     t0: float | None = None,
     solver: dfx.AbstractSolver | None = None,
-    rtol: float = 1e-7,
-    atol: float = 1e-9,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
     stepsize_controller: dfx.AbstractStepSizeController | None = None,
     dt0: float | None = None,
-    max_steps: int = 16384,
+    max_steps: int = DEFAULT_MAX_STEPS,
     adjoint: dfx.AbstractAdjoint | None = None,
     throw: bool = False,
 ) -> Simulation:
@@ -220,9 +224,9 @@ def simulate_batch(
     ts = _check_common(
         model,
         ts,
-        simulate_kwargs.get("rtol", 1e-7),
-        simulate_kwargs.get("atol", 1e-9),
-        simulate_kwargs.get("max_steps", 16384),
+        simulate_kwargs.get("rtol", DEFAULT_RTOL),
+        simulate_kwargs.get("atol", DEFAULT_ATOL),
+        simulate_kwargs.get("max_steps", DEFAULT_MAX_STEPS),
         where,
     )
     y0 = _as_state(y0)
