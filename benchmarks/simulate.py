@@ -196,7 +196,7 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(
         benchmark="simulate: forced damped pendulum, 50 samples every 0.05 s, Phys-VAE priors",
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         machine=dict(
             platform=platform_name,
             device_kind=devices[0].device_kind,

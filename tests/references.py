@@ -65,8 +65,8 @@ def damped_double_pendulum_rhs(m1, m2, l1, l2, g, b1, b2):
     return rhs
 
 
-def advection_diffusion_exact(D, c, n, dx, u0, ts):
-    """Exact solution of the linear method-of-lines system: u(t) = expm(A (t - t0)) u0."""
+def advection_diffusion_matrix(D, c, n, dx):
+    """The matrix A of the method-of-lines system u' = A u (zero values outside the grid)."""
     A = np.zeros((n, n))
     for i in range(n):
         A[i, i] = -2 * D / dx**2
@@ -74,4 +74,10 @@ def advection_diffusion_exact(D, c, n, dx, u0, ts):
             A[i, i - 1] = D / dx**2 + c / (2 * dx)
         if i < n - 1:
             A[i, i + 1] = D / dx**2 - c / (2 * dx)
+    return A
+
+
+def advection_diffusion_exact(D, c, n, dx, u0, ts):
+    """Exact solution of the linear method-of-lines system: u(t) = expm(A (t - t0)) u0."""
+    A = advection_diffusion_matrix(D, c, n, dx)
     return np.stack([expm(A * (t - ts[0])) @ u0 for t in ts])
