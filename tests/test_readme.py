@@ -1,0 +1,26 @@
+"""The README's tour runs as written (in a fresh interpreter, as a newcomer would paste it)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+@pytest.mark.slow
+def test_readme_tour_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert blocks, "README has no python block"
+    code = blocks[0] + "\nassert int(sims.success.sum()) == 10_000\nprint('TOUR-OK')\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "TOUR-OK" in proc.stdout
+
+
+def test_readme_quick_start_has_two_commands():
+    text = README.read_text()
+    quick = text[text.index("## Quick start") :].split("```bash\n", 1)[1].split("```", 1)[0]
+    assert quick.strip().splitlines() == ['pip install -e ".[test]" && jaxid demo', "python -m pytest"]
