@@ -14,7 +14,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Bool, Float, Int
 from tqdm.auto import tqdm
 
-from .models.base import AbstractModel
+from .models.base import AbstractModel, as_param
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-9
@@ -39,12 +39,6 @@ class Simulation(eqx.Module):
     obs: Float[Array, "*batch time channel"]
     success: Bool[Array, "*batch"]
     num_steps: Int[Array, "*batch"]
-
-
-def _as_state(y0):
-    """A floating array, keeping a float32/float64 input's precision (integers become the default float)."""
-    y0 = jnp.asarray(y0)
-    return y0 if jnp.issubdtype(y0.dtype, jnp.floating) else y0.astype(jnp.result_type(float))
 
 
 def _vector_field(t, y, model):
@@ -125,7 +119,7 @@ def simulate(
             f"{where}: model holds a batch of parameters (batch shape {model.batch_shape}); "
             "simulate one record at a time under jax.vmap, or call jaxid.simulate_batch"
         )
-    y0 = _as_state(y0)
+    y0 = as_param(y0)
     if y0.shape != (model.state_size,):
         raise ValueError(
             f"{where}: y0 must have shape ({model.state_size},) for {type(model).__name__} "
@@ -229,7 +223,7 @@ def simulate_batch(
         simulate_kwargs.get("max_steps", DEFAULT_MAX_STEPS),
         where,
     )
-    y0 = _as_state(y0)
+    y0 = as_param(y0)
     if y0.ndim not in (1, 2) or y0.shape[-1] != model.state_size:
         raise ValueError(
             f"{where}: y0 must have shape (N, {model.state_size}) or ({model.state_size},), got {y0.shape}"

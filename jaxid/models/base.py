@@ -30,7 +30,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 
 def as_param(x) -> Array:
-    """Convert a parameter value to a (strongly typed) floating JAX array.
+    """Convert a parameter (or state) value to a (strongly typed) floating JAX array.
 
     Python numbers and integer arrays become the default float dtype (float64 when x64 is
     enabled); floating arrays keep their dtype.
