@@ -1,18 +1,38 @@
 """jaxid: a JAX-native differentiable simulation toolkit for parameter identifiability."""
 
-from .models import AbstractModel, AdvectionDiffusion, DoublePendulum, ForcedDampedPendulum, Pendulum
+from .data import GaitDataset, generate_gait_dataset, load_dataset
+from .gait import Gait, find_gait
+from .models import (
+    AbstractHybridModel,
+    AbstractModel,
+    AdvectionDiffusion,
+    DoublePendulum,
+    ForcedDampedPendulum,
+    Pendulum,
+    Walker,
+)
 from .simulate import Simulation, simulate, simulate_batch
+from .switching import HybridSimulation, status_counts
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbstractHybridModel",
     "AbstractModel",
     "AdvectionDiffusion",
     "DoublePendulum",
     "ForcedDampedPendulum",
+    "Gait",
+    "GaitDataset",
+    "HybridSimulation",
     "Pendulum",
     "Simulation",
+    "Walker",
     "__version__",
+    "find_gait",
+    "generate_gait_dataset",
+    "load_dataset",
     "simulate",
     "simulate_batch",
+    "status_counts",
 ]

@@ -14,7 +14,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Bool, Float, Int
 from tqdm.auto import tqdm
 
-from .models.base import AbstractModel, as_param
+from .models.base import AbstractHybridModel, AbstractModel, as_param
+from .switching import HybridSimulation, simulate_hybrid
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-9
@@ -72,14 +73,15 @@ def simulate(
     *,
     t0: float | None = None,
     solver: dfx.AbstractSolver | None = None,
-    rtol: float = DEFAULT_RTOL,
-    atol: float = DEFAULT_ATOL,
+    rtol: float | None = None,
+    atol: float | None = None,
     stepsize_controller: dfx.AbstractStepSizeController | None = None,
     dt0: float | None = None,
-    max_steps: int = DEFAULT_MAX_STEPS,
+    max_steps: int | None = None,
     adjoint: dfx.AbstractAdjoint | None = None,
     throw: bool = False,
-) -> Simulation:
+    **hybrid_options,
+) -> Simulation | HybridSimulation:
     r"""Integrate ``dy/dt = model.vector_field(t, y)`` from ``y0`` and observe at ``ts``.
 
     One record: the model's parameters must be scalars. Batch with :func:`jax.vmap` (over a model
@@ -110,10 +112,28 @@ def simulate(
     - ``throw``: raise (through :func:`equinox.error_if`) when the solve fails instead of returning
       ``success=False``. Under ``vmap`` one failed record raises for the whole batch.
 
-    **Returns:** a :class:`Simulation`.
+    **Hybrid models** (:class:`jaxid.Walker`): integrated across their events by
+    :func:`jaxid.switching.simulate_hybrid` with a fixed internal step ``dt0`` (default
+    ``model.default_dt``) of ``solver`` (default :class:`diffrax.Dopri8`); ``rtol``, ``atol`` and
+    ``stepsize_controller`` do not apply. ``adjoint=None`` or :class:`diffrax.ForwardMode` allows
+    ``jax.jacfwd``; :class:`diffrax.RecursiveCheckpointAdjoint` allows ``jax.grad``. Extra option:
+    ``root_iterations``.
+
+    **Returns:** a :class:`Simulation`, or a :class:`jaxid.switching.HybridSimulation` (with failure
+    status codes and event counts) for a hybrid model.
     """
     where = "simulate"
-    ts = _check_common(model, ts, rtol, atol, max_steps, where)
+    hybrid = isinstance(model, AbstractHybridModel)
+    if hybrid_options and not hybrid:
+        raise TypeError(f"{where}: unexpected keyword arguments {sorted(hybrid_options)}")
+    if hybrid and (rtol is not None or atol is not None or stepsize_controller is not None):
+        raise ValueError(
+            f"{where}: rtol, atol and stepsize_controller do not apply to the hybrid model "
+            f"{type(model).__name__}; it steps with a fixed dt0 (default model.default_dt)"
+        )
+    rtol = DEFAULT_RTOL if rtol is None else rtol
+    atol = DEFAULT_ATOL if atol is None else atol
+    ts = _check_common(model, ts, rtol, atol, DEFAULT_MAX_STEPS if max_steps is None else max_steps, where)
     if model.batch_shape != ():
         raise ValueError(
             f"{where}: model holds a batch of parameters (batch shape {model.batch_shape}); "
@@ -131,6 +151,20 @@ def simulate(
     if t0 is not None and not isinstance(ts, jax.core.Tracer) and not float(t0) <= float(ts[0]):
         raise ValueError(f"{where}: t0={t0} must not be after the first save time ts[0]={float(ts[0])}")
 
+    if hybrid:
+        return simulate_hybrid(
+            model,
+            y0,
+            ts,
+            t0=t0,
+            solver=solver,
+            dt=dt0,
+            max_steps=max_steps,
+            adjoint=adjoint,
+            throw=throw,
+            **hybrid_options,
+        )
+    max_steps = DEFAULT_MAX_STEPS if max_steps is None else max_steps
     solver = dfx.Tsit5() if solver is None else solver
     if stepsize_controller is None:
         stepsize_controller = dfx.PIDController(rtol=rtol, atol=atol)
@@ -218,9 +252,9 @@ def simulate_batch(
     ts = _check_common(
         model,
         ts,
-        simulate_kwargs.get("rtol", DEFAULT_RTOL),
-        simulate_kwargs.get("atol", DEFAULT_ATOL),
-        simulate_kwargs.get("max_steps", DEFAULT_MAX_STEPS),
+        simulate_kwargs.get("rtol") or DEFAULT_RTOL,
+        simulate_kwargs.get("atol") or DEFAULT_ATOL,
+        simulate_kwargs.get("max_steps") or DEFAULT_MAX_STEPS,
         where,
     )
     y0 = as_param(y0)

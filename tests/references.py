@@ -81,3 +81,76 @@ def advection_diffusion_exact(D, c, n, dx, u0, ts):
     """Exact solution of the linear method-of-lines system: u(t) = expm(A (t - t0)) u0."""
     A = advection_diffusion_matrix(D, c, n, dx)
     return np.stack([expm(A * (t - ts[0])) @ u0 for t in ts])
+
+
+def walker_reference(m, k, l0, alpha0, g, state, ts, *, foot=0.0, rtol=1e-11, atol=1e-12, method="DOP853"):
+    """Geyer's walker as a scipy ``solve_ivp`` event loop, written from the equations alone.
+
+    Starts in single support on ``foot`` from ``state = (x, y, vx, vy)``. Each phase is one
+    ``solve_ivp`` call with terminal events (touch-down after mid-stance, take-off of the rear leg,
+    and the failures); the next phase restarts from the event state. Returns
+    ``(states at ts (NaN after a failure), number of phases, failure name or None)``.
+    """
+    ts = np.asarray(ts, float)
+    y_td = l0 * np.sin(alpha0)
+
+    def rhs(feet):
+        def f(t, s):
+            x, y, vx, vy = s
+            ax, ay = 0.0, -g
+            for fx in feet:
+                length = np.hypot(x - fx, y)
+                c = k / m * (l0 / length - 1.0)
+                ax += c * (x - fx)
+                ay += c * y
+            return [vx, vy, ax, ay]
+
+        return f
+
+    def terminal(fun, direction):
+        fun.terminal = True
+        fun.direction = direction
+        return fun
+
+    out = np.full((len(ts), 4), np.nan)
+    t, s, feet, phases = float(ts[0]), np.asarray(state, float), [float(foot)], 1
+    while True:
+        front = feet[-1]
+        events = {
+            "fall": terminal(lambda t, s: s[1] - 0.5 * l0, -1),
+            "stall": terminal(lambda t, s: s[2], -1),
+        }
+        if len(feet) == 1:
+            events["touch-down"] = terminal(lambda t, s, f=front: (s[1] - y_td) if s[0] > f else 1.0, -1)
+            events["flight"] = terminal(lambda t, s, f=front: np.hypot(s[0] - f, s[1]) - l0, 1)
+        else:
+            rear = feet[0]
+            events["take-off"] = terminal(lambda t, s, r=rear: np.hypot(s[0] - r, s[1]) - l0, 1)
+            events["front-leg lift-off"] = terminal(lambda t, s, f=front: np.hypot(s[0] - f, s[1]) - l0, 1)
+        names = list(events)
+        sol = solve_ivp(
+            rhs(feet),
+            (t, ts[-1]),
+            s,
+            method=method,
+            rtol=rtol,
+            atol=atol,
+            events=list(events.values()),
+            dense_output=True,
+        )
+        assert sol.status >= 0, sol.message
+        inside = (ts >= t) & (ts <= sol.t[-1])
+        out[inside] = sol.sol(ts[inside]).T
+        if sol.status == 0:
+            return out, phases, None
+        fired = [i for i, te in enumerate(sol.t_events) if len(te)]
+        name = names[fired[0]]
+        t, s = float(sol.t[-1]), sol.y[:, -1]
+        if name == "touch-down":
+            feet = [front, s[0] + l0 * np.cos(alpha0)]
+        elif name == "take-off":
+            feet = [front]
+        else:
+            out[ts > t] = np.nan
+            return out, phases, name
+        phases += 1

@@ -1,7 +1,16 @@
 """jaxid models: equinox Modules holding their parameters as array fields."""
 
 from .advection_diffusion import AdvectionDiffusion
-from .base import AbstractModel
+from .base import AbstractHybridModel, AbstractModel
 from .pendulum import DoublePendulum, ForcedDampedPendulum, Pendulum
+from .walking import Walker
 
-__all__ = ["AbstractModel", "AdvectionDiffusion", "DoublePendulum", "ForcedDampedPendulum", "Pendulum"]
+__all__ = [
+    "AbstractHybridModel",
+    "AbstractModel",
+    "AdvectionDiffusion",
+    "DoublePendulum",
+    "ForcedDampedPendulum",
+    "Pendulum",
+    "Walker",
+]

@@ -181,3 +181,58 @@ class AbstractModel(eqx.Module):
             for p, k in zip(cls.param_names, keys, strict=True)
         }
         return cls(**values, **options)
+
+
+SWITCH = -1
+"""Event action: apply the model's switch and continue."""
+STATUS_OK = 0
+"""Record finished (or stopped by a ``STOP`` event) without failure."""
+STATUS_ITERATION_LIMIT = 1
+STATUS_TIMEOUT = 2
+STATUS_NONFINITE = 3
+BASE_STATUS_NAMES = ("ok", "iteration limit", "phase time-out", "non-finite state")
+"""Status codes shared by every hybrid model; model-specific failure codes follow these."""
+
+
+class AbstractHybridModel(AbstractModel):
+    r"""A model whose vector field switches at state-dependent events.
+
+    The discrete part of the state (for the walker: foot positions and the contact mode) is kept in
+    the state vector with zero time derivative, so ``vector_field(t, y)`` and ``observe(t, y)`` keep
+    the smooth models' signatures. Events are declared by :meth:`event_functions`: event ``i``
+    fires when ``h_i`` crosses from ``< 0`` to ``>= 0`` while ``enabled_i`` is true (write a
+    down-crossing of ``g`` as ``h = -g``). :func:`jaxid.simulate` locates the crossing time by root
+    finding on the solver's dense output and then steps exactly to it.
+
+    :attr:`event_actions` says what each event does: ``SWITCH`` (apply :meth:`apply_event` and go
+    on), ``STATUS_OK`` (end the record successfully) or a failure code (an index into
+    :attr:`status_names`, which starts with :data:`BASE_STATUS_NAMES`).
+    """
+
+    event_names: ClassVar[tuple[str, ...]]
+    event_actions: ClassVar[tuple[int, ...]]
+    status_names: ClassVar[tuple[str, ...]]
+
+    @abc.abstractmethod
+    def event_functions(self, t, y) -> tuple[Float[Array, " event"], Array]:
+        """``(h, enabled)``: the event functions at ``(t, y)`` and which of them are armed."""
+
+    @abc.abstractmethod
+    def apply_event(self, index, t, y) -> Float[Array, " state"]:
+        """The state just after the switching event ``index`` (an int array) at ``(t, y)``."""
+
+    @property
+    def continuous_size(self) -> int:
+        """The first ``continuous_size`` state components evolve; the rest are discrete (constant
+        between events) and are left out of the Runge-Kutta arithmetic."""
+        return self.state_size
+
+    @property
+    def max_phase_time(self) -> float | None:
+        """A phase (time between switches) longer than this is a failure (``"phase time-out"``)."""
+        return None
+
+    @property
+    def default_dt(self) -> float:
+        """The default internal step of the event-aware integrator."""
+        raise NotImplementedError
