@@ -227,6 +227,10 @@ def simulate_hybrid(
         max_error=jnp.zeros((), dtype),
     )
 
+    tableau = solver.tableau
+    # FSAL tableaux (Dopri8, Tsit5, ...) evaluate f(t1, y1) as their last stage.
+    fsal_last = bool(tableau.fsal and tableau.ssal and float(tableau.c[-1]) == 1.0)
+
     def body(c, t_save):
         t, y = c["t"], c["y"]
         t_next = jnp.where(c["pending"], c["t_pending"], jnp.minimum(t + step_dt, t_save))
@@ -251,8 +255,26 @@ def simulate_hybrid(
         finite = jnp.all(jnp.isfinite(y1))
         error = jnp.where(accept, jnp.max(jnp.abs(y_err)), 0.0)
 
-        # A step that ended at an event location: apply the event's action.
+        # A step that ended at an event location: polish the event time with one Newton step on
+        # the true Runge-Kutta state (the dense output only approximates it, and near-grazing
+        # crossings magnify that error), then apply the event's action.
         at_event = c["pending"]
+        h_step = t_next - t
+        if fsal_last:
+            f_end = ks[-1] / jnp.where(h_step > 0, h_step, 1.0)
+        else:
+            f_end = f(t_next, y1c, yd)
+        ev_onehot = (jnp.arange(n_events) == c["event"]).astype(dtype)
+
+        def h_event(tt, yc):
+            return jnp.dot(ev_onehot, model.event_functions(tt, jnp.concatenate([yc, yd]))[0])
+
+        h_val, h_dot = jax.jvp(h_event, (t_next, y1c), (jnp.ones_like(t_next), f_end))
+        ok = at_event & (jnp.abs(h_dot) > 0) & (h_step > 0)
+        delta = jnp.where(ok, -h_val / jnp.where(ok, h_dot, 1.0), 0.0)
+        delta = jnp.clip(delta, -0.5 * h_step, 0.5 * step_dt)
+        t_new = jnp.where(at_event, t_next + delta, t_new)
+        y_acc = jnp.where(at_event, jnp.concatenate([y1c + delta * f_end, yd]), y_acc)
         action = actions[c["event"]]
         switched = at_event & (action == SWITCH)
         y_new = jnp.where(switched, model.apply_event(c["event"], t_new, y_acc), y_acc)

@@ -140,7 +140,8 @@ def walker_reference(m, k, l0, alpha0, g, state, ts, *, foot=0.0, rtol=1e-11, at
         )
         assert sol.status >= 0, sol.message
         inside = (ts >= t) & (ts <= sol.t[-1])
-        out[inside] = sol.sol(ts[inside]).T
+        if inside.any():
+            out[inside] = sol.sol(ts[inside]).T
         if sol.status == 0:
             return out, phases, None
         fired = [i for i, te in enumerate(sol.t_events) if len(te)]

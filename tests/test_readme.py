@@ -24,3 +24,17 @@ def test_readme_quick_start_has_two_commands():
     text = README.read_text()
     quick = text[text.index("## Quick start") :].split("```bash\n", 1)[1].split("```", 1)[0]
     assert quick.strip().splitlines() == ['pip install -e ".[test]" && jaxid demo', "python -m pytest"]
+
+
+@pytest.mark.slow
+def test_readme_walker_section_runs(tmp_path):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    code = (
+        blocks[1]
+        + "\nassert int(sim.num_events) == 63 and bool(sim.success)"
+        + "\nassert abs(float(gait.vx) - 1.0895) < 1e-3 and abs(float(gait.max_abs_eigenvalue) - 1.16) < 0.01"
+        + "\nassert len(data) == 200 and data.obs.shape == (200, 151, 2)\nprint('WALKER-OK')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "WALKER-OK" in proc.stdout
