@@ -132,10 +132,13 @@ def _find_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_i
     )
     vx, vy = sol.value[0], sol.value[1]
     section = jnp.stack([height, vx, vy])
-    (out, t_step, foot, status), jac = (
-        return_map(model, section, dt=dt),
-        jax.jacfwd(lambda s: return_map(model, s, dt=dt)[0])(section),
-    )
+
+    def with_aux(s):
+        result = return_map(model, s, dt=dt)
+        return result[0], result
+
+    # One forward-mode pass gives the Jacobian and the primal return together.
+    jac, (out, t_step, foot, status) = jax.jacfwd(with_aux, has_aux=True)(section)
     resid = jnp.max(jnp.abs(out - section))
     converged = (sol.result == optx.RESULTS.successful) & (status == STATUS_OK) & (resid < tol) & (vx > 0)
     return Gait(
