@@ -36,7 +36,8 @@ from .gait import find_gait
 from .models.walking import STATUS_NAMES, Walker
 from .simulate import simulate
 
-DEFAULT_PRIORS = {"m": (60.0, 75.0), "k": (8000.0, 10000.0), "l0": (0.6, 0.8)}
+DEFAULT_PRIORS = {p: Walker.default_priors[p] for p in ("m", "k", "l0")}
+"""The gait study's priors, taken from :attr:`Walker.default_priors`."""
 DEFAULT_HEIGHT_RATIO = 0.94
 """Mid-stance height of the periodic gait as a fraction of ``l0`` (a dimensionless choice)."""
 NO_GAIT = "no periodic gait"

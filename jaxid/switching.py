@@ -8,7 +8,8 @@ exactly on the save times), and after each step checks every armed event for a c
 1. the earliest crossing (ranked by linear interpolation of ``h`` over the step) is located by a
    safeguarded Newton iteration on the solver's dense output, giving the event time ``tau``;
 2. the step is redone from its start to ``tau`` exactly, so the state at the switch is a true
-   Runge-Kutta state rather than an interpolated one;
+   Runge-Kutta state rather than an interpolated one, and ``tau`` is polished by one Newton step
+   on that state (moving the state along ``f`` to first order);
 3. the model's action is applied: switch and go on, stop, or fail with a status code.
 
 Every record takes the same kind of step at every iteration, which is what ``vmap`` wants: lanes
@@ -235,7 +236,7 @@ def simulate_hybrid(
         t, y = c["t"], c["y"]
         t_next = jnp.where(c["pending"], c["t_pending"], jnp.minimum(t + step_dt, t_save))
         yd = y[nc:]
-        y1c, y_err, ks = _rk_step(solver.tableau, lambda t, yc: f(t, yc, yd), t, t_next, y[:nc])
+        y1c, y_err, ks = _rk_step(tableau, lambda t, yc: f(t, yc, yd), t, t_next, y[:nc])
         y1 = jnp.concatenate([y1c, yd])
         h0, _ = model.event_functions(t, y)
         h1, enabled = model.event_functions(t_next, y1)
