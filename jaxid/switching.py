@@ -15,7 +15,7 @@ exactly on the save times), and after each step checks every armed event for a c
 Every record takes the same kind of step at every iteration, which is what ``vmap`` wants: lanes
 never diverge into different code paths, and a batch costs about as many iterations as its
 slowest record. The event time is differentiable by the implicit function theorem
-(``d tau = -dh / h'``), so ``jax.jacfwd`` (and, with ``adjoint=diffrax.RecursiveCheckpointAdjoint()``,
+(``d tau = -dh / h'``; the Newton iterations themselves carry no derivative), so ``jax.jacfwd`` (and, with ``adjoint=diffrax.RecursiveCheckpointAdjoint()``,
 ``jax.grad``) differentiate through the switches.
 """
 
@@ -100,17 +100,19 @@ def _rk_step(tableau, f, t0, t1, y0):
 def _locate(model, interp, y_discrete, t0, t1, onehot, frac, iterations):
     """Root of the selected event function on the dense output, bracketed by (t0, t1]."""
 
-    def h(tau, interp, model):
+    def h(tau, interp, model, y_discrete):
         y = jnp.concatenate([interp.evaluate(tau), y_discrete])
         return jnp.dot(onehot, model.event_functions(tau, y)[0])
 
+    # The Newton iterations are cut from differentiation, every input included: a derivative
+    # leaking in would differentiate (and under jacfwd, batch) every iteration.
     sg = jax.lax.stop_gradient
-    interp_c, model_c, lo, hi = sg(interp), sg(model), sg(t0), sg(t1)
+    interp_c, model_c, yd_c, lo, hi = sg(interp), sg(model), sg(y_discrete), sg(t0), sg(t1)
     tau = lo + jnp.clip(sg(frac), 0.0, 1.0) * (hi - lo)
 
     def newton(_, carry):
         tau, lo, hi = carry
-        val, der = jax.jvp(lambda s: h(s, interp_c, model_c), (tau,), (jnp.ones_like(tau),))
+        val, der = jax.jvp(lambda s: h(s, interp_c, model_c, yd_c), (tau,), (jnp.ones_like(tau),))
         lo = jnp.where(val < 0, tau, lo)
         hi = jnp.where(val >= 0, tau, hi)
         step = tau - val / jnp.where(der == 0, 1.0, der)
@@ -118,9 +120,10 @@ def _locate(model, interp, y_discrete, t0, t1, onehot, frac, iterations):
         return jnp.where(inside, step, 0.5 * (lo + hi)), lo, hi
 
     tau, _, _ = jax.lax.fori_loop(0, iterations, newton, (tau, lo, hi))
-    # One implicit-function step carries the derivatives: d tau = -(dh/dtheta) / h'(tau).
-    val = h(tau, interp, model)
-    der = jax.grad(h)(tau, interp_c, model_c)
+    # One implicit-function step carries the derivatives: d tau = -(dh/dtheta) / h'(tau). (The
+    # polish after the redone step needs it: its own correction is exact only at the true root.)
+    val = h(tau, interp, model, y_discrete)
+    der = jax.grad(h)(tau, interp_c, model_c, yd_c)
     safe = jnp.where(jnp.abs(der) > 0, der, 1.0)
     return tau - jnp.where(jnp.abs(der) > 0, val / sg(safe), 0.0)
 
@@ -254,7 +257,7 @@ def simulate_hybrid(
         t_new = jnp.where(accept, t_next, t)
         y_acc = jnp.where(accept, y1, y)
         finite = jnp.all(jnp.isfinite(y1))
-        error = jnp.where(accept, jnp.max(jnp.abs(y_err)), 0.0)
+        error = jnp.where(accept, jnp.max(jnp.abs(jax.lax.stop_gradient(y_err))), 0.0)
 
         # A step that ended at an event location: polish the event time with one Newton step on
         # the true Runge-Kutta state (the dense output only approximates it, and near-grazing
