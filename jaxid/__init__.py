@@ -1,5 +1,6 @@
 """jaxid: a JAX-native differentiable simulation toolkit for parameter identifiability."""
 
+from . import identify
 from .data import GaitDataset, generate_gait_dataset, load_dataset
 from .gait import Gait, find_gait
 from .models import (
@@ -31,6 +32,7 @@ __all__ = [
     "__version__",
     "find_gait",
     "generate_gait_dataset",
+    "identify",
     "load_dataset",
     "simulate",
     "simulate_batch",

@@ -218,3 +218,23 @@ def find_gait(
         raise ValueError("find_gait: speed_grid must be a non-empty 1-D sequence of positive speeds")
     grid = jnp.asarray(grid_np, dtype)
     return _find(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt)
+
+
+def gait_initial_state(height_ratio: float = 0.94, **find_gait_kwargs):
+    """A function ``walker -> initial state`` that starts a (one-record) walker on its own periodic
+    gait at mid-stance height ``height_ratio * l0`` (NaN when no gait is found, so a simulation from
+    it is reported as failed).
+
+    For :meth:`jaxid.identify.Experiment.from_model`: the initial state then follows the
+    parameters, as in the gait data set, and the gait's dependence on them is differentiated
+    through the Newton solve (implicit function theorem). Pass ``vx_guess`` to skip the speed-grid
+    scan when the gaits are near a known one.
+    """
+    if not 0.0 < height_ratio < 1.0:
+        raise ValueError(f"gait_initial_state: height_ratio must lie in (0, 1), got {height_ratio}")
+
+    def start(model: Walker):
+        gait = find_gait(model, height_ratio=height_ratio, **find_gait_kwargs)
+        return jnp.where(gait.converged, gait.state, jnp.nan)
+
+    return start

@@ -15,8 +15,9 @@ exactly on the save times), and after each step checks every armed event for a c
 Every record takes the same kind of step at every iteration, which is what ``vmap`` wants: lanes
 never diverge into different code paths, and a batch costs about as many iterations as its
 slowest record. The event time is differentiable by the implicit function theorem
-(``d tau = -dh / h'``; the Newton iterations themselves carry no derivative), so ``jax.jacfwd`` (and, with ``adjoint=diffrax.RecursiveCheckpointAdjoint()``,
-``jax.grad``) differentiate through the switches.
+(``d tau = -dh / h'``; the Newton iterations themselves carry no derivative), so ``jax.jacfwd``
+(and, with ``adjoint=diffrax.RecursiveCheckpointAdjoint()``, ``jax.grad``) differentiate through
+the switches.
 """
 
 from __future__ import annotations

@@ -1,0 +1,50 @@
+r"""Identifiability analysis: sensitivities, Fisher information, rank, Cramer-Rao bounds,
+identifiable combinations and profile likelihood, for any jaxid model or any function
+``theta -> observations``.
+
+Typical use::
+
+    exp = Experiment.from_model(model, y0, ts, noise=0.01, params=("m", "L", "b", "g"))
+    report = analyze(exp)           # rank, spectrum, CRB, combinations such as g/L
+    print(report)                   # Markdown summary; report.plot(), report.to_json()
+
+Definitions follow Raue et al. (2009) for profiles and Brun et al. (2001) for collinearity; see
+the module docstrings of :mod:`.fisher`, :mod:`.combinations` and :mod:`.profile`.
+"""
+
+from .combinations import Combinations, analyze_null_spaces, format_monomial
+from .experiment import Experiment
+from .fisher import (
+    Spectrum,
+    collinearity,
+    collinearity_index,
+    cramer_rao,
+    fisher_information,
+    numerical_rank,
+    sensitivities,
+    spectrum,
+    whitened_jacobians,
+)
+from .profile import CHI2_95, Profile, profile_likelihood
+from .report import IdentifiabilityReport, analyze
+
+__all__ = [
+    "CHI2_95",
+    "Combinations",
+    "Experiment",
+    "IdentifiabilityReport",
+    "Profile",
+    "Spectrum",
+    "analyze",
+    "analyze_null_spaces",
+    "collinearity",
+    "collinearity_index",
+    "cramer_rao",
+    "fisher_information",
+    "format_monomial",
+    "numerical_rank",
+    "profile_likelihood",
+    "sensitivities",
+    "spectrum",
+    "whitened_jacobians",
+]

@@ -1,0 +1,260 @@
+r"""Experiments: a map from parameters to observations, and the noise on those observations.
+
+An :class:`Experiment` is what the identifiability analysis differentiates: a function
+``theta -> y`` (any jaxid model simulated from a fixed initial state, or a user's own function)
+together with the standard deviation of the Gaussian noise on ``y``. Several experiments on the
+same parameters (kinematics and a force plate, several initial conditions) add their Fisher
+information.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ..models.base import AbstractHybridModel, AbstractModel, as_param
+from ..simulate import simulate
+
+
+class Experiment:
+    r"""One experiment: observations ``y = fn(theta)`` with Gaussian noise of standard deviation
+    ``noise``.
+
+    **Arguments:**
+
+    - ``fn``: a JAX-traceable function from a parameter vector ``theta`` (shape ``(p,)``) to an
+      array of observations of any fixed shape. The last axis is read as the channel axis when
+      ``relative=True`` (a 1-D output is one channel). It must be differentiable in forward mode
+      (``jax.jvp``); for a jaxid model use :meth:`from_model`, which takes care of that.
+    - ``noise``: the noise standard deviation, broadcast against the observations with NumPy rules:
+      a scalar for all of them, one value per channel (last axis), or one per observation. Must be
+      finite and positive.
+    - ``relative``: if true, ``noise`` is a fraction of each channel's standard deviation over the
+      noise-free observations at the analysed ``theta`` (over every axis but the last), the
+      convention of :func:`jaxid.data.add_noise`.
+    - ``name``: a label used in reports and error messages.
+    - ``param_names``: names of the ``p`` parameters (optional for a plain function; default
+      ``p0, p1, ...``).
+    - ``theta0``: a default parameter point (optional).
+
+    **Noise model.** :math:`y_{obs} = y(\theta) + \epsilon`, :math:`\epsilon \sim N(0, \Sigma)` with
+    :math:`\Sigma = \mathrm{diag}(\sigma^2)`, independent between observations and between
+    experiments. A relative ``noise`` is fixed at the analysed point (it is not differentiated).
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[Float[Array, " param"]], Array],
+        noise,
+        *,
+        relative: bool = False,
+        name: str = "experiment",
+        param_names: Sequence[str] | None = None,
+        theta0=None,
+        channels: Sequence[str] | None = None,
+        describe_failure: Callable[[np.ndarray], str] | None = None,
+    ):
+        if not callable(fn):
+            raise TypeError(
+                f"Experiment: fn must be callable (theta -> observations), got {type(fn).__name__}"
+            )
+        noise_arr = np.asarray(noise, dtype=float)
+        if noise_arr.size == 0 or not np.all(np.isfinite(noise_arr)) or not np.all(noise_arr > 0):
+            raise ValueError(
+                f"Experiment {name!r}: noise must be finite and > 0 (a standard deviation), got {noise!r}; "
+                "a zero noise level would give infinite information"
+            )
+        self.fn = fn
+        self.noise = noise_arr
+        self.relative = bool(relative)
+        self.name = str(name)
+        self.param_names = None if param_names is None else tuple(str(n) for n in param_names)
+        self.theta0 = None if theta0 is None else np.asarray(theta0, dtype=float)
+        self.channels = None if channels is None else tuple(channels)
+        self.describe_failure = describe_failure
+        self._compiled = None
+
+    def __repr__(self):
+        kind = "relative" if self.relative else "absolute"
+        return f"Experiment({self.name!r}, noise={self.noise.tolist()} ({kind}), params={self.param_names})"
+
+    # ------------------------------------------------------------------ construction from a model
+    @classmethod
+    def from_model(
+        cls,
+        model: AbstractModel,
+        y0,
+        ts,
+        *,
+        noise,
+        params: Sequence[str] | None = None,
+        channels: Sequence[str] | None = None,
+        relative: bool = False,
+        name: str | None = None,
+        **simulate_kwargs,
+    ) -> Experiment:
+        r"""An experiment that simulates ``model`` from ``y0`` and observes it at ``ts``.
+
+        - ``model``: a jaxid model with scalar parameters; the parameters not named in ``params``
+          stay at its values.
+        - ``y0``: initial state ``(state,)``, or ``(records, state)`` for several records of the same
+          parameters (their information adds); or a function ``model -> y0`` of the model with the
+          analysed parameters set (differentiated along with the simulation), e.g.
+          :func:`jaxid.gait.gait_initial_state` to start every parameter point on its own gait.
+        - ``params``: the analysed parameters, a subset of ``model.param_names`` (default: all).
+        - ``channels``: a subset of ``model.obs_names`` (default: all).
+        - ``simulate_kwargs``: passed to :func:`jaxid.simulate`. For smooth models the adjoint
+          defaults to :class:`diffrax.ForwardMode` (forward-mode sensitivities); solver tolerances
+          should sit orders of magnitude below the rank tolerance (the defaults, rtol 1e-7 in
+          float64, are fine for gap-based ranks).
+
+        A failed simulation makes the observations NaN, which the analysis reports as an error
+        naming the failure (for hybrid models, the status, e.g. ``fall``).
+        """
+        where = "Experiment.from_model"
+        if not isinstance(model, AbstractModel):
+            raise TypeError(f"{where}: model must be a jaxid model, got {type(model).__name__}")
+        if model.batch_shape != ():
+            raise ValueError(
+                f"{where}: model must hold one parameter set (scalars), got batch {model.batch_shape}"
+            )
+        params = tuple(model.param_names if params is None else params)
+        unknown = [p for p in params if p not in model.param_names]
+        if unknown or not params or len(set(params)) != len(params):
+            raise ValueError(
+                f"{where}: params must be distinct names from {model.param_names}, got {params!r}"
+            )
+        all_channels = tuple(model.obs_names)
+        channels = all_channels if channels is None else tuple(channels)
+        bad = [c for c in channels if c not in all_channels]
+        if bad or not channels:
+            raise ValueError(f"{where}: channels {bad or channels!r} not among the model's {all_channels}")
+        ch_idx = np.array([all_channels.index(c) for c in channels])
+        p_idx = np.array([model.param_names.index(p) for p in params])
+        y0_fn = y0 if callable(y0) else None
+        y0 = jax.eval_shape(y0_fn, model) if y0_fn is not None else as_param(y0)
+        if len(y0.shape) not in (1, 2) or y0.shape[-1] != model.state_size:
+            raise ValueError(
+                f"{where}: y0 must have shape ({model.state_size},) or (records, {model.state_size}), "
+                f"got {y0.shape}"
+            )
+        ts = as_param(ts)
+        hybrid = isinstance(model, AbstractHybridModel)
+        if not hybrid:
+            simulate_kwargs.setdefault("adjoint", dfx.ForwardMode())
+        base = model.params
+
+        def run(theta):
+            m = model.with_params(base.at[p_idx].set(theta))
+            start = y0 if y0_fn is None else y0_fn(m)
+            sims = jax.vmap(lambda y: simulate(m, y, ts, **simulate_kwargs))(jnp.atleast_2d(start))
+            obs = sims.obs[..., ch_idx]
+            obs = jnp.where(sims.success[:, None, None], obs, jnp.nan)
+            status = sims.status if hybrid else jnp.where(sims.success, 0, -1)
+            return (obs if len(y0.shape) == 2 else obs[0]), status
+
+        def fn(theta):
+            return run(theta)[0]
+
+        run_jit = eqx.filter_jit(run)
+
+        def describe_failure(theta):
+            _, status = jax.device_get(run_jit(jnp.asarray(theta)))
+            names = model.status_names if hybrid else {-1: "solver failure or non-finite state"}
+            bad = sorted({names[int(s)] for s in np.ravel(status) if int(s) != 0})
+            return f"{type(model).__name__} simulation failed: {', '.join(bad) or 'non-finite observations'}"
+
+        return cls(
+            fn,
+            noise,
+            relative=relative,
+            name=name or f"{type(model).__name__}({', '.join(channels)})",
+            param_names=params,
+            theta0=np.asarray(base[p_idx]),
+            channels=channels,
+            describe_failure=describe_failure,
+        )
+
+    # ------------------------------------------------------------------ evaluation
+    def value_and_jacobian(self, theta: Float[Array, "*batch param"]):
+        """``(y, dy/dtheta)`` by forward-mode AD, jitted (compiled once per experiment and shape),
+        batched over leading axes of ``theta``. ``dy/dtheta`` has shape ``y.shape + (p,)``."""
+        if self._compiled is None:
+            self._compiled = eqx.filter_jit(_value_and_jacfwd_batched(self.fn))
+        theta = jnp.asarray(theta)
+        return self._compiled(theta)
+
+    def sigma(self, y: np.ndarray) -> np.ndarray:
+        """The noise standard deviation for the noise-free observations ``y`` (one record set),
+        broadcast to ``y.shape``."""
+        y = np.asarray(y)
+        if self.relative:
+            yy = y.reshape(-1, 1) if y.ndim < 2 else y.reshape(-1, y.shape[-1])
+            sd = yy.std(axis=0)
+            if not np.all(sd > 0):
+                raise ValueError(
+                    f"Experiment {self.name!r}: relative noise needs channels that vary, but channel(s) "
+                    f"{np.flatnonzero(~(sd > 0)).tolist()} are constant; give an absolute noise instead"
+                )
+            sd = sd if y.ndim >= 2 else sd[0]
+            scale = sd
+        else:
+            scale = 1.0
+        try:
+            return np.broadcast_to(self.noise * scale, y.shape).astype(float)
+        except ValueError:
+            raise ValueError(
+                f"Experiment {self.name!r}: noise of shape {self.noise.shape} does not broadcast to the "
+                f"observations of shape {y.shape}; give a scalar, one value per channel or one per "
+                "observation"
+            ) from None
+
+
+def _value_and_jacfwd(fn):
+    def value_and_jac(theta):
+        basis = jnp.eye(theta.shape[-1], dtype=theta.dtype)
+        y, jac = jax.vmap(lambda v: jax.jvp(fn, (theta,), (v,)), out_axes=(None, -1))(basis)
+        return y, jac
+
+    return value_and_jac
+
+
+def _value_and_jacfwd_batched(fn):
+    single = _value_and_jacfwd(fn)
+
+    def run(theta):
+        if theta.ndim == 1:
+            return single(theta)
+        flat = theta.reshape(-1, theta.shape[-1])
+        y, jac = jax.vmap(single)(flat)
+        return (
+            y.reshape(theta.shape[:-1] + y.shape[1:]),
+            jac.reshape(theta.shape[:-1] + jac.shape[1:]),
+        )
+
+    return run
+
+
+def as_experiments(experiments, where: str) -> list[Experiment]:
+    """Normalise one experiment or a sequence of them, checking that they agree on parameters."""
+    if isinstance(experiments, Experiment):
+        experiments = [experiments]
+    try:
+        experiments = list(experiments)
+    except TypeError:
+        raise TypeError(
+            f"{where}: experiments must be an Experiment or a list of them "
+            "(wrap a function as Experiment(fn, noise=...))"
+        ) from None
+    if not experiments or not all(isinstance(e, Experiment) for e in experiments):
+        raise TypeError(f"{where}: experiments must be a non-empty list of Experiment objects")
+    names = {e.param_names for e in experiments if e.param_names is not None}
+    if len(names) > 1:
+        raise ValueError(f"{where}: the experiments name different parameters: {sorted(names)}")
+    return experiments
