@@ -38,3 +38,19 @@ def test_readme_walker_section_runs(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "WALKER-OK" in proc.stdout
+
+
+@pytest.mark.slow
+def test_readme_identifiability_section_runs(tmp_path):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    code = blocks[2].replace(
+        "analyze(kin, spread=0.005).rank, analyze([kin, plate], spread=0.005).rank  # 2, 3",
+        "ranks = analyze(kin, spread=0.005).rank, analyze([kin, plate], spread=0.005).rank",
+    )
+    code += (
+        "\nassert report.rank == 2 and sorted(report.combinations.monomial_text) == ['b/(L^2*m)', 'g/L']"
+        "\nassert ranks == (2, 3)\nprint('IDENTIFY-OK')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "IDENTIFY-OK" in proc.stdout

@@ -249,9 +249,9 @@ def analyze_null_spaces(
     if union.shape[1] > inter.shape[1]:
         turning = max(d_local - inter.shape[1], 0)
         lines.append(
-            f"{turning} null direction(s) at the analysed point change between the {n_points} points "
-            f"(together they span {union.shape[1] - inter.shape[1]} dimension(s) beyond the scaling "
-            "symmetries): they are not scaling symmetries, and no monomial describes them."
+            f"{turning} null direction(s) at the analysed point turn between the {n_points} points "
+            f"(the turning directions of all points span {union.shape[1] - inter.shape[1]} "
+            "dimension(s)): they are not scaling symmetries, and no monomial describes them."
         )
         if natural_null_bases is not None:
             _, nat_inter = _subspaces(natural_null_bases, p)

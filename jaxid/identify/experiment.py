@@ -153,11 +153,13 @@ class Experiment:
         def run(theta):
             m = model.with_params(base.at[p_idx].set(theta))
             start = y0 if y0_fn is None else y0_fn(m)
-            sims = jax.vmap(lambda y: simulate(m, y, ts, **simulate_kwargs))(jnp.atleast_2d(start))
+            run_one = lambda y: simulate(m, y, ts, **simulate_kwargs)  # noqa: E731
+            # one record runs without vmap: a batched loop predicate would cost a select per carry
+            sims = jax.vmap(run_one)(start) if len(y0.shape) == 2 else run_one(start)
             obs = sims.obs[..., ch_idx]
-            obs = jnp.where(sims.success[:, None, None], obs, jnp.nan)
+            obs = jnp.where(sims.success[..., None, None], obs, jnp.nan)
             status = sims.status if hybrid else jnp.where(sims.success, 0, -1)
-            return (obs if len(y0.shape) == 2 else obs[0]), status
+            return obs, status
 
         def fn(theta):
             return run(theta)[0]
