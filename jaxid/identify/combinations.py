@@ -72,10 +72,7 @@ def integer_kernel(rref: list[list[Fraction]], pivots: list[int], p: int) -> lis
         vec[f] = Fraction(1)
         for row, pc in zip(rref, pivots, strict=True):
             vec[pc] = -row[f]
-        den = lcm(*(x.denominator for x in vec))
-        ints = [int(x * den) for x in vec]
-        g = gcd(*ints)
-        basis.append([v // g for v in ints])
+        basis.append(_coprime(vec))
     return basis
 
 
@@ -83,13 +80,18 @@ def integer_basis(rref: list[list[Fraction]]) -> list[list[int]]:
     """The rows of a rational RREF scaled to coprime integers with a positive leading entry."""
     out = []
     for row in rref:
-        den = lcm(*(x.denominator for x in row))
-        ints = [int(x * den) for x in row]
-        g = gcd(*ints)
-        ints = [v // g for v in ints]
+        ints = _coprime(row)
         lead = next(v for v in ints if v != 0)
         out.append([v if lead > 0 else -v for v in ints])
     return out
+
+
+def _coprime(vec: list[Fraction]) -> list[int]:
+    """A rational vector scaled to integers without a common factor (its sign kept)."""
+    den = lcm(*(x.denominator for x in vec))
+    ints = [int(x * den) for x in vec]
+    g = gcd(*ints)
+    return [v // g for v in ints]
 
 
 def _power(name: str, e: int) -> str:
@@ -221,7 +223,7 @@ def analyze_null_spaces(
     out = dict(names=names, num_points=n_points, non_scaling=non_scaling)
     lines = []
     if union.shape[1] == 0:
-        out.update(monomials=[[int(i == j) for j in range(p)] for i in range(p)])
+        out["monomials"] = _kernel_of_span(union, p)[0]  # every unit vector
         out["monomial_text"] = [format_monomial(a, names) for a in out["monomials"]]
         lines.append(
             f"No null direction at any of {n_points} point(s): every parameter is locally identifiable."
@@ -247,15 +249,14 @@ def analyze_null_spaces(
             + (f" ({'; '.join(out.get('scaling_text', []))})." if out.get("scaling_text") else ".")
         )
     if union.shape[1] > inter.shape[1]:
-        turning = max(d_local - inter.shape[1], 0)
         lines.append(
-            f"{turning} null direction(s) at the analysed point turn between the {n_points} points "
+            f"{non_scaling} null direction(s) at the analysed point turn between the {n_points} points "
             f"(the turning directions of all points span {union.shape[1] - inter.shape[1]} "
             "dimension(s)): they are not scaling symmetries, and no monomial describes them."
         )
         if natural_null_bases is not None:
             _, nat_inter = _subspaces(natural_null_bases, p)
-            nat = _kernel_of_span(nat_inter, p) if nat_inter.shape[1] else None
+            nat = _kernel_of_span(nat_inter, p)
             if nat is not None and nat[1]:
                 out["translations"] = nat[1]
                 out["translation_text"] = [format_translation(c, names) for c in nat[1]]

@@ -78,7 +78,6 @@ class Experiment:
         self.theta0 = None if theta0 is None else np.asarray(theta0, dtype=float)
         self.channels = None if channels is None else tuple(channels)
         self.describe_failure = describe_failure
-        self._compiled = None
 
     def __repr__(self):
         kind = "relative" if self.relative else "absolute"
@@ -187,10 +186,7 @@ class Experiment:
     def value_and_jacobian(self, theta: Float[Array, "*batch param"]):
         """``(y, dy/dtheta)`` by forward-mode AD, jitted (compiled once per experiment and shape),
         batched over leading axes of ``theta``. ``dy/dtheta`` has shape ``y.shape + (p,)``."""
-        if self._compiled is None:
-            self._compiled = eqx.filter_jit(_value_and_jacfwd_batched(self.fn))
-        theta = jnp.asarray(theta)
-        return self._compiled(theta)
+        return value_and_jacobian(self.fn, jnp.asarray(theta))
 
     def sigma(self, y: np.ndarray) -> np.ndarray:
         """The noise standard deviation for the noise-free observations ``y`` (one record set),
@@ -241,6 +237,13 @@ def _value_and_jacfwd_batched(fn):
         )
 
     return run
+
+
+@eqx.filter_jit
+def value_and_jacobian(fn, theta):
+    """``(fn(theta), dfn/dtheta)`` in one forward-mode pass, batched over leading axes of ``theta``;
+    compiled once per function and shape (``fn`` is static)."""
+    return _value_and_jacfwd_batched(fn)(theta)
 
 
 def as_experiments(experiments, where: str) -> list[Experiment]:

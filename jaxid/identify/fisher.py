@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .experiment import Experiment, _value_and_jacfwd_batched, as_experiments
+from .experiment import Experiment, as_experiments, value_and_jacobian
 
 GAP_RATIO = 333.0
 """The smallest ratio between neighbouring singular values that the gap rule accepts as a rank gap."""
@@ -51,7 +51,7 @@ def sensitivities(
     if not callable(f):
         raise TypeError(f"sensitivities: fn must be callable or an Experiment, got {type(fn).__name__}")
     theta = _check_theta(theta, None, "sensitivities", log=log)
-    _, jac = _value_and_jacfwd_batched(f)(jnp.asarray(theta))
+    _, jac = value_and_jacobian(f, jnp.asarray(theta))
     if log:
         jac = jac * jnp.expand_dims(theta, tuple(range(theta.ndim - 1, jac.ndim - 1)))
     return jac
@@ -95,12 +95,12 @@ def whitened_jacobians(
     batch = theta.shape[:-1]
     blocks, ys, sigmas = [], [], []
     finite = np.ones(batch, dtype=bool)
+    must = np.broadcast_to(np.asarray(require_finite, dtype=bool), batch)
     for e in experiments:
         y, jac = jax.device_get(e.value_and_jacobian(theta))
         y, jac = np.asarray(y, dtype=float), np.asarray(jac, dtype=float)
         ok_y = np.isfinite(y).reshape(*batch, -1).all(-1)
         ok = ok_y & np.isfinite(jac).reshape(*batch, -1).all(-1)
-        must = np.broadcast_to(np.asarray(require_finite, dtype=bool), batch)
         if np.any(must & ~ok):
             raise_nonfinite(e, theta, ok | ~must, ok_y | ~must, where, single=single)
         finite &= ok
@@ -246,11 +246,10 @@ def spectrum(w, *, rule: str = "auto", rtol: float | None = None) -> Spectrum:
     """SVD, numerical rank (:func:`numerical_rank`), null space and condition number of ``w``
     (shape ``(N, p)``)."""
     w = np.asarray(w, dtype=float)
-    _, s, vt = np.linalg.svd(w, full_matrices=False)
-    p = w.shape[1]
-    if s.shape[0] < p:  # fewer observations than parameters
-        s = np.concatenate([s, np.zeros(p - s.shape[0])])
-        vt = np.linalg.svd(w, full_matrices=True)[2]
+    n, p = w.shape
+    # fewer observations than parameters: the full V, with zero singular values for the rest
+    _, s, vt = np.linalg.svd(w, full_matrices=n < p)
+    s = np.concatenate([s, np.zeros(p - s.shape[0])])
     r, thr, used, detail = numerical_rank(s, w.shape, rule=rule, rtol=rtol)
     null = vt[r:].T.copy()
     for j in range(null.shape[1]):
@@ -278,14 +277,18 @@ def cramer_rao(spec: Spectrum) -> np.ndarray:
     bounded by :math:`\sqrt{(F^+)_{ii}}` on the retained singular values (the bound for a parameter
     orthogonal to every unidentifiable direction is the same whatever the other parameters do).
     """
-    s, vt, r = spec.singular_values, spec.vt, spec.rank
-    v = vt[:r].T
-    var = np.sum((v / s[:r]) ** 2, axis=1) if r else np.full(vt.shape[1], np.inf)
-    crb = np.sqrt(var)
-    if r < vt.shape[1]:
-        in_null = np.linalg.norm(vt[r:].T, axis=1) > NULL_COMPONENT_TOL
-        crb = np.where(in_null, np.inf, crb)
-    return crb
+    return np.array([direction_crb(spec, e) for e in np.eye(spec.vt.shape[1])])
+
+
+def direction_crb(spec: Spectrum, a) -> float:
+    r"""Cramer-Rao bound on :math:`a \cdot u` (``u`` the coordinates of ``spec``):
+    :math:`\sqrt{a^T F^+ a}`, or ``inf`` when ``a`` has a component above
+    :data:`NULL_COMPONENT_TOL` (relative to its length) in the null space."""
+    a = np.asarray(a, dtype=float)
+    r = spec.rank
+    if np.linalg.norm(spec.null_space.T @ a) > NULL_COMPONENT_TOL * np.linalg.norm(a):
+        return float("inf")
+    return float(np.sqrt(np.sum(((spec.vt[:r] @ a) / spec.singular_values[:r]) ** 2)))
 
 
 def collinearity_index(w, subset=None) -> float:

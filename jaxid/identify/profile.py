@@ -30,6 +30,7 @@ import optimistix as optx
 
 from .combinations import format_linear, format_monomial
 from .experiment import as_experiments
+from .fisher import _check_theta, whitened_jacobians
 
 CHI2_95 = 3.841458820694124
 """The 95 % quantile of the chi-square distribution with one degree of freedom."""
@@ -203,8 +204,6 @@ def profile_likelihood(
 
     **Returns:** one :class:`Profile` per direction.
     """
-    from .fisher import _check_theta, whitened_jacobians
-
     where = "profile_likelihood"
     experiments = as_experiments(experiments, where)
     if scale not in ("log", "natural"):
@@ -239,6 +238,7 @@ def profile_likelihood(
     sig_j = tuple(jnp.asarray(s, dtype) for s in sigmas)
 
     # refine the estimate when real data are given: one "profile" with every direction free
+    y_hat = ys
     if any(not np.allclose(d, y) for d, y in zip(data, ys, strict=True)):
         _, fit_u, fit_ok = jax.device_get(
             _run_profiles(
@@ -249,6 +249,7 @@ def profile_likelihood(
         if not fit_ok[0, 0, 0]:
             raise ValueError(f"{where}: fitting theta to the data did not converge; give a better theta")
         u0 = np.asarray(fit_u[0, 0, 0])
+        _, y_hat, _ = whitened_jacobians(experiments, np.exp(u0) if log else u0, where=where)
 
     k = points // 2
     halves = []
@@ -260,7 +261,9 @@ def profile_likelihood(
             c = None if crb is None else float(np.broadcast_to(np.asarray(crb, dtype=float), (len(dirs),))[i])
             h = cap if c is None or not np.isfinite(c) else min(cap, 3 * np.sqrt(threshold) * c)
         if not h > 0:
-            raise ValueError(f"{where}: span must be > 0, got {h} for direction {names_of(a, names, scale)}")
+            raise ValueError(
+                f"{where}: span must be > 0, got {h} for direction {_direction_name(a, names, scale)}"
+            )
         halves.append(h)
     frac = np.arange(1, k + 1) / k
     steps = np.stack([np.stack([h * frac, -h * frac]) for h in halves])  # (D, 2, K)
@@ -271,9 +274,7 @@ def profile_likelihood(
             jnp.asarray(bases, dtype), jnp.asarray(steps, dtype), log, rtol, atol, max_steps,
         )
     )  # fmt: skip
-    r0 = np.concatenate([((np.asarray(f(jnp.asarray(np.exp(u0) if log else u0))) - d) / s).ravel()
-                         for f, d, s in zip(fns, data, sigmas, strict=True)])  # fmt: skip
-    chi2_hat = float(np.sum(r0**2))
+    chi2_hat = float(sum(np.sum(((y - d) / s) ** 2) for y, d, s in zip(y_hat, data, sigmas, strict=True)))
 
     profiles = []
     for i, a in enumerate(dirs):
@@ -290,7 +291,7 @@ def profile_likelihood(
         cls, interval = _classify(values, delta, k, threshold, flat_tol)
         profiles.append(
             Profile(
-                name=names_of(a, names, scale),
+                name=_direction_name(a, names, scale),
                 direction=a,
                 values=values,
                 estimate=float(values[k]),
@@ -303,10 +304,6 @@ def profile_likelihood(
             )
         )
     return profiles
-
-
-def names_of(a, names, scale):
-    return _direction_name(np.asarray(a), names, scale)
 
 
 def _crossing(values, delta, idx, threshold):

@@ -19,6 +19,7 @@ from .fisher import (
     _num_params,
     collinearity,
     cramer_rao,
+    direction_crb,
     spectrum,
     whitened_jacobians,
 )
@@ -342,7 +343,9 @@ def analyze(
 
     combos, mono_vals, mono_crb, check_ranks = None, [], [], []
     if positive:
-        log_specs = [spectrum(w, rule=rank_rule, rtol=rank_rtol) for w in w_log_all]
+        # (the analysed point's log spectrum is spec itself when scale == "log")
+        log_specs = [spec if i == 0 and scale == "log" else spectrum(w, rule=rank_rule, rtol=rank_rtol)
+                     for i, w in enumerate(w_log_all)]  # fmt: skip
         nat_specs = [spectrum(w, rule=rank_rule, rtol=rank_rtol) for w in w_all]
         check_ranks = [sp.rank for sp in log_specs]
         # At every point, compare the same number of smallest directions as the analysed point has
@@ -352,14 +355,9 @@ def analyze(
         combos = analyze_null_spaces(
             [sp.vt[r_log:].T for sp in log_specs], names, [sp.vt[r_nat:].T for sp in nat_specs]
         )
-        log0 = log_specs[0]
-        r = log0.rank
-        finv = (log0.vt[:r].T / log0.singular_values[:r] ** 2) @ log0.vt[:r]
         for a in combos.monomials:
-            a = np.asarray(a, dtype=float)
-            mono_vals.append(float(np.exp(a @ np.log(theta))))
-            in_null = np.linalg.norm(log0.null_space.T @ a) > 1e-6 * np.linalg.norm(a)
-            mono_crb.append(float("inf") if in_null else float(np.sqrt(a @ finv @ a)))
+            mono_vals.append(float(np.exp(np.asarray(a, float) @ np.log(theta))))
+            mono_crb.append(direction_crb(log_specs[0], a))
 
     report = IdentifiabilityReport(
         names=names,
@@ -387,23 +385,12 @@ def analyze(
             dirs = [np.eye(p)[i] for i in range(p)]
             if combos is not None and scale == "log":
                 dirs += [np.asarray(a, float) for a in combos.monomials if np.count_nonzero(a) > 1]
-            crbs = [_direction_crb(spec, d) for d in dirs]
+            crbs = [direction_crb(spec, d) for d in dirs]
         else:
             dirs = parse_directions(profiles, names, where)
-            crbs = [_direction_crb(spec, d) for d in dirs]
+            crbs = [direction_crb(spec, d) for d in dirs]
         opts.setdefault("crb", crbs)
         report.profiles = profile_likelihood(
             experiments, theta, directions=dirs, names=names, scale=scale, **opts
         )
     return report
-
-
-def _direction_crb(spec: Spectrum, a) -> float:
-    """Cramer-Rao bound on ``a . u`` (``u`` the spectrum's coordinates); ``inf`` if ``a`` touches the
-    null space."""
-    a = np.asarray(a, dtype=float)
-    r = spec.rank
-    if spec.null_space.shape[1] and np.linalg.norm(spec.null_space.T @ a) > 1e-6 * np.linalg.norm(a):
-        return float("inf")
-    v = spec.vt[:r]
-    return float(np.sqrt(np.sum(((v @ a) / spec.singular_values[:r]) ** 2)))
