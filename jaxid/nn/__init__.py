@@ -1,0 +1,34 @@
+"""Learned parameter maps: estimators (MLP, CNN, GRU), training, metrics and the
+identifiability ceiling.
+
+- :func:`train` fits an :class:`Estimator` (a deep ensemble with input and target
+  standardisation) to trajectories, with Adam, minibatches scanned inside one jitted call per
+  epoch, early stopping on a validation split and best-checkpoint restore.
+- :func:`regression_metrics`: RMSE, MAE, R^2 and relative error per parameter.
+- :func:`scaling_ceiling`: the posterior mean of the parameters given only their identifiable
+  combinations, the error floor of any estimator.
+"""
+
+from .ceiling import scaling_ceiling
+from .estimator import Estimator, load_estimator
+from .metrics import METRICS, regression_metrics
+from .networks import ACTIVATIONS, ARCHITECTURES, CNN, GRU, MLP, make_network
+from .training import TrainConfig, TrainResult, split_indices, train
+
+__all__ = [
+    "ACTIVATIONS",
+    "ARCHITECTURES",
+    "CNN",
+    "GRU",
+    "METRICS",
+    "MLP",
+    "Estimator",
+    "TrainConfig",
+    "TrainResult",
+    "load_estimator",
+    "make_network",
+    "regression_metrics",
+    "scaling_ceiling",
+    "split_indices",
+    "train",
+]

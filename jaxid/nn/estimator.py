@@ -1,0 +1,149 @@
+"""A trained parameter estimator: networks (a deep ensemble) plus the standardisation of inputs
+and targets, with prediction, saving and loading."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .networks import make_network
+
+FORMAT_VERSION = 1
+
+
+class Estimator(eqx.Module):
+    r"""Networks that map a trajectory ``(time, channel)`` to parameters ``names``.
+
+    ``network`` holds ``members`` networks stacked along a leading axis (a deep ensemble, trained
+    together under ``vmap``). Inputs are standardised feature by feature,
+    :math:`\tilde x = (x - \mu_x)/\sigma_x`; the networks predict standardised targets
+    :math:`\tilde y = (y - \mu_y)/\sigma_y`, which :meth:`predict` maps back to natural units.
+    """
+
+    network: eqx.Module
+    x_mean: Float[Array, "time channel"]
+    x_scale: Float[Array, "time channel"]
+    y_mean: Float[Array, " param"]
+    y_scale: Float[Array, " param"]
+    arch: str = eqx.field(static=True)
+    options: tuple = eqx.field(static=True)
+    in_shape: tuple[int, int] = eqx.field(static=True)
+    names: tuple[str, ...] = eqx.field(static=True)
+    members: int = eqx.field(static=True)
+
+    @classmethod
+    def init(
+        cls,
+        arch: str,
+        in_shape: tuple[int, int],
+        names: Sequence[str],
+        *,
+        key: PRNGKeyArray,
+        members: int = 1,
+        x_mean=None,
+        x_scale=None,
+        y_mean=None,
+        y_scale=None,
+        **options,
+    ) -> Estimator:
+        """Fresh networks (``members`` of them, from ``key``) with the given standardisation
+        (default: none)."""
+        if not (isinstance(members, int) and members >= 1):
+            raise ValueError(f"Estimator.init: members must be a positive int, got {members!r}")
+        names = tuple(str(n) for n in names)
+        if not names:
+            raise ValueError("Estimator.init: names must name at least one parameter")
+        in_shape = tuple(int(s) for s in in_shape)
+        keys = jax.random.split(key, members)
+        network = eqx.filter_vmap(lambda k: make_network(arch, in_shape, len(names), key=k, **options))(keys)
+        p = len(names)
+        return cls(
+            network=network,
+            x_mean=jnp.zeros(in_shape, jnp.float32) if x_mean is None else jnp.asarray(x_mean, jnp.float32),
+            x_scale=jnp.ones(in_shape, jnp.float32) if x_scale is None else jnp.asarray(x_scale, jnp.float32),
+            y_mean=jnp.zeros(p, jnp.float32) if y_mean is None else jnp.asarray(y_mean, jnp.float32),
+            y_scale=jnp.ones(p, jnp.float32) if y_scale is None else jnp.asarray(y_scale, jnp.float32),
+            arch=arch,
+            options=tuple(sorted(options.items())),
+            in_shape=in_shape,
+            names=names,
+            members=members,
+        )
+
+    def _check_inputs(self, x, where: str) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 3 or tuple(x.shape[1:]) != self.in_shape:
+            raise ValueError(
+                f"{where}: x must have shape (records, {self.in_shape[0]}, {self.in_shape[1]}), got {x.shape}"
+            )
+        if x.shape[0] == 0:
+            raise ValueError(f"{where}: x is empty (0 records)")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{where}: x contains NaN or inf")
+        return x
+
+    def predict_members(self, x, *, batch_size: int = 4096) -> np.ndarray:
+        """Each member's predictions, ``(members, records, param)``, in natural units."""
+        x = self._check_inputs(x, "Estimator.predict")
+        return np.asarray(_predict_members(self, jnp.asarray(x), batch_size))
+
+    def predict(self, x, *, batch_size: int = 4096, return_std: bool = False):
+        """The ensemble mean ``(records, param)``; with ``return_std``, also the members' standard
+        deviation (the ensemble's predictive spread; zeros for one member)."""
+        preds = self.predict_members(x, batch_size=batch_size)
+        mean = preds.mean(0)
+        return (mean, preds.std(0)) if return_std else mean
+
+    def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
+        """Write to ``path``: a JSON header line (architecture, names, ``metadata``) then the
+        arrays (``equinox.tree_serialise_leaves``)."""
+        header = dict(
+            format=FORMAT_VERSION,
+            arch=self.arch,
+            options=dict(self.options),
+            in_shape=list(self.in_shape),
+            names=list(self.names),
+            members=self.members,
+            metadata=metadata or {},
+        )
+        with open(path, "wb") as f:
+            f.write((json.dumps(header) + "\n").encode())
+            eqx.tree_serialise_leaves(f, self)
+
+
+def load_estimator(path: str | os.PathLike) -> tuple[Estimator, dict]:
+    """Read an estimator written by :meth:`Estimator.save`; returns ``(estimator, metadata)``."""
+    with open(path, "rb") as f:
+        try:
+            header = json.loads(f.readline().decode())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ValueError(f"load_estimator: {path} is not a jaxid estimator file") from None
+        if header.get("format") != FORMAT_VERSION:
+            raise ValueError(f"load_estimator: {path} has format {header.get('format')}, expected 1")
+        skeleton = Estimator.init(
+            header["arch"],
+            tuple(header["in_shape"]),
+            header["names"],
+            key=jax.random.key(0),
+            members=header["members"],
+            **header["options"],
+        )
+        return eqx.tree_deserialise_leaves(f, skeleton), header["metadata"]
+
+
+@eqx.filter_jit
+def _predict_members(est: Estimator, x, batch_size: int):
+    xs = (x - est.x_mean) / est.x_scale
+
+    def member(net):
+        return jax.lax.map(net, xs, batch_size=min(batch_size, xs.shape[0]))
+
+    ys = eqx.filter_vmap(member)(est.network)
+    return ys * est.y_scale + est.y_mean

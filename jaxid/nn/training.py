@@ -1,0 +1,364 @@
+r"""Training estimators: Adam (optax) on a weighted mean squared error in standardised units.
+
+For standardised targets :math:`\tilde y` and predictions :math:`\hat{\tilde y}` of ``P``
+parameters, the loss on a minibatch :math:`B` is
+
+.. math::
+
+    L = \frac{1}{|B|}\sum_{n \in B} \sum_{j=1}^{P} w_j\,(\hat{\tilde y}_{nj} - \tilde y_{nj})^2
+        + \lambda\, \frac{1}{|B|}\sum_{n \in B} \sum_j \hat{\tilde y}_{nj}^2 ,
+
+with per-parameter weights :math:`w_j` (``loss_weights``, normalised to sum to ``P``) and an
+optional prior regulariser :math:`\lambda` (``prior_weight``): a Gaussian prior centred on the
+targets' mean with their standard deviation, which pulls predictions the data cannot pin down
+towards the prior mean.
+
+One epoch is one jitted call: a ``lax.scan`` over all minibatches of a fresh permutation, every
+ensemble member updated under ``vmap`` (each with its own permutation), then the validation loss
+of each member; the best parameters of each member by validation loss are kept inside the call.
+Training stops when no member has improved for ``patience`` epochs, and the best checkpoint is
+returned. With several local devices each minibatch is split across them (data parallel).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from .estimator import Estimator
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training options.
+
+    - ``epochs`` (at most), ``batch_size``, ``learning_rate`` (Adam; cosine decay to 1 % of it over
+      ``epochs`` when ``lr_decay``), ``weight_decay`` (AdamW when > 0).
+    - ``patience``: stop after this many epochs without a better validation loss (``None``: never).
+    - ``members``: ensemble size (members differ in initialisation and minibatch order).
+    - ``loss_weights``: one weight per target (default equal); ``prior_weight``: the prior
+      regulariser (0: off).
+    - ``split``: train/validation/test fractions; ``standardize_inputs``; ``seed``; ``progress``.
+    - ``devices``: devices to split minibatches across (default all local devices).
+    """
+
+    epochs: int = 200
+    batch_size: int = 100
+    learning_rate: float = 1e-3
+    lr_decay: bool = True
+    weight_decay: float = 0.0
+    patience: int | None = 30
+    members: int = 1
+    loss_weights: tuple[float, ...] | None = None
+    prior_weight: float = 0.0
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    standardize_inputs: bool = True
+    seed: int = 0
+    progress: bool = True
+    devices: tuple | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("devices")
+        return d
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    - ``estimator``: the best checkpoint of every member.
+    - ``history``: ``train_loss`` (per epoch, mean over members), ``val_loss`` (per epoch and
+      member), ``best_epoch`` (per member), ``epochs_run``, ``stopped_early``.
+    - ``split``: record indices of ``train``, ``val`` and ``test``.
+    - ``seconds`` (all of training, compilation included), ``first_epoch_seconds`` (includes
+      compilation) and ``samples_per_second`` (member-samples per second after the first epoch).
+    """
+
+    estimator: Estimator
+    history: dict
+    split: dict[str, np.ndarray]
+    config: TrainConfig
+    seconds: float
+    first_epoch_seconds: float
+    samples_per_second: float
+
+
+def split_indices(n: int, fractions: Sequence[float], seed: int) -> dict[str, np.ndarray]:
+    """A seeded random split of ``range(n)`` into train/val/test by ``fractions``."""
+    fr = [float(f) for f in fractions]
+    if len(fr) != 3 or any(f < 0 for f in fr) or not math.isclose(sum(fr), 1.0, abs_tol=1e-9) or fr[0] == 0:
+        raise ValueError(
+            f"split must be three non-negative fractions summing to 1 (train > 0), got {fractions}"
+        )
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val, n_test = round(fr[1] * n), round(fr[2] * n)
+    if fr[1] > 0:
+        n_val = max(n_val, 1)
+    if fr[2] > 0:
+        n_test = max(n_test, 1)
+    n_train = n - n_val - n_test
+    if n_train < 1:
+        raise ValueError(f"split {fractions} of {n} records leaves no training records")
+    return dict(
+        train=np.sort(perm[:n_train]),
+        val=np.sort(perm[n_train : n_train + n_val]),
+        test=np.sort(perm[n_train + n_val :]),
+    )
+
+
+def _scale(sd: np.ndarray) -> np.ndarray:
+    """Standard deviations with constant features mapped to 1 (no division by ~0)."""
+    tiny = 1e-6 * max(float(np.max(sd)), 1e-30)
+    return np.where(sd > tiny, sd, 1.0).astype(np.float32)
+
+
+def _optimizer(lr: float, decay_steps: int, lr_decay: bool, weight_decay: float):
+    schedule = optax.cosine_decay_schedule(lr, decay_steps, alpha=0.01) if lr_decay else lr
+    if weight_decay > 0:
+        return optax.adamw(schedule, weight_decay=weight_decay)
+    return optax.adam(schedule)
+
+
+def _member_loss(params, static, xb, yb, weights, prior_weight):
+    net = eqx.combine(params, static)
+    pred = jax.vmap(net)(xb)
+    loss = jnp.mean(jnp.sum(weights * (pred - yb) ** 2, axis=-1))
+    if prior_weight:
+        loss = loss + prior_weight * jnp.mean(jnp.sum(pred**2, axis=-1))
+    return loss
+
+
+@eqx.filter_jit
+def _epoch(network, opt_state, best, best_val, key, x_train, y_train, x_val, y_val, hyper, sharding):
+    """One epoch for all members: scanned minibatch steps, then validation and best-checkpoint."""
+    lr, decay_steps, lr_decay, weight_decay, n_batches, batch, weights, prior_weight, members = hyper
+    opt = _optimizer(lr, decay_steps, lr_decay, weight_decay)
+    weights = jnp.asarray(weights, x_train.dtype)
+    params, static = eqx.partition(network, eqx.is_array)
+    n_train = x_train.shape[0]
+    keys = jax.random.split(key, members)
+    perms = jax.vmap(lambda k: jax.random.permutation(k, n_train)[: n_batches * batch])(keys)
+    perms = perms.reshape(members, n_batches, batch).transpose(1, 0, 2)
+
+    def member_step(p, s, xb, yb):
+        loss, grads = jax.value_and_grad(_member_loss)(p, static, xb, yb, weights, prior_weight)
+        updates, s = opt.update(grads, s, p)
+        return optax.apply_updates(p, updates), s, loss
+
+    def step(carry, idx):
+        p, s = carry
+        xb, yb = x_train[idx], y_train[idx]
+        if sharding is not None:
+            xb = jax.lax.with_sharding_constraint(xb, sharding)
+        p, s, loss = jax.vmap(member_step)(p, s, xb, yb)
+        return (p, s), loss
+
+    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), perms)
+
+    def val_loss(p):
+        net = eqx.combine(p, static)
+        pred = jax.lax.map(net, x_val, batch_size=min(1024, x_val.shape[0]))
+        return jnp.mean(jnp.sum(weights * (pred - y_val) ** 2, axis=-1))
+
+    val = jax.vmap(val_loss)(params)
+    improved = val < best_val
+    best = jax.tree.map(
+        lambda b, p: jnp.where(improved.reshape((-1,) + (1,) * (p.ndim - 1)), p, b),
+        best,
+        params,
+    )
+    best_val = jnp.where(improved, val, best_val)
+    return eqx.combine(params, static), opt_state, best, best_val, losses.mean(0), val
+
+
+def _validate(x, y, names, config: TrainConfig):
+    where = "train"
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 3:
+        raise ValueError(f"{where}: x must have shape (records, time, channel), got {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{where}: the data set is empty (x has 0 records)")
+    if y.ndim != 2 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"{where}: y must have shape ({x.shape[0]}, param), got {y.shape}")
+    if len(names) != y.shape[1]:
+        raise ValueError(f"{where}: {len(names)} names {list(names)} for {y.shape[1]} target columns")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError(f"{where}: x and y must be finite (found NaN or inf)")
+    for attr in ("epochs", "batch_size", "members"):
+        v = getattr(config, attr)
+        if not (isinstance(v, int) and v >= 1):
+            raise ValueError(f"{where}: config.{attr} must be a positive int, got {v!r}")
+    if config.patience is not None and not (isinstance(config.patience, int) and config.patience >= 1):
+        raise ValueError(f"{where}: config.patience must be a positive int or None, got {config.patience!r}")
+    if not config.learning_rate > 0:
+        raise ValueError(f"{where}: config.learning_rate must be > 0, got {config.learning_rate}")
+    if not config.prior_weight >= 0 or not config.weight_decay >= 0:
+        raise ValueError(f"{where}: config.prior_weight and weight_decay must be >= 0")
+    if config.loss_weights is not None:
+        w = np.asarray(config.loss_weights, dtype=np.float64)
+        if w.shape != (y.shape[1],) or np.any(w < 0) or not np.any(w > 0):
+            raise ValueError(
+                f"{where}: config.loss_weights must be {y.shape[1]} non-negative weights, "
+                f"not all zero, got {config.loss_weights}"
+            )
+    return x, y
+
+
+def train(
+    x,
+    y,
+    names: Sequence[str],
+    *,
+    arch: str = "mlp",
+    config: TrainConfig | None = None,
+    **arch_options,
+) -> TrainResult:
+    """Train an estimator of ``names`` from trajectories ``x`` ``(records, time, channel)`` to
+    targets ``y`` ``(records, param)``.
+
+    ``arch`` is ``"mlp"``, ``"cnn"`` or ``"gru"`` with ``arch_options`` (see
+    :func:`jaxid.nn.make_network`); ``config`` a :class:`TrainConfig`. The data are split by
+    ``config.split`` (seeded); standardisation statistics come from the training split only.
+    Deterministic given ``config.seed`` (on the same devices).
+    """
+    config = TrainConfig() if config is None else config
+    names = tuple(names)
+    x, y = _validate(x, y, names, config)
+    split = split_indices(x.shape[0], config.split, config.seed)
+    if len(split["val"]) == 0:
+        raise ValueError("train: config.split leaves no validation records (needed for early stopping)")
+    n_train = len(split["train"])
+    devices = jax.local_devices() if config.devices is None else list(config.devices)
+    batch = config.batch_size
+    if batch > n_train:
+        raise ValueError(
+            f"train: config.batch_size ({batch}) is larger than the training split ({n_train} of "
+            f"{x.shape[0]} records); use a smaller batch or more data"
+        )
+    if len(devices) > 1 and batch % len(devices):
+        raise ValueError(
+            f"train: config.batch_size ({batch}) must be a multiple of the {len(devices)} devices"
+        )
+
+    xt = x[split["train"]]
+    x_mean = xt.mean(0) if config.standardize_inputs else np.zeros(x.shape[1:], np.float32)
+    x_scale = _scale(xt.std(0)) if config.standardize_inputs else np.ones(x.shape[1:], np.float32)
+    yt = y[split["train"]]
+    y_mean, y_scale = yt.mean(0), _scale(yt.std(0))
+    key = jax.random.key(config.seed)
+    init_key, key = jax.random.split(key)
+    est = Estimator.init(
+        arch,
+        x.shape[1:],
+        names,
+        key=init_key,
+        members=config.members,
+        x_mean=x_mean,
+        x_scale=x_scale,
+        y_mean=y_mean,
+        y_scale=y_scale,
+        **arch_options,
+    )
+
+    def prep(idx):
+        xs = ((x[idx] - x_mean) / x_scale).astype(np.float32)
+        ys = ((y[idx] - y_mean) / y_scale).astype(np.float32)
+        return xs, ys
+
+    x_train, y_train = prep(split["train"])
+    x_val, y_val = prep(split["val"])
+    n_batches = n_train // batch
+    weights = (
+        np.ones(len(names))
+        if config.loss_weights is None
+        else np.asarray(config.loss_weights, dtype=np.float64)
+    )
+    weights = tuple(float(w) for w in weights * len(names) / weights.sum())
+    hyper = (
+        float(config.learning_rate),
+        int(config.epochs * n_batches),
+        bool(config.lr_decay),
+        float(config.weight_decay),
+        n_batches,
+        batch,
+        weights,
+        float(config.prior_weight),
+        config.members,
+    )
+    network = est.network
+    opt = _optimizer(*hyper[:4])
+    params = eqx.filter(network, eqx.is_array)
+    opt_state = jax.vmap(opt.init)(params)
+    best = params
+    best_val = jnp.full(config.members, jnp.inf, jnp.float32)
+    sharding = None
+    data = (x_train, y_train, x_val, y_val)
+    if len(devices) > 1:
+        mesh = Mesh(np.array(devices), ("batch",))
+        sharding = NamedSharding(mesh, PartitionSpec(None, "batch"))
+        replicated = NamedSharding(mesh, PartitionSpec())
+        dynamic, static = eqx.partition((network, opt_state, best, best_val, data), eqx.is_array)
+        network, opt_state, best, best_val, data = eqx.combine(jax.device_put(dynamic, replicated), static)
+
+    history = dict(train_loss=[], val_loss=[])
+    best_epoch = np.zeros(config.members, dtype=int)
+    stall = 0
+    start = time.perf_counter()
+    first = 0.0
+    epochs_run = 0
+    with tqdm(total=config.epochs, unit="epoch", desc=f"train {arch}", disable=not config.progress) as bar:
+        for epoch in range(config.epochs):
+            key, sub = jax.random.split(key)
+            network, opt_state, best, best_val, tr, val = _epoch(
+                network, opt_state, best, best_val, sub, *data, hyper, sharding
+            )
+            tr, val = np.asarray(tr), np.asarray(val)
+            if not np.all(np.isfinite(tr)):
+                raise FloatingPointError(
+                    f"train: the training loss became non-finite at epoch {epoch + 1} ({tr}); "
+                    "lower config.learning_rate"
+                )
+            epochs_run = epoch + 1
+            if epoch == 0:
+                first = time.perf_counter() - start
+            improved = val <= np.asarray(best_val)
+            best_epoch[improved] = epoch + 1
+            history["train_loss"].append(float(tr.mean()))
+            history["val_loss"].append(val.tolist())
+            stall = 0 if improved.any() else stall + 1
+            bar.update(1)
+            bar.set_postfix(train=f"{tr.mean():.3g}", val=f"{val.mean():.3g}")
+            if config.patience is not None and stall >= config.patience:
+                break
+    seconds = time.perf_counter() - start
+    later = max(epochs_run - 1, 0)
+    samples = later * n_batches * batch * config.members
+    history.update(
+        best_epoch=best_epoch.tolist(),
+        epochs_run=epochs_run,
+        stopped_early=epochs_run < config.epochs,
+        best_val_loss=np.asarray(best_val).tolist(),
+    )
+    final = eqx.combine(jax.device_get(best), eqx.filter(est.network, eqx.is_array, inverse=True))
+    est = eqx.tree_at(lambda e: e.network, est, final)
+    return TrainResult(
+        estimator=est,
+        history=history,
+        split=split,
+        config=config,
+        seconds=seconds,
+        first_epoch_seconds=first,
+        samples_per_second=samples / (seconds - first) if later and seconds > first else float("nan"),
+    )
