@@ -1,0 +1,413 @@
+r"""The gait identifiability study (``jaxid gait``): is the failure to recover a walker's mass
+``m`` and leg stiffness ``k`` from its centre-of-mass trajectory a limit of the data or of the
+learner?
+
+Steps, all written to one output folder:
+
+1. **Data**: :func:`jaxid.generate_gait_dataset` draws ``(m, k, l0)`` from the priors and
+   simulates each record on its own periodic gait (``(x, y)``, plus the ground reaction forces
+   when the ``forces`` sweep is asked for); noise as a fraction of each channel's sd.
+2. **Fisher analysis** (:func:`jaxid.identify.analyze`) at the centre of the priors, for one
+   record with the study's channels and noise (1 % of each channel's sd when the data are
+   noise-free, so that the Cramer-Rao bounds are finite numbers): rank, scaling symmetries,
+   identifiable monomials (``k/m``, ``l0``), Cramer-Rao bounds.
+3. **Estimators** (:func:`jaxid.nn.train`): one for ``(m, k, l0)`` and one for the identifiable
+   monomials the analysis found, on an 80/10/10 split, scored on the test split.
+4. **Ceiling** (:func:`jaxid.nn.scaling_ceiling`): the posterior mean of each parameter on its
+   scaling orbit, the least error any estimator of data that carry only the monomials can have.
+5. **Sweeps**: added force channels (by default), and as options data size, noise level and
+   architecture; each adds a table and a figure.
+
+The report (``report.md``), every figure (``*.png``), all numbers (``results.json``) and the
+trained estimators (``models/*.eqx``) land in ``out``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from .. import __version__
+from ..data import add_noise, generate_gait_dataset
+from ..nn import TrainConfig, regression_metrics, scaling_ceiling, train
+
+SWEEPS = ("size", "noise", "arch", "forces")
+PARAMS = ("m", "k", "l0")
+FORCE_CHANNELS = ("grf_x", "grf_y")
+DEFAULT_ARCHITECTURES = (
+    {"label": "MLP 7x50 relu", "arch": "mlp", "depth": 7, "width": 50, "activation": "relu"},
+    {"label": "MLP 3x50 relu", "arch": "mlp", "depth": 3, "width": 50, "activation": "relu"},
+    {"label": "MLP 7x100 relu", "arch": "mlp", "depth": 7, "width": 100, "activation": "relu"},
+    {"label": "MLP 7x50 tanh", "arch": "mlp", "depth": 7, "width": 50, "activation": "tanh"},
+    {"label": "CNN 4x32", "arch": "cnn", "depth": 4, "width": 32},
+    {"label": "GRU 64", "arch": "gru", "width": 64},
+)
+
+
+@dataclass
+class GaitStudyConfig:
+    """Options of the gait study (the command line's flags map onto these).
+
+    - ``records``, ``duration``, ``save_dt``, ``noise`` (fraction of each channel's sd), ``seed``.
+    - The main estimator: ``arch`` (``mlp``, ``cnn``, ``gru``), ``depth``, ``width``,
+      ``activation``, ``members`` (ensemble size); training ``epochs``, ``batch_size``,
+      ``learning_rate``, ``patience``.
+    - ``fisher_noise``: noise fraction for the Cramer-Rao bounds when ``noise`` is 0.
+    - ``sweeps``: any of ``size``, ``noise``, ``arch``, ``forces`` (default ``forces``: the
+      comparison that shows what breaks the symmetry); ``sizes`` (default a tenth, a
+      third and all of ``records``), ``noise_levels``, ``architectures``.
+    """
+
+    records: int = 10_000
+    duration: float = 15.0
+    save_dt: float = 0.1
+    noise: float = 0.0
+    seed: int = 0
+    arch: str = "mlp"
+    depth: int = 7
+    width: int = 50
+    activation: str = "relu"
+    members: int = 1
+    epochs: int = 200
+    batch_size: int = 100
+    learning_rate: float = 1e-3
+    patience: int = 30
+    fisher_noise: float = 0.01
+    sweeps: tuple[str, ...] = ("forces",)
+    sizes: tuple[int, ...] | None = None
+    noise_levels: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1)
+    architectures: tuple[dict, ...] = field(default=DEFAULT_ARCHITECTURES)
+    progress: bool = True
+
+    @classmethod
+    def full(cls, **overrides) -> GaitStudyConfig:
+        """The seed study's setting: 10^6 records, 500 epochs, batch 1000 (for a GPU), with the
+        data-size sweep over 10^4, 10^5 and 10^6 records."""
+        base = dict(records=1_000_000, epochs=500, batch_size=1000, patience=50, sizes=(10**4, 10**5, 10**6))
+        base.update(overrides)
+        return cls(**base)
+
+    def validate(self) -> None:
+        where = "GaitStudyConfig"
+        for name in ("records", "epochs", "batch_size", "members", "patience", "depth", "width"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and v >= 1):
+                raise ValueError(f"{where}: {name} must be a positive int, got {v!r}")
+        unknown = [s for s in self.sweeps if s not in SWEEPS]
+        if unknown:
+            raise ValueError(f"{where}: unknown sweeps {unknown}; choose from {list(SWEEPS)}")
+        if not (self.noise >= 0 and self.fisher_noise > 0):
+            raise ValueError(f"{where}: noise must be >= 0 and fisher_noise > 0")
+        if any(not lv >= 0 for lv in self.noise_levels):
+            raise ValueError(f"{where}: noise_levels must be >= 0, got {self.noise_levels}")
+        n_train = self.records - 2 * max(1, round(0.1 * self.records))
+        if self.batch_size > n_train:
+            raise ValueError(
+                f"{where}: batch_size ({self.batch_size}) is larger than the training split "
+                f"({n_train} of {self.records} records)"
+            )
+        for s in self.sizes or ():
+            if not (isinstance(s, int) and self.batch_size < s <= self.records):
+                raise ValueError(
+                    f"{where}: sizes must be ints in (batch_size, records] = ({self.batch_size}, "
+                    f"{self.records}], got {s!r}"
+                )
+
+    def size_grid(self) -> tuple[int, ...]:
+        if self.sizes:
+            return tuple(sorted(set(self.sizes)))
+        grid = {max(self.records // 10, 10 * self.batch_size // 8 + 2), self.records // 3, self.records}
+        return tuple(sorted(s for s in grid if self.batch_size < s <= self.records))
+
+
+def monomial_values(params: np.ndarray, exponents) -> np.ndarray:
+    """``prod_i params_i ** e_i`` for each exponent row: the monomials' values, ``(N, len(exponents))``."""
+    e = np.asarray(exponents, dtype=np.float64)
+    return np.exp(np.log(params) @ e.T)
+
+
+def fisher_analysis(config: GaitStudyConfig, channels: tuple[str, ...], priors: dict):
+    """The identifiability report of one record at the centre of the priors."""
+    import jax.numpy as jnp
+
+    from ..gait import gait_initial_state
+    from ..identify import Experiment, analyze
+    from ..models.walking import Walker
+
+    centre = {p: 0.5 * (lo + hi) for p, (lo, hi) in priors.items()}
+    walker = Walker(m=centre["m"], k=centre["k"], l0=centre["l0"], channels=tuple(channels))
+    ts = jnp.linspace(0.0, config.duration, round(config.duration / config.save_dt) + 1)
+    noise = config.noise if config.noise > 0 else config.fisher_noise
+    exp = Experiment.from_model(
+        walker, gait_initial_state(), ts, noise=noise, relative=True, params=PARAMS, name="+".join(channels)
+    )
+    return analyze(exp, spread=0.02), noise
+
+
+def _ceiling(params, report, priors):
+    """Ceiling estimates of (m, k, l0) given the report's scaling symmetries (``None`` when there
+    are several: not computed)."""
+    scal = report.combinations.scaling if report.combinations is not None else []
+    if not scal:
+        return params.copy(), "the data identify every parameter: the ceiling is exact recovery"
+    if len(scal) > 1:
+        return None, f"{len(scal)} scaling symmetries: ceiling not computed (one-dimensional orbits only)"
+    c = scal[0]
+    return scaling_ceiling(params, c, priors, PARAMS), f"posterior mean on the orbit of scaling {c}"
+
+
+def _train_eval(x, targets, names, config: GaitStudyConfig, *, arch_spec=None, desc=""):
+    spec = dict(arch=config.arch, depth=config.depth, width=config.width, activation=config.activation)
+    if arch_spec is not None:
+        spec = {k: v for k, v in arch_spec.items() if k != "label"}
+    arch = spec.pop("arch")
+    if arch == "gru":
+        spec.pop("depth", None)
+        spec.pop("activation", None)
+    tc = TrainConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        patience=config.patience,
+        members=config.members,
+        seed=config.seed,
+        progress=config.progress,
+    )
+    if config.progress and desc:
+        print(f"  training {desc} ({arch}, {x.shape[0]} records)", flush=True)
+    res = train(x, targets, names, arch=arch, config=tc, **spec)
+    te = res.split["test"]
+    pred = res.estimator.predict(x[te])
+    return res, te, pred, regression_metrics(targets[te], pred, names)
+
+
+def _summary(res) -> dict:
+    h = res.history
+    return dict(
+        epochs_run=h["epochs_run"],
+        best_epoch=h["best_epoch"],
+        stopped_early=h["stopped_early"],
+        best_val_loss=h["best_val_loss"],
+        seconds=round(res.seconds, 2),
+        samples_per_second=round(res.samples_per_second, 1)
+        if math.isfinite(res.samples_per_second)
+        else None,
+    )
+
+
+def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
+    """Run the study and write the report to ``out``; returns the results (also ``results.json``)."""
+    from . import gait_report
+
+    config.validate()
+    out = Path(out)
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    say = print if config.progress else (lambda *a, **k: None)
+    started = time.perf_counter()
+    results: dict = dict(jaxid_version=__version__, config=_config_dict(config), devices=_devices())
+
+    # 1. Data.
+    channels = ("x", "y") + (FORCE_CHANNELS if "forces" in config.sweeps else ())
+    say(f"[1/5] generating {config.records} gait records ({', '.join(channels)})", flush=True)
+    t0 = time.perf_counter()
+    data = generate_gait_dataset(
+        config.records,
+        seed=config.seed,
+        duration=config.duration,
+        save_dt=config.save_dt,
+        channels=channels,
+        chunk_size=min(1024, config.records + config.records // 16 + 8),
+        progress=config.progress,
+    )
+    priors = {k: tuple(v) for k, v in data.config["priors"].items()}
+    clean = data.obs
+    noise_key = jax.random.fold_in(jax.random.key(config.seed), 7)
+    obs_all = add_noise(clean, config.noise, noise_key) if config.noise > 0 else clean
+    kin = [data.channels.index(c) for c in ("x", "y")]
+    x_kin = obs_all[..., kin]
+    params = data.params
+    results["data"] = dict(
+        records=len(data),
+        channels=list(channels),
+        rejected=data.rejected,
+        rejection_rate=data.rejection_rate,
+        priors={k: list(v) for k, v in priors.items()},
+        seconds=round(time.perf_counter() - t0, 2),
+    )
+
+    # 2. Fisher analysis.
+    say("[2/5] Fisher information analysis at the centre of the priors", flush=True)
+    t0 = time.perf_counter()
+    report, fisher_noise = fisher_analysis(config, ("x", "y"), priors)
+    comb = report.combinations
+    exps = comb.monomials if comb is not None and comb.monomials else [[0, 0, 1]]
+    mono_names = tuple(comb.monomial_text) if comb is not None and comb.monomials else ("l0",)
+    results["fisher"] = _fisher_dict(report, fisher_noise, time.perf_counter() - t0)
+
+    # 3. Estimators.
+    say("[3/5] training the estimators", flush=True)
+    res_p, te, pred_p, met_p = _train_eval(x_kin, params, PARAMS, config, desc="(m, k, l0)")
+    targets_c = monomial_values(params, exps)
+    res_c, te_c, pred_c, met_c = _train_eval(x_kin, targets_c, mono_names, config, desc=str(mono_names))
+    res_p.estimator.save(out / "models" / "params.eqx", metadata=dict(channels=["x", "y"]))
+    res_c.estimator.save(
+        out / "models" / "combinations.eqx", metadata=dict(channels=["x", "y"], exponents=exps)
+    )
+
+    # 4. Ceiling.
+    say("[4/5] identifiability ceiling", flush=True)
+    ceil, ceil_how = _ceiling(params[te], report, priors)
+    met_ceil = regression_metrics(params[te], ceil, PARAMS) if ceil is not None else None
+    results["estimators"] = dict(
+        params=dict(metrics=met_p, training=_summary(res_p), names=list(PARAMS)),
+        combinations=dict(metrics=met_c, training=_summary(res_c), names=list(mono_names), exponents=exps),
+        ceiling=dict(metrics=met_ceil, method=ceil_how),
+        test_records=len(te),
+    )
+    results["table"] = gait_report.main_table(results, report, mono_names)
+    figures = gait_report.main_figures(
+        out, data, x_kin, params, te, pred_p, ceil, te_c, targets_c, pred_c, mono_names, report, res_p, res_c
+    )
+
+    # 5. Sweeps.
+    sweeps = {}
+    if config.sweeps:
+        say(f"[5/5] sweeps: {', '.join(config.sweeps)}", flush=True)
+    for sweep in config.sweeps:
+        if sweep == "size":
+            sweeps["size"] = _sweep_size(config, x_kin, params, report, priors)
+        elif sweep == "noise":
+            sweeps["noise"] = _sweep_noise(config, clean[..., kin], params, report, priors, noise_key)
+        elif sweep == "arch":
+            sweeps["arch"] = _sweep_arch(config, x_kin, params, report, priors)
+        elif sweep == "forces":
+            sweeps["forces"] = _sweep_forces(config, obs_all, data.channels, params, report, priors)
+        figures += gait_report.sweep_figure(out, sweep, sweeps[sweep])
+    results["sweeps"] = sweeps
+    results["figures"] = figures
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    (out / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
+    (out / "report.md").write_text(gait_report.markdown(results))
+    say(f"wrote {out / 'report.md'}, {out / 'results.json'} and {len(figures)} figures", flush=True)
+    return results
+
+
+def _r2_row(metrics: dict, ceil: dict | None) -> dict:
+    row = {p: metrics[p]["r2"] for p in metrics}
+    if ceil is not None:
+        row.update({f"ceiling {p}": ceil[p]["r2"] for p in ceil})
+    return row
+
+
+def _sweep_size(config, x, params, report, priors):
+    rows = []
+    for n in config.size_grid():
+        res, te, _, met = _train_eval(x[:n], params[:n], PARAMS, config, desc=f"size {n}")
+        ceil, _ = _ceiling(params[:n][te], report, priors)
+        met_ceil = regression_metrics(params[:n][te], ceil, PARAMS) if ceil is not None else None
+        rows.append(dict(records=n, metrics=met, ceiling=met_ceil, training=_summary(res)))
+    return dict(rows=rows)
+
+
+def _sweep_noise(config, clean, params, report, priors, key):
+    rows = []
+    for i, level in enumerate(config.noise_levels):
+        x = add_noise(clean, level, jax.random.fold_in(key, i + 1)) if level > 0 else clean
+        res, te, _, met = _train_eval(x, params, PARAMS, config, desc=f"noise {level:g}")
+        ceil, _ = _ceiling(params[te], report, priors)
+        met_ceil = regression_metrics(params[te], ceil, PARAMS) if ceil is not None else None
+        rows.append(dict(noise=level, metrics=met, ceiling=met_ceil, training=_summary(res)))
+    return dict(rows=rows)
+
+
+def _sweep_arch(config, x, params, report, priors):
+    rows = []
+    for spec in config.architectures:
+        res, te, _, met = _train_eval(x, params, PARAMS, config, arch_spec=spec, desc=spec["label"])
+        n_weights = sum(
+            int(np.prod(a.shape)) for a in jax.tree.leaves(eqx.filter(res.estimator.network, eqx.is_array))
+        )
+        rows.append(
+            dict(
+                label=spec["label"],
+                spec=dict(spec),
+                weights=n_weights // res.estimator.members,
+                metrics=met,
+                training=_summary(res),
+            )
+        )
+    ceil, _ = _ceiling(params[te], report, priors)
+    met_ceil = regression_metrics(params[te], ceil, PARAMS) if ceil is not None else None
+    return dict(rows=rows, ceiling=met_ceil)
+
+
+def _sweep_forces(config, obs_all, channels, params, report_kin, priors):
+    rows = []
+    for chans in (("x", "y"), ("x", "y", *FORCE_CHANNELS)):
+        idx = [channels.index(c) for c in chans]
+        res, te, _, met = _train_eval(obs_all[..., idx], params, PARAMS, config, desc="+".join(chans))
+        rep = report_kin if chans == ("x", "y") else fisher_analysis(config, chans, priors)[0]
+        ceil, how = _ceiling(params[te], rep, priors)
+        met_ceil = regression_metrics(params[te], ceil, PARAMS) if ceil is not None else None
+        rows.append(
+            dict(
+                channels=list(chans),
+                fim_rank=rep.rank,
+                monomials=list(rep.combinations.monomial_text) if rep.combinations else [],
+                crb_relative=dict(zip(PARAMS, map(float, rep.crb_relative), strict=True)),
+                metrics=met,
+                ceiling=met_ceil,
+                ceiling_method=how,
+                training=_summary(res),
+            )
+        )
+    return dict(rows=rows)
+
+
+def _fisher_dict(report, noise, seconds) -> dict:
+    comb = report.combinations
+    return dict(
+        theta=dict(zip(PARAMS, map(float, report.theta), strict=True)),
+        noise_fraction=noise,
+        rank=report.rank,
+        singular_values=[float(s) for s in report.spectrum.singular_values],
+        rank_rule=report.spectrum.rule,
+        scaling=comb.scaling if comb else [],
+        scaling_text=comb.scaling_text if comb else [],
+        monomials=comb.monomial_text if comb else [],
+        monomial_crb_relative=[float(v) for v in report.monomial_crb_relative],
+        crb=dict(zip(PARAMS, map(float, report.crb), strict=True)),
+        crb_relative=dict(zip(PARAMS, map(float, report.crb_relative), strict=True)),
+        seconds=round(seconds, 2),
+    )
+
+
+def _config_dict(config: GaitStudyConfig) -> dict:
+    d = asdict(replace(config))
+    d["architectures"] = [dict(a) for a in config.architectures]
+    d["sizes"] = list(config.size_grid()) if "size" in config.sweeps else d["sizes"]
+    return d
+
+
+def _devices() -> list[str]:
+    return [f"{d.platform}:{d.device_kind}" for d in jax.local_devices()]
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        v = float(obj)
+        return v if math.isfinite(v) else str(v)
+    return obj

@@ -1,0 +1,82 @@
+"""The gait study (`jaxid gait`): a complete report at a tiny size, its pieces and bad options."""
+
+import json
+
+import numpy as np
+import pytest
+
+from jaxid import nn
+from jaxid.cli import main
+from jaxid.experiments.gait import GaitStudyConfig, monomial_values
+from jaxid.experiments.gait_report import verdict
+
+TINY = ["--records", "100", "--duration", "3", "--epochs", "3", "--batch-size", "16", "--quiet"]
+
+
+@pytest.mark.slow
+def test_gait_cli_tiny_writes_a_complete_report(tmp_path):
+    args = ["gait", *TINY, "--sweep", "size,noise,arch", "--sizes", "60,100", "--out", str(tmp_path)]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["data"]["records"] == 100
+    fisher = results["fisher"]
+    assert fisher["rank"] == 2 and sorted(fisher["monomials"]) == ["k/m", "l0"]
+    assert fisher["scaling"] == [[1, 1, 0]]
+    assert fisher["crb_relative"]["m"] == "inf" and float(fisher["crb_relative"]["l0"]) < 0.01
+    table = results["table"]
+    assert [r["target"] for r in table] == ["m", "k", "l0", "k/m", "l0"]
+    for row in table:
+        assert set(row) >= {"r2", "rmse", "ceiling_r2", "ceiling_rmse", "crb_relative", "verdict"}
+    # The ceiling is a real estimate: for m it is far from exact recovery, for l0 exact.
+    ceil = results["estimators"]["ceiling"]["metrics"]
+    assert ceil["l0"]["r2"] == 1.0 and ceil["m"]["r2"] < 0.9
+    sweeps = results["sweeps"]
+    assert [r["records"] for r in sweeps["size"]["rows"]] == [60, 100]
+    assert [r["noise"] for r in sweeps["noise"]["rows"]] == [0.0, 0.01, 0.05, 0.1]
+    assert {r["spec"]["arch"] for r in sweeps["arch"]["rows"]} == {"mlp", "cnn", "gru"}
+    report = (tmp_path / "report.md").read_text()
+    for heading in ("## Data", "## Fisher information", "## Estimators", "## Sweep: data size"):
+        assert heading in report
+    assert "| m | (m, k, l0) |" in report and "| k/m | (k/m, l0) |" in report
+    for fig in results["figures"]:
+        assert (tmp_path / fig).stat().st_size > 5_000, fig
+    assert len(results["figures"]) == 7
+    est, meta = nn.load_estimator(tmp_path / "models" / "combinations.eqx")
+    assert est.names == ("k/m", "l0") and meta["exponents"] == [[-1, 1, 0], [0, 0, 1]]
+
+
+def test_monomial_values_and_verdicts():
+    p = np.array([[60.0, 9000.0, 0.7], [75.0, 8000.0, 0.6]])
+    v = monomial_values(p, [[-1, 1, 0], [0, 0, 1]])
+    np.testing.assert_allclose(v, [[150.0, 0.7], [8000 / 75, 0.6]])
+    assert verdict(0.995, 1.0) == "recovered"
+    assert verdict(0.47, 0.49).startswith("at the ceiling")
+    assert verdict(0.2, 0.49).startswith("below the ceiling")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--sweep", "depth"], "unknown sweeps \\['depth'\\]"),
+        (["--batch-size", "900"], "batch_size \\(900\\) is larger than the training split"),
+        (["--sweep", "size", "--sizes", "10"], "sizes must be ints in"),
+        (["--records", "0"], "records must be a positive int"),
+        (["--noise", "-0.1"], "noise must be >= 0"),
+    ],
+)
+def test_bad_options_are_clear_errors(tmp_path, extra, message):
+    args = ["gait", "--records", "1000", "--out", str(tmp_path), "--quiet"]
+    with pytest.raises(SystemExit, match=message):
+        main(args + extra)
+
+
+def test_full_setting_is_the_seed_study():
+    cfg = GaitStudyConfig.full()
+    assert (cfg.records, cfg.epochs, cfg.batch_size) == (1_000_000, 500, 1000)
+    assert (cfg.depth, cfg.width, cfg.activation) == (7, 50, "relu")
+    assert cfg.size_grid() == (10**4, 10**5, 10**6)
+
+
+def test_ceiling_names_an_unknown_parameter():
+    with pytest.raises(ValueError, match=r"priors has no range for \['q'\]"):
+        nn.scaling_ceiling([[1.0, 2.0]], [1, 1], {"m": (1, 2)}, ("m", "q"))
