@@ -23,4 +23,4 @@ def test_demo_rejects_bad_record_count(tmp_path):
 
 def test_python_dash_m_entry_point():
     proc = subprocess.run([sys.executable, "-m", "jaxid", "--help"], capture_output=True, text=True)
-    assert proc.returncode == 0 and "demo" in proc.stdout
+    assert proc.returncode == 0 and "demo" in proc.stdout and "gait" in proc.stdout

@@ -23,7 +23,7 @@ def test_readme_tour_runs():
 def test_readme_quick_start_has_two_commands():
     text = README.read_text()
     quick = text[text.index("## Quick start") :].split("```bash\n", 1)[1].split("```", 1)[0]
-    assert quick.strip().splitlines() == ['pip install -e ".[test]" && jaxid demo', "python -m pytest"]
+    assert quick.strip().splitlines() == ['pip install -e ".[test]" && jaxid gait', "python -m pytest"]
 
 
 @pytest.mark.slow

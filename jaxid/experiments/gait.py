@@ -113,18 +113,20 @@ class GaitStudyConfig:
                 f"{where}: batch_size ({self.batch_size}) is larger than the training split "
                 f"({n_train} of {self.records} records)"
             )
+        smallest = math.ceil(self.batch_size / 0.8)
         for s in self.sizes or ():
-            if not (isinstance(s, int) and self.batch_size < s <= self.records):
+            if not (isinstance(s, int) and smallest <= s <= self.records):
                 raise ValueError(
-                    f"{where}: sizes must be ints in (batch_size, records] = ({self.batch_size}, "
-                    f"{self.records}], got {s!r}"
+                    f"{where}: sizes must be ints in [batch_size / 0.8, records] = [{smallest}, "
+                    f"{self.records}] (80 % of a size is its training split), got {s!r}"
                 )
 
     def size_grid(self) -> tuple[int, ...]:
         if self.sizes:
             return tuple(sorted(set(self.sizes)))
-        grid = {max(self.records // 10, 10 * self.batch_size // 8 + 2), self.records // 3, self.records}
-        return tuple(sorted(s for s in grid if self.batch_size < s <= self.records))
+        smallest = math.ceil(self.batch_size / 0.8)
+        grid = {max(self.records // 10, smallest), self.records // 3, self.records}
+        return tuple(sorted(s for s in grid if smallest <= s <= self.records))
 
 
 def monomial_values(params: np.ndarray, exponents) -> np.ndarray:
@@ -163,7 +165,9 @@ def _ceiling(params, report, priors):
     return scaling_ceiling(params, c, priors, PARAMS), f"posterior mean on the orbit of scaling {c}"
 
 
-def _train_eval(x, targets, names, config: GaitStudyConfig, *, arch_spec=None, desc=""):
+def _train_eval(
+    x, targets, names, config: GaitStudyConfig, *, arch_spec=None, desc="", split=(0.8, 0.1, 0.1)
+):
     spec = dict(arch=config.arch, depth=config.depth, width=config.width, activation=config.activation)
     if arch_spec is not None:
         spec = {k: v for k, v in arch_spec.items() if k != "label"}
@@ -178,12 +182,15 @@ def _train_eval(x, targets, names, config: GaitStudyConfig, *, arch_spec=None, d
         patience=config.patience,
         members=config.members,
         seed=config.seed,
+        split=split,
         progress=config.progress,
     )
     if config.progress and desc:
         print(f"  training {desc} ({arch}, {x.shape[0]} records)", flush=True)
     res = train(x, targets, names, arch=arch, config=tc, **spec)
     te = res.split["test"]
+    if len(te) < 2:
+        return res, te, None, None
     pred = res.estimator.predict(x[te])
     return res, te, pred, regression_metrics(targets[te], pred, names)
 
@@ -282,7 +289,7 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
         say(f"[5/5] sweeps: {', '.join(config.sweeps)}", flush=True)
     for sweep in config.sweeps:
         if sweep == "size":
-            sweeps["size"] = _sweep_size(config, x_kin, params, report, priors)
+            sweeps["size"] = _sweep_size(config, x_kin, params, report, priors, te)
         elif sweep == "noise":
             sweeps["noise"] = _sweep_noise(config, clean[..., kin], params, report, priors, noise_key)
         elif sweep == "arch":
@@ -306,14 +313,21 @@ def _r2_row(metrics: dict, ceil: dict | None) -> dict:
     return row
 
 
-def _sweep_size(config, x, params, report, priors):
+def _sweep_size(config, x, params, report, priors, test):
+    """Train on growing subsets of the records outside the main test split (8:1 train and
+    validation) and score every size on that same test split, so the sizes share one ceiling."""
+    pool = np.setdiff1d(np.arange(len(params)), test)
+    ceil, _ = _ceiling(params[test], report, priors)
+    met_ceil = regression_metrics(params[test], ceil, PARAMS) if ceil is not None else None
     rows = []
     for n in config.size_grid():
-        res, te, _, met = _train_eval(x[:n], params[:n], PARAMS, config, desc=f"size {n}")
-        ceil, _ = _ceiling(params[:n][te], report, priors)
-        met_ceil = regression_metrics(params[:n][te], ceil, PARAMS) if ceil is not None else None
+        idx = pool[: max(2, round(0.9 * n))]
+        res, _, _, _ = _train_eval(
+            x[idx], params[idx], PARAMS, config, desc=f"size {n}", split=(8 / 9, 1 / 9, 0.0)
+        )
+        met = regression_metrics(params[test], res.estimator.predict(x[test]), PARAMS)
         rows.append(dict(records=n, metrics=met, ceiling=met_ceil, training=_summary(res)))
-    return dict(rows=rows)
+    return dict(rows=rows, test_records=len(test))
 
 
 def _sweep_noise(config, clean, params, report, priors, key):
