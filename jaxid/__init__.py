@@ -1,6 +1,6 @@
 """jaxid: a JAX-native differentiable simulation toolkit for parameter identifiability."""
 
-from . import identify
+from . import identify, nn, sensitivity
 from .data import GaitDataset, generate_gait_dataset, load_dataset
 from .gait import Gait, find_gait
 from .models import (
@@ -34,6 +34,8 @@ __all__ = [
     "generate_gait_dataset",
     "identify",
     "load_dataset",
+    "nn",
+    "sensitivity",
     "simulate",
     "simulate_batch",
     "status_counts",
