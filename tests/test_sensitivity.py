@@ -115,3 +115,48 @@ def test_bad_input_is_a_clear_error():
         sa.morris_effects(ishigami, ISHIGAMI_BOUNDS, 10, levels=3)
     with pytest.raises(ValueError, match="theta must be a 1-D array of positive values"):
         sa.local_sensitivity(ishigami, jnp.array([-1.0, 1.0, 1.0]))
+
+
+@pytest.mark.slow
+def test_walker_mass_has_no_kinematic_sensitivity_at_fixed_k_over_m():
+    """The walker parameterised as (k/m, m, l0), started near its gait (speeds interpolated from a
+    table of dimensionless gaits, a function of k l0/(m g) = (k/m) l0/g and l0 only): m changes no
+    CoM position, so its total Sobol index and DGSM vanish for (x, y), but not for the forces."""
+    import math
+
+    import jaxid
+    from jaxid.data import _gait_table
+
+    g, alpha0 = 9.81, math.radians(69.0)
+    ks, vx_t, vy_t = (jnp.asarray(v) for v in _gait_table((6.0, 14.0), alpha0, g, 0.94, None))
+    ts = jnp.linspace(0.0, 1.0, 11)[1:]
+
+    def observe(p):
+        rho, m, l0 = p[0], p[1], p[2]
+        w = jaxid.Walker(m=m, k=rho * m, l0=l0, channels=("x", "y", "grf_x", "grf_y"))
+        kk, scale = rho * l0 / g, jnp.sqrt(g * l0)
+        y0 = w.initial_state(0.94 * l0, jnp.interp(kk, ks, vx_t) * scale, jnp.interp(kk, ks, vy_t) * scale)
+        return jaxid.simulate(w, y0, jnp.concatenate([jnp.zeros(1), ts])).obs[1:]
+
+    bounds = {"k/m": (130.0, 160.0), "m": (60.0, 75.0), "l0": (0.65, 0.8)}
+    s = sa.sobol_indices(observe, bounds, 32, bootstrap=20)
+    kin, forces = s.ST[:, :, :2], s.ST[:, :, 2:]
+    assert np.max(np.abs(kin[1])) < 1e-8  # m: exactly no effect on (x, y)
+    assert np.max(kin[0]) > 0.1 and np.max(kin[2]) > 0.1
+    assert np.max(forces[1]) > 0.3  # forces are in newtons: they scale with m
+    dg = sa.dgsm(observe, bounds, 8)
+    nu_kin = dg.nu[:, :, :2].reshape(3, -1).max(1)
+    assert nu_kin[1] < 1e-12 * nu_kin[0]
+    assert dg.nu[1, :, 2:].max() > 1e-6
+
+
+def test_reverse_mode_only_functions_get_a_hint():
+    import jaxid
+
+    def theta(p):  # jaxid.simulate's default adjoint is reverse mode only
+        return jaxid.simulate(
+            jaxid.Pendulum(m=p[0], L=1.0, b=0.1), jnp.array([0.5, 0.0]), jnp.linspace(0, 1, 5)
+        ).obs[:, 0]
+
+    with pytest.raises(TypeError, match=r"adjoint=diffrax\.ForwardMode"):
+        sa.local_sensitivity(theta, jnp.array([1.0]))

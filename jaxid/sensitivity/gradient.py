@@ -22,6 +22,20 @@ from ..identify.experiment import value_and_jacobian
 from .sampling import Box, evaluate, sobol_points
 
 
+def _forward(thunk, where: str):
+    """Run a forward-mode computation; explain the usual failure (a diffrax solve whose adjoint
+    is a custom VJP cannot be differentiated in forward mode)."""
+    try:
+        return thunk()
+    except TypeError as err:
+        if "custom_vjp" not in str(err):
+            raise
+        raise TypeError(
+            f"{where}: fn must be differentiable in forward mode; for jaxid.simulate (or diffrax) "
+            "pass adjoint=diffrax.ForwardMode()"
+        ) from err
+
+
 @dataclass
 class LocalSensitivity:
     """``coefficients`` :math:`\\partial \\log y / \\partial \\log \\theta`, shape ``output_shape +
@@ -75,7 +89,7 @@ def local_sensitivity(fn: Callable, theta, names: Sequence[str] | None = None, r
     names = tuple(names) if names is not None else tuple(f"p{i + 1}" for i in range(theta.shape[0]))
     if len(names) != theta.shape[0]:
         raise ValueError(f"local_sensitivity: {len(names)} names for {theta.shape[0]} parameters")
-    y, jac = (np.asarray(v) for v in value_and_jacobian(fn, theta))
+    y, jac = (np.asarray(v) for v in _forward(lambda: value_and_jacobian(fn, theta), "local_sensitivity"))
     if not (np.all(np.isfinite(y)) and np.all(np.isfinite(jac))):
         raise ValueError(
             f"local_sensitivity: non-finite outputs or derivatives at theta = {np.asarray(theta)}"
@@ -121,14 +135,17 @@ def dgsm(
         y, jvp = jax.vmap(lambda v: jax.jvp(fn, (theta,), (v,)), out_axes=(None, 0))(jnp.eye(theta.shape[0]))
         return jnp.concatenate([y[None], jvp])
 
-    out = evaluate(
-        value_and_grad,
-        x,
-        chunk_size=chunk_size,
-        devices=devices,
-        progress=progress,
-        desc="dgsm",
-        where="dgsm",
+    out = _forward(
+        lambda: evaluate(
+            value_and_grad,
+            x,
+            chunk_size=chunk_size,
+            devices=devices,
+            progress=progress,
+            desc="dgsm",
+            where="dgsm",
+        ),
+        "dgsm",
     )
     y, grads = out[:, 0], np.moveaxis(out[:, 1:], 1, 0)  # (n, ...), (d, n, ...)
     nu = np.mean(grads**2, axis=1)

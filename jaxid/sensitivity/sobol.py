@@ -85,15 +85,24 @@ def indices_from_evaluations(
     centre = (f_a.sum(0) + f_b.sum(0) + f_ab.sum((0, 1))) / ((d + 2) * n)
     f_a, f_b, f_ab = f_a - centre, f_b - centre, f_ab - centre
 
-    def estimate(rows):
-        a, b, ab = f_a[rows], f_b[rows], f_ab[:, rows]
-        var = np.var(np.concatenate([a, b]), axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s1 = np.mean(b * (ab - a), axis=1) / var
-            st = 0.5 * np.mean((a - ab) ** 2, axis=1) / var
-        return s1, st, var
+    out_shape = f_a.shape[1:]
+    # Per-row terms, flattened: a bootstrap resample is a vector of row counts, and each estimate a
+    # weighted mean, so all resamples are one matrix product.
+    t1 = np.moveaxis(f_b[None] * (f_ab - f_a[None]), 1, 0).reshape(n, -1)  # (n, d * out)
+    t2 = np.moveaxis((f_a[None] - f_ab) ** 2, 1, 0).reshape(n, -1)
+    fa, fb = f_a.reshape(n, -1), f_b.reshape(n, -1)
 
-    s1, st, var = estimate(np.arange(n))
+    def estimate(w):  # w: (R, n) row counts, each row summing to n
+        mean = (w @ fa + w @ fb) / (2 * n)
+        var = (w @ fa**2 + w @ fb**2) / (2 * n) - mean**2  # (R, out)
+        var_d = np.repeat(var[:, None, :], d, axis=1).reshape(len(w), -1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s1 = (w @ t1) / n / var_d
+            st = 0.5 * (w @ t2) / n / var_d
+        shape = (len(w), d, *out_shape)
+        return s1.reshape(shape), st.reshape(shape), var.reshape((len(w), *out_shape))
+
+    s1, st, var = (v[0] for v in estimate(np.ones((1, n))))
     constant = var <= 1e-14 * max(float(np.max(var)), 1e-300)
     if np.all(constant):
         raise ValueError(
@@ -101,10 +110,11 @@ def indices_from_evaluations(
             "no sensitivity to apportion"
         )
     rng = np.random.default_rng(seed)
-    boots = [estimate(rng.integers(0, n, n))[:2] for _ in range(bootstrap)]
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=max(bootstrap, 1)).astype(np.float64)
+    b1, bt, _ = estimate(counts)
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
-    s1_ci = np.percentile(np.stack([b[0] for b in boots]), q, axis=0)
-    st_ci = np.percentile(np.stack([b[1] for b in boots]), q, axis=0)
+    s1_ci = np.percentile(b1, q, axis=0)
+    st_ci = np.percentile(bt, q, axis=0)
     # Outputs that do not vary (e.g. a trajectory's fixed initial state) have no indices: 0, flagged.
     s1, st, s1_ci, st_ci = (np.where(constant, 0.0, np.nan_to_num(v)) for v in (s1, st, s1_ci, st_ci))
     return SobolIndices(names, s1, st, s1_ci, st_ci, var, n, level, constant)
