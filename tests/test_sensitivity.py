@@ -160,3 +160,30 @@ def test_reverse_mode_only_functions_get_a_hint():
 
     with pytest.raises(TypeError, match=r"adjoint=diffrax\.ForwardMode"):
         sa.local_sensitivity(theta, jnp.array([1.0]))
+
+
+SHARDED_SCRIPT = """
+import jax, numpy as np
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp
+from jaxid import sensitivity as sa
+f = lambda x: jnp.sin(x[0]) + 7 * jnp.sin(x[1]) ** 2 + 0.1 * x[2] ** 4 * jnp.sin(x[0])
+b = {"x1": (-3.0, 3.0), "x2": (-3.0, 3.0), "x3": (-3.0, 3.0)}
+assert len(jax.devices()) == 2
+one = sa.sobol_indices(f, b, 256, chunk_size=100, devices=jax.devices()[:1], bootstrap=10)
+two = sa.sobol_indices(f, b, 256, chunk_size=100, devices=jax.devices(), bootstrap=10, progress=True)
+np.testing.assert_allclose(one.ST, two.ST, rtol=1e-12)
+np.testing.assert_allclose(one.S1_ci, two.S1_ci, rtol=1e-12)
+print("SHARDED-OK")
+"""
+
+
+def test_chunked_evaluation_sharded_over_two_devices_matches_one():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "SHARDED-OK" in proc.stdout
