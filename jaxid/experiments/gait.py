@@ -154,21 +154,38 @@ def fisher_analysis(config: GaitStudyConfig, channels: tuple[str, ...], priors: 
 
 
 def _ceiling(params, report, priors):
-    """Ceiling estimates of (m, k, l0) given the report's scaling symmetries (``None`` when there
-    are several: not computed)."""
+    """Ceiling estimates of (m, k, l0) for the test records ``params`` given the report's scaling
+    symmetries, their metrics and how they were made (estimates and metrics ``None`` when there
+    are several symmetries: not computed)."""
     scal = report.combinations.scaling if report.combinations is not None else []
     if not scal:
-        return params.copy(), "the data identify every parameter: the ceiling is exact recovery"
-    if len(scal) > 1:
-        return None, f"{len(scal)} scaling symmetries: ceiling not computed (one-dimensional orbits only)"
-    c = scal[0]
-    return scaling_ceiling(params, c, priors, PARAMS), f"posterior mean on the orbit of scaling {c}"
+        est, how = params.copy(), "the data identify every parameter: the ceiling is exact recovery"
+    elif len(scal) > 1:
+        return (
+            None,
+            None,
+            f"{len(scal)} scaling symmetries: ceiling not computed (one-dimensional orbits only)",
+        )
+    else:
+        est, how = (
+            scaling_ceiling(params, scal[0], priors, PARAMS),
+            f"posterior mean on the orbit of scaling {scal[0]}",
+        )
+    return est, regression_metrics(params, est, PARAMS), how
+
+
+def _arch_spec(config: GaitStudyConfig) -> dict:
+    """The main estimator's architecture, in the form of ``config.architectures`` entries."""
+    spec = dict(arch=config.arch, depth=config.depth, width=config.width, activation=config.activation)
+    if config.arch == "gru":
+        spec = dict(arch="gru", width=config.width)
+    return spec
 
 
 def _train_eval(
     x, targets, names, config: GaitStudyConfig, *, arch_spec=None, desc="", split=(0.8, 0.1, 0.1)
 ):
-    spec = dict(arch=config.arch, depth=config.depth, width=config.width, activation=config.activation)
+    spec = _arch_spec(config)
     if arch_spec is not None:
         spec = {k: v for k, v in arch_spec.items() if k != "label"}
     arch = spec.pop("arch")
@@ -270,8 +287,7 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
 
     # 4. Ceiling.
     say("[4/5] identifiability ceiling", flush=True)
-    ceil, ceil_how = _ceiling(params[te], report, priors)
-    met_ceil = regression_metrics(params[te], ceil, PARAMS) if ceil is not None else None
+    ceil, met_ceil, ceil_how = _ceiling(params[te], report, priors)
     results["estimators"] = dict(
         params=dict(metrics=met_p, training=_summary(res_p), names=list(PARAMS)),
         combinations=dict(metrics=met_c, training=_summary(res_c), names=list(mono_names), exponents=exps),
@@ -283,7 +299,8 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
         out, data, x_kin, params, te, pred_p, ceil, te_c, targets_c, pred_c, mono_names, report, res_p, res_c
     )
 
-    # 5. Sweeps.
+    # 5. Sweeps (a setting equal to the main one reuses the main estimator).
+    main = dict(result=res_p, test=te, metrics=met_p)
     sweeps = {}
     if config.sweeps:
         say(f"[5/5] sweeps: {', '.join(config.sweeps)}", flush=True)
@@ -291,11 +308,11 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
         if sweep == "size":
             sweeps["size"] = _sweep_size(config, x_kin, params, report, priors, te)
         elif sweep == "noise":
-            sweeps["noise"] = _sweep_noise(config, clean[..., kin], params, report, priors, noise_key)
+            sweeps["noise"] = _sweep_noise(config, clean[..., kin], params, report, priors, noise_key, main)
         elif sweep == "arch":
-            sweeps["arch"] = _sweep_arch(config, x_kin, params, report, priors)
+            sweeps["arch"] = _sweep_arch(config, x_kin, params, report, priors, main)
         elif sweep == "forces":
-            sweeps["forces"] = _sweep_forces(config, obs_all, data.channels, params, report, priors)
+            sweeps["forces"] = _sweep_forces(config, obs_all, data.channels, params, report, priors, main)
         figures += gait_report.sweep_figure(out, sweep, sweeps[sweep])
     results["sweeps"] = sweeps
     results["figures"] = figures
@@ -306,19 +323,11 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
     return results
 
 
-def _r2_row(metrics: dict, ceil: dict | None) -> dict:
-    row = {p: metrics[p]["r2"] for p in metrics}
-    if ceil is not None:
-        row.update({f"ceiling {p}": ceil[p]["r2"] for p in ceil})
-    return row
-
-
 def _sweep_size(config, x, params, report, priors, test):
     """Train on growing subsets of the records outside the main test split (8:1 train and
     validation) and score every size on that same test split, so the sizes share one ceiling."""
     pool = np.setdiff1d(np.arange(len(params)), test)
-    ceil, _ = _ceiling(params[test], report, priors)
-    met_ceil = regression_metrics(params[test], ceil, PARAMS) if ceil is not None else None
+    _, met_ceil, _ = _ceiling(params[test], report, priors)
     rows = []
     for n in config.size_grid():
         idx = pool[: max(2, round(0.9 * n))]
@@ -330,21 +339,30 @@ def _sweep_size(config, x, params, report, priors, test):
     return dict(rows=rows, test_records=len(test))
 
 
-def _sweep_noise(config, clean, params, report, priors, key):
+def _sweep_noise(config, clean, params, report, priors, key, main):
+    """One estimator per noise level; noise-free data in a noise-free study are the main
+    estimator's own (reused, not retrained). Every level has the same split, so one ceiling."""
+    _, met_ceil, _ = _ceiling(params[main["test"]], report, priors)
     rows = []
     for i, level in enumerate(config.noise_levels):
-        x = add_noise(clean, level, jax.random.fold_in(key, i + 1)) if level > 0 else clean
-        res, te, _, met = _train_eval(x, params, PARAMS, config, desc=f"noise {level:g}")
-        ceil, _ = _ceiling(params[te], report, priors)
-        met_ceil = regression_metrics(params[te], ceil, PARAMS) if ceil is not None else None
+        if level == 0 and config.noise == 0:
+            res, met = main["result"], main["metrics"]
+        else:
+            x = add_noise(clean, level, jax.random.fold_in(key, i + 1)) if level > 0 else clean
+            res, _, _, met = _train_eval(x, params, PARAMS, config, desc=f"noise {level:g}")
         rows.append(dict(noise=level, metrics=met, ceiling=met_ceil, training=_summary(res)))
     return dict(rows=rows)
 
 
-def _sweep_arch(config, x, params, report, priors):
+def _sweep_arch(config, x, params, report, priors, main):
+    """One estimator per architecture; the main estimator's own architecture is reused."""
+    own = _arch_spec(config)
     rows = []
     for spec in config.architectures:
-        res, te, _, met = _train_eval(x, params, PARAMS, config, arch_spec=spec, desc=spec["label"])
+        if {k: v for k, v in spec.items() if k != "label"} == own:
+            res, met = main["result"], main["metrics"]
+        else:
+            res, _, _, met = _train_eval(x, params, PARAMS, config, arch_spec=spec, desc=spec["label"])
         n_weights = sum(
             int(np.prod(a.shape)) for a in jax.tree.leaves(eqx.filter(res.estimator.network, eqx.is_array))
         )
@@ -357,19 +375,21 @@ def _sweep_arch(config, x, params, report, priors):
                 training=_summary(res),
             )
         )
-    ceil, _ = _ceiling(params[te], report, priors)
-    met_ceil = regression_metrics(params[te], ceil, PARAMS) if ceil is not None else None
+    _, met_ceil, _ = _ceiling(params[main["test"]], report, priors)
     return dict(rows=rows, ceiling=met_ceil)
 
 
-def _sweep_forces(config, obs_all, channels, params, report_kin, priors):
+def _sweep_forces(config, obs_all, channels, params, report_kin, priors, main):
+    """Kinematics alone (the main estimator and analysis, reused) against kinematics plus forces."""
     rows = []
     for chans in (("x", "y"), ("x", "y", *FORCE_CHANNELS)):
-        idx = [channels.index(c) for c in chans]
-        res, te, _, met = _train_eval(obs_all[..., idx], params, PARAMS, config, desc="+".join(chans))
-        rep = report_kin if chans == ("x", "y") else fisher_analysis(config, chans, priors)[0]
-        ceil, how = _ceiling(params[te], rep, priors)
-        met_ceil = regression_metrics(params[te], ceil, PARAMS) if ceil is not None else None
+        if chans == ("x", "y"):
+            res, met, rep = main["result"], main["metrics"], report_kin
+        else:
+            idx = [channels.index(c) for c in chans]
+            res, _, _, met = _train_eval(obs_all[..., idx], params, PARAMS, config, desc="+".join(chans))
+            rep = fisher_analysis(config, chans, priors)[0]
+        _, met_ceil, how = _ceiling(params[main["test"]], rep, priors)
         rows.append(
             dict(
                 channels=list(chans),
