@@ -11,14 +11,14 @@ sensitivity measures (DGSM).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..identify.experiment import value_and_jacobian
+from ..identify.experiment import _value_and_jacfwd, value_and_jacobian
 from .sampling import Box, evaluate, sobol_points
 
 
@@ -101,6 +101,29 @@ def local_sensitivity(fn: Callable, theta, names: Sequence[str] | None = None, r
     return LocalSensitivity(names, np.asarray(theta), y, jac, coef, mask)
 
 
+_WITH_GRADIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _value_and_gradients(fn):
+    """``theta -> [y, dy/dtheta_1, ..., dy/dtheta_p]`` stacked on a leading axis (the forward-mode
+    pass of :mod:`jaxid.identify`), one per ``fn`` so that repeated analyses compile once."""
+    try:
+        return _WITH_GRADIENTS[fn]
+    except (KeyError, TypeError):
+        pass
+    value_and_jac = _value_and_jacfwd(fn)
+
+    def stacked(theta):
+        y, jac = value_and_jac(theta)
+        return jnp.concatenate([y[None], jnp.moveaxis(jac, -1, 0)])
+
+    try:
+        _WITH_GRADIENTS[fn] = stacked
+    except TypeError:
+        pass
+    return stacked
+
+
 @dataclass
 class DGSM:
     """``nu`` :math:`E[(\\partial f/\\partial x_i)^2]` (``(param,) + output_shape``), ``variance``
@@ -131,13 +154,9 @@ def dgsm(
         raise ValueError(f"dgsm: n must be an int >= 2, got {n!r}")
     x = box.scale(sobol_points(n, box.dim, seed))
 
-    def value_and_grad(theta):
-        y, jvp = jax.vmap(lambda v: jax.jvp(fn, (theta,), (v,)), out_axes=(None, 0))(jnp.eye(theta.shape[0]))
-        return jnp.concatenate([y[None], jvp])
-
     out = _forward(
         lambda: evaluate(
-            value_and_grad,
+            _value_and_gradients(fn),
             x,
             chunk_size=chunk_size,
             devices=devices,

@@ -95,12 +95,11 @@ def indices_from_evaluations(
     def estimate(w):  # w: (R, n) row counts, each row summing to n
         mean = (w @ fa + w @ fb) / (2 * n)
         var = (w @ fa**2 + w @ fb**2) / (2 * n) - mean**2  # (R, out)
-        var_d = np.repeat(var[:, None, :], d, axis=1).reshape(len(w), -1)
+        r = len(w)
         with np.errstate(divide="ignore", invalid="ignore"):
-            s1 = (w @ t1) / n / var_d
-            st = 0.5 * (w @ t2) / n / var_d
-        shape = (len(w), d, *out_shape)
-        return s1.reshape(shape), st.reshape(shape), var.reshape((len(w), *out_shape))
+            s1 = (w @ t1).reshape(r, d, -1) / n / var[:, None]
+            st = 0.5 * (w @ t2).reshape(r, d, -1) / n / var[:, None]
+        return s1.reshape(r, d, *out_shape), st.reshape(r, d, *out_shape), var.reshape(r, *out_shape)
 
     s1, st, var = (v[0] for v in estimate(np.ones((1, n))))
     constant = var <= 1e-14 * max(float(np.max(var)), 1e-300)
