@@ -272,13 +272,11 @@ def train(
         **arch_options,
     )
 
-    def prep(idx):
-        xs = ((x[idx] - x_mean) / x_scale).astype(np.float32)
-        ys = ((y[idx] - y_mean) / y_scale).astype(np.float32)
-        return xs, ys
+    def standardise(xs, ys):
+        return ((xs - x_mean) / x_scale).astype(np.float32), ((ys - y_mean) / y_scale).astype(np.float32)
 
-    x_train, y_train = prep(split["train"])
-    x_val, y_val = prep(split["val"])
+    x_train, y_train = standardise(xt, yt)  # the training split, gathered once above
+    x_val, y_val = standardise(x[split["val"]], y[split["val"]])
     n_batches = n_train // batch
     weights = (
         np.ones(len(names))
