@@ -1,0 +1,334 @@
+r"""The training loop, checkpoints and evaluation shared by every hybrid model.
+
+:func:`fit` runs Adam (cosine-decayed, gradient norm clipped, non-finite steps skipped) with
+``steps_per_call`` steps scanned inside one jitted call. Each step draws a minibatch of
+(task, sequence) pairs from the training split and, for models that use one, a context set of
+``K`` other draws from the same task. After every call the reconstruction error of the
+validation split is measured and the best model so far is kept; with ``checkpoint=`` the whole
+state is written to disk after every call and ``resume=True`` continues from it.
+
+:func:`evaluate` infers latents (posterior means) for a split and decodes over the full window.
+The context set of every sequence of a task is the task's first ``K`` sequences. Scores:
+
+- ``z_p_mse``: mean of :math:`(\hat z_p - z_p)^2` over sequences (physical units);
+- ``mcc``: :func:`jaxid.hybrid.mcc` between the true unmodelled factors and the latent ``z_a``
+  of the network inside the ODE;
+- ``recon_mse``: mean squared error of the decoded sequence against the noise-free truth over the
+  training window; ``pred_mse``: the same over the prediction window beyond it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from .datasets import HybridData, HybridSplit
+from .metrics import mcc
+from .models import make_model
+from .systems import get_system
+
+
+@dataclass(frozen=True)
+class HybridTrainConfig:
+    """Options of :func:`fit`: ``steps``, ``batch_size``, ``learning_rate`` (peak of a cosine decay
+    to a tenth), ``context_size`` (``K``), ``steps_per_call`` (steps per jitted call, and how often
+    the validation split is scored), ``clip`` (global gradient-norm clip), ``seed``, ``progress``."""
+
+    steps: int = 2000
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    context_size: int = 5
+    steps_per_call: int = 100
+    clip: float = 10.0
+    seed: int = 0
+    progress: bool = True
+
+    def validate(self, per_task: int | None = None) -> None:
+        for name in ("steps", "batch_size", "context_size", "steps_per_call"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"HybridTrainConfig: {name} must be a positive int, got {value!r}")
+        for name in ("learning_rate", "clip"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"HybridTrainConfig: {name} must be a positive number, got {value!r}")
+        if per_task is not None and self.context_size > per_task:
+            raise ValueError(
+                f"HybridTrainConfig: context_size ({self.context_size}) exceeds the sequences per task "
+                f"({per_task})"
+            )
+
+
+@dataclass
+class HybridFitResult:
+    """What :func:`fit` returns: the best ``model`` (by validation reconstruction error), its
+    ``best_step``, the ``history`` (``step``, ``train_loss`` averaged over each call,
+    ``val_recon``), ``seconds`` of training and the models' auxiliary state ``aux`` (APHYNITY's
+    multiplier)."""
+
+    model: eqx.Module
+    best_step: int
+    history: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    aux: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Hyper:
+    steps: int
+    total: int
+    batch: int
+    context: int
+    lr: float
+    clip: float
+
+
+def _optimizer(h: _Hyper):
+    schedule = optax.cosine_decay_schedule(h.lr, max(h.total, 1), alpha=0.1)
+    inner = optax.chain(optax.clip_by_global_norm(h.clip), optax.adam(schedule))
+    return optax.apply_if_finite(inner, max_consecutive_errors=50)
+
+
+@eqx.filter_jit
+def _run_steps(params, static, opt_state, aux, key, obs, n_tasks, h: _Hyper):
+    optimizer = _optimizer(h)
+    model0 = eqx.combine(params, static)
+    uses_context = model0.uses_context
+    per_task = obs.shape[1]
+
+    def body(carry, _):
+        params, opt_state, aux, key = carry
+        key, k_t, k_s, k_c, k_l = jax.random.split(key, 5)
+        t = jax.random.randint(k_t, (h.batch,), 0, n_tasks)
+        s = jax.random.randint(k_s, (h.batch,), 0, per_task)
+        y = obs[t, s]
+        if uses_context:
+            order = jnp.argsort(jax.random.uniform(k_c, (h.batch, per_task)), -1)[:, : h.context]
+            ctx = obs[t[:, None], order]
+        else:
+            ctx = None
+        keys = jax.random.split(k_l, h.batch)
+
+        def loss_fn(p):
+            m = eqx.combine(p, static)
+            losses, stats = jax.vmap(m.loss, in_axes=(0, 0, 0 if uses_context else None, None))(
+                keys, y, ctx, aux
+            )
+            return jnp.mean(losses), jax.tree.map(jnp.mean, stats)
+
+        (loss, stats), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = eqx.apply_updates(params, updates)
+        new_aux = model0.update_aux(aux, stats)
+        ok = jnp.isfinite(loss)
+        aux = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_aux, aux)
+        return (params, opt_state, aux, key), loss
+
+    (params, opt_state, aux, key), losses = jax.lax.scan(
+        body, (params, opt_state, aux, key), None, length=h.steps
+    )
+    return params, opt_state, aux, key, losses
+
+
+def context_sets(split: HybridSplit, k: int) -> np.ndarray:
+    """Every sequence's context set: its task's first ``k`` sequences (training window),
+    shape ``(sequence, k, time, channel)`` with tasks and sequences merged."""
+    if k > split.per_task:
+        raise ValueError(f"context_sets: context size {k} exceeds the sequences per task ({split.per_task})")
+    ctx = split.obs[:, :k]
+    return np.repeat(ctx[:, None], split.per_task, axis=1).reshape(-1, *ctx.shape[1:])
+
+
+@eqx.filter_jit
+def _infer(model, y, ctx, n_train: int, n_full: int):
+    def one(yi, ci):
+        latents = model.encode(yi[:n_train], None if ci is None else ci[:, :n_train])
+        return latents, model.decode(yi, latents, n_full)
+
+    return jax.vmap(one, in_axes=(0, 0 if ctx is not None else None))(y, ctx)
+
+
+def infer(model, split: HybridSplit, *, context_size: int = 5, chunk: int = 256):
+    """Posterior means and full-window decodings for every sequence of ``split``.
+
+    **Returns:** ``(z_p, z_a, z_b, decoded)`` as NumPy arrays with tasks and sequences merged.
+    """
+    sys = model.decoder.system
+    obs = split.flat("obs")
+    ctx = context_sets(split, context_size) if model.uses_context else None
+    outs = []
+    for start in range(0, obs.shape[0], chunk):
+        sl = slice(start, start + chunk)
+        y = jnp.asarray(obs[sl, : sys.n_train])
+        c = None if ctx is None else jnp.asarray(ctx[sl, :, : sys.n_train])
+        outs.append(jax.device_get(_infer(model, y, c, sys.n_train, sys.n_full)))
+    (z_p, z_a, z_b), dec = jax.tree.map(lambda *a: np.concatenate(a), *outs)
+    return z_p, z_a, z_b, dec
+
+
+def evaluate(model, split: HybridSplit, *, context_size: int = 5) -> dict:
+    """Scores of ``model`` on ``split`` (see the module docstring) and the arrays behind them.
+
+    **Returns:** ``{"z_p_mse", "mcc", "recon_mse", "pred_mse", "z_p", "z_a", "decoded"}``; the
+    arrays have tasks and sequences merged. Raises if the model decodes a non-finite value.
+    """
+    sys = model.decoder.system
+    z_p, z_a, _, dec = infer(model, split, context_size=context_size)
+    if not np.all(np.isfinite(dec)) or not np.all(np.isfinite(z_p)):
+        bad = int(np.sum(~np.all(np.isfinite(dec.reshape(dec.shape[0], -1)), -1)))
+        raise FloatingPointError(f"evaluate: {bad} sequences decoded to non-finite values")
+    clean = split.flat("clean")
+    err = (dec - clean) ** 2
+    return {
+        "z_p_mse": float(np.mean((z_p - split.flat("z_p")) ** 2)),
+        "mcc": mcc(split.flat("z_n"), z_a),
+        "recon_mse": float(np.mean(err[:, : sys.n_train])),
+        "pred_mse": float(np.mean(err[:, sys.n_train :])),
+        "z_p": z_p,
+        "z_a": z_a,
+        "decoded": dec,
+    }
+
+
+def _val_recon(model, split: HybridSplit, k: int) -> float:
+    sys = model.decoder.system
+    _, _, _, dec = infer(model, split, context_size=k)
+    err = (dec[:, : sys.n_train] - split.flat("clean")[:, : sys.n_train]) ** 2
+    value = float(np.mean(err))
+    return value if math.isfinite(value) else math.inf
+
+
+def fit(
+    model,
+    data: HybridData,
+    config: HybridTrainConfig = HybridTrainConfig(),
+    *,
+    tasks: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    desc: str | None = None,
+) -> HybridFitResult:
+    """Train ``model`` on ``data.train``, keeping the best model on ``data.val`` (module docstring).
+
+    ``tasks``: train on the first ``tasks`` training tasks only (default all); the compiled steps
+    are shared between task counts.
+
+    ``checkpoint``: a file written after every call (model, optimiser, key, best model and
+    history); with ``resume=True`` an existing checkpoint of the same configuration is continued.
+    Raises :class:`FloatingPointError` if training ends with a non-finite loss.
+    """
+    config.validate(data.train.per_task)
+    sys = data.system
+    if model.decoder.system != sys:
+        raise ValueError(f"fit: model is for {model.decoder.system.name!r}, data are {sys.name!r}")
+    obs = jnp.asarray(data.train.obs[:, :, : sys.n_train])
+    if tasks is None:
+        tasks = data.train.n_tasks
+    if not (isinstance(tasks, int) and 1 <= tasks <= data.train.n_tasks):
+        raise ValueError(f"fit: tasks must be an int in [1, {data.train.n_tasks}], got {tasks!r}")
+    n_tasks = jnp.asarray(tasks)
+    n_calls = math.ceil(config.steps / config.steps_per_call)
+    h = _Hyper(
+        steps=config.steps_per_call,
+        total=n_calls * config.steps_per_call,
+        batch=config.batch_size,
+        context=config.context_size,
+        lr=float(config.learning_rate),
+        clip=float(config.clip),
+    )
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    opt_state = _optimizer(h).init(params)
+    aux = model.init_aux()
+    key = jax.random.PRNGKey(config.seed)
+    history = {"step": [], "train_loss": [], "val_recon": []}
+    best, best_val, best_step, done = params, math.inf, 0, 0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    meta_ckpt = dict(config=asdict(config), system=sys.name, kind=model.kind, tasks=tasks)
+    if ckpt is not None and resume and ckpt.exists():
+        header = json.loads(ckpt.with_suffix(".json").read_text())
+        if header["meta"] != json.loads(json.dumps(meta_ckpt)):
+            raise ValueError(f"fit: checkpoint {ckpt} was written with another configuration")
+        template = (params, opt_state, aux, key, best)
+        params, opt_state, aux, key, best = eqx.tree_deserialise_leaves(ckpt, template)
+        history, best_val, best_step, done = (
+            header["history"],
+            header["best_val"],
+            header["best_step"],
+            header["done"],
+        )
+    start = time.perf_counter()
+    label = desc or f"fit {model.kind}"
+    with tqdm(
+        total=n_calls * h.steps, initial=done * h.steps, unit="step", desc=label, disable=not config.progress
+    ) as bar:
+        for call in range(done, n_calls):
+            params, opt_state, aux, key, losses = _run_steps(
+                params, static, opt_state, aux, key, obs, n_tasks, h
+            )
+            losses = np.asarray(losses)
+            current = eqx.combine(params, static)
+            val = _val_recon(current, data.val, config.context_size)
+            step = (call + 1) * h.steps
+            history["step"].append(step)
+            finite = losses[np.isfinite(losses)]
+            history["train_loss"].append(float(finite.mean()) if finite.size else math.nan)
+            history["val_recon"].append(val)
+            if val < best_val:
+                best, best_val, best_step = params, val, step
+            bar.update(h.steps)
+            bar.set_postfix(loss=f"{history['train_loss'][-1]:.4g}", val=f"{val:.3g}")
+            if ckpt is not None:
+                ckpt.parent.mkdir(parents=True, exist_ok=True)
+                eqx.tree_serialise_leaves(ckpt, (params, opt_state, aux, key, best))
+                header = dict(
+                    meta=meta_ckpt, history=history, best_val=best_val, best_step=best_step, done=call + 1
+                )
+                ckpt.with_suffix(".json").write_text(json.dumps(header))
+    if not math.isfinite(best_val):
+        raise FloatingPointError(
+            f"fit: {model.kind} on {sys.name} never decoded the validation split to finite values; "
+            "try a smaller learning_rate"
+        )
+    seconds = time.perf_counter() - start
+    return HybridFitResult(
+        model=eqx.combine(best, static),
+        best_step=best_step,
+        history=history,
+        seconds=seconds,
+        aux={k: float(v) for k, v in aux.items()},
+    )
+
+
+def save_model(path: str | os.PathLike, model, spec: dict) -> None:
+    """Write ``model`` and the ``spec`` that rebuilds it (``kind``, ``system``, ``scales``,
+    ``options``): a JSON header line, then the equinox leaves. Read back with :func:`load_model`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write((json.dumps(spec) + "\n").encode())
+        eqx.tree_serialise_leaves(f, model)
+
+
+def load_model(path: str | os.PathLike):
+    """Read a model written by :func:`save_model`. **Returns:** ``(model, spec)``."""
+    with open(path, "rb") as f:
+        spec = json.loads(f.readline().decode())
+        skeleton = make_model(
+            spec["kind"],
+            get_system(spec["system"]),
+            tuple(np.asarray(s, np.float32) for s in spec["scales"]),
+            key=jax.random.PRNGKey(0),
+            **spec.get("options", {}),
+        )
+        return eqx.tree_deserialise_leaves(f, skeleton), spec
