@@ -57,12 +57,6 @@ class HybridSplit:
         a = getattr(self, name)
         return a.reshape(-1, *a.shape[2:])
 
-    def take_tasks(self, n: int) -> HybridSplit:
-        """The first ``n`` tasks."""
-        if not 1 <= n <= self.n_tasks:
-            raise ValueError(f"take_tasks: n must be in [1, {self.n_tasks}], got {n}")
-        return HybridSplit(*(getattr(self, f)[:n] for f in ("obs", "clean", "z_p", "z_n", "x0")))
-
 
 @dataclass
 class HybridData:
