@@ -158,6 +158,15 @@ class HybridDecoder(eqx.Module):
     def x0(self, y) -> Float[Array, " state"]:
         return self.system.state_from_obs(y[0])
 
+    def flat(self, y) -> Float[Array, " features"]:
+        """A sequence in units of the observation scale, flattened: the encoders' input."""
+        return (y / jax.lax.stop_gradient(self.obs_scale)).ravel()
+
+    def decode(self, y, latents, n_steps: int) -> Float[Array, "time channel"]:
+        """Observations over ``n_steps`` save times from latents ``(z_p, z_a, z_b)``, started at ``y[0]``."""
+        z_p, z_a, z_b = latents
+        return self.output(self.solve(z_p, z_a, self.x0(y), n_steps), z_b)
+
 
 class Aphynity(eqx.Module):
     """APHYNITY in per-sample form (see the module docstring). ``lambda0``, ``tau`` static."""
@@ -180,18 +189,14 @@ class Aphynity(eqx.Module):
     def uses_context(self) -> bool:
         return False
 
-    def _flat(self, y):
-        return (y / jax.lax.stop_gradient(self.decoder.obs_scale)).ravel()
-
     def encode(self, y, context=None):
         """``(z_p, z_a, z_b)`` of one sequence ``y`` (training window); ``z_b`` is empty."""
-        h = self.encoder(self._flat(y))
+        h = self.encoder(self.decoder.flat(y))
         d_p = len(self.decoder.system.physics_names)
         return self.decoder.to_physics(h[:d_p]), h[d_p:], h[:0]
 
     def decode(self, y, latents, n_steps: int):
-        z_p, z_a, z_b = latents
-        return self.decoder.output(self.decoder.solve(z_p, z_a, self.decoder.x0(y), n_steps), z_b)
+        return self.decoder.decode(y, latents, n_steps)
 
     def init_aux(self):
         return {"lambda": jnp.asarray(self.lambda0, F32)}
@@ -273,15 +278,12 @@ class HybridVAE(eqx.Module):
     def uses_context(self) -> bool:
         return self.meta
 
-    def _flat(self, y):
-        return (y / jax.lax.stop_gradient(self.decoder.obs_scale)).ravel()
-
     def context_code(self, context) -> Float[Array, " code"]:
         """The task code: the mean of the context sequences' embeddings (order does not matter)."""
-        return jnp.mean(jax.vmap(lambda c: self.context_encoder(self._flat(c)))(context), 0)
+        return jnp.mean(jax.vmap(lambda c: self.context_encoder(self.decoder.flat(c)))(context), 0)
 
     def _posteriors(self, y, code):
-        x = self._flat(y)
+        x = self.decoder.flat(y)
         h = self.aux_encoder(x if code is None else jnp.concatenate([x, code]))
         d_n = h.shape[0] // 2
         return x, h[:d_n], h[d_n:]
@@ -304,8 +306,7 @@ class HybridVAE(eqx.Module):
         return (self.decoder.to_physics(mu_u), *self._split_n(mu_n))
 
     def decode(self, y, latents, n_steps: int):
-        z_p, z_a, z_b = latents
-        return self.decoder.output(self.decoder.solve(z_p, z_a, self.decoder.x0(y), n_steps), z_b)
+        return self.decoder.decode(y, latents, n_steps)
 
     def init_aux(self):
         return {}
@@ -345,7 +346,7 @@ class HybridVAE(eqx.Module):
         u_star = jax.random.normal(k_aug, mu_u.shape, mu_u.dtype)
         y_star = dec.system.observe(dec.solve(dec.to_physics(u_star), z_a, x0, n, hybrid=False))
         y_star = jax.lax.stop_gradient(y_star + dec.system.noise * jax.random.normal(k_noise, y_star.shape))
-        mu_star, _ = self._physics_posterior(self._flat(y_star))
+        mu_star, _ = self._physics_posterior(self.decoder.flat(y_star))
         augment = jnp.sum((mu_star - u_star) ** 2)
         total = nll + w_kl * kl + w_unmix * unmix + w_la * least_action + w_aug * augment
         traj = jnp.mean(resid**2)
