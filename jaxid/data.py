@@ -29,9 +29,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from .chunking import batch_sharding
 from .gait import find_gait
 from .models.walking import STATUS_NAMES, Walker
 from .simulate import simulate
@@ -230,8 +230,7 @@ def generate_gait_dataset(
 
     n_save = round(duration / save_dt) + 1
     ts = jnp.linspace(0.0, duration, n_save)
-    devices = jax.local_devices() if devices is None else list(devices)
-    sharding = NamedSharding(Mesh(np.array(devices), ("batch",)), PartitionSpec("batch"))
+    devices, sharding = batch_sharding(devices)
     chunk = len(devices) * math.ceil(chunk_size / len(devices))
     base_key = jax.random.key(seed)
     alpha0 = math.radians(alpha0_deg)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import diffrax as dfx
@@ -10,10 +9,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Bool, Float, Int
-from tqdm.auto import tqdm
 
+from .chunking import map_chunked
 from .models.base import AbstractHybridModel, AbstractModel, as_param
 from .switching import HybridSimulation, simulate_hybrid
 
@@ -195,10 +193,6 @@ def simulate(
     return Simulation(ts=ts, ys=ys, obs=obs, success=success, num_steps=sol.stats["num_steps"])
 
 
-def _take(tree, idx):
-    return jax.tree.map(lambda a: a[idx], tree)
-
-
 @eqx.filter_jit
 def _run_chunk(model, y0, ts, simulate_kwargs):
     # filter_jit keys the cache on the (hashable) options, so repeated calls do not recompile.
@@ -265,25 +259,16 @@ def simulate_batch(
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"{where}: chunk_size must be a positive int, got {chunk_size!r}")
     n = _batch_size(model, y0)
-    devices = jax.local_devices() if devices is None else list(devices)
-    n_dev = len(devices)
-    chunk = n_dev * math.ceil(min(chunk_size, n) / n_dev)
-    mesh = Mesh(np.array(devices), ("batch",))
-    sharding = NamedSharding(mesh, PartitionSpec("batch"))
-
     model = jax.tree.map(lambda a: np.broadcast_to(np.asarray(a), (n,)), model)
     y0 = np.broadcast_to(np.asarray(y0), (n, model.state_size))
-
-    outputs = []
-    with tqdm(total=n, unit="rec", desc="simulate", disable=not progress) as bar:
-        for start in range(0, n, chunk):
-            count = min(chunk, n - start)
-            idx = np.minimum(np.arange(start, start + chunk), n - 1)  # pad by repeating the last record
-            args = jax.device_put((_take(model, idx), y0[idx]), sharding)
-            out = _run_chunk(*args, ts, simulate_kwargs)
-            outputs.append(_take(jax.device_get(out), slice(0, count)))
-            bar.update(count)
-    result = jax.tree.map(lambda *xs: np.concatenate(xs), *outputs)
+    result = map_chunked(
+        lambda m, y: _run_chunk(m, y, ts, simulate_kwargs),
+        (model, y0),
+        chunk_size=chunk_size,
+        devices=devices,
+        progress=progress,
+        desc="simulate",
+    )
     n_failed = int(np.sum(~result.success))
     if n_failed:
         warnings.warn(f"{where}: {n_failed} of {n} records failed (success=False)", stacklevel=2)

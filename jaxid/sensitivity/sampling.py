@@ -9,9 +9,9 @@ from collections.abc import Callable, Mapping, Sequence
 import equinox as eqx
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from scipy.stats import qmc
-from tqdm.auto import tqdm
+
+from ..chunking import map_chunked
 
 
 class Box:
@@ -70,19 +70,9 @@ def evaluate(
     """
     x = np.asarray(x, dtype=np.float64 if jax.config.jax_enable_x64 else np.float32)
     n = x.shape[0]
-    devices = jax.local_devices() if devices is None else list(devices)
-    chunk = len(devices) * math.ceil(min(chunk_size, n) / len(devices))
-    sharding = NamedSharding(Mesh(np.array(devices), ("batch",)), PartitionSpec("batch"))
-    run = _vmapped(fn)
-    out = []
-    with tqdm(total=n, unit="eval", desc=desc, disable=not progress) as bar:
-        for start in range(0, n, chunk):
-            count = min(chunk, n - start)
-            idx = np.minimum(np.arange(start, start + chunk), n - 1)
-            y = np.asarray(jax.device_get(run(jax.device_put(x[idx], sharding))))[:count]
-            out.append(y)
-            bar.update(count)
-    y = np.concatenate(out)
+    y = map_chunked(
+        _vmapped(fn), (x,), chunk_size=chunk_size, devices=devices, progress=progress, desc=desc, unit="eval"
+    )
     bad = ~np.isfinite(y.reshape(n, -1)).all(axis=1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
