@@ -16,6 +16,7 @@ from jaxid.hybrid import (
     evaluate,
     fit,
     get_system,
+    infer,
     load_model,
     make_hybrid_data,
     make_model,
@@ -198,6 +199,23 @@ def test_context_encoder_is_permutation_invariant(trained, pendulum_data):
     # and the code does depend on the context set
     other = jnp.asarray(pendulum_data.train.obs[1, :5, : pendulum_data.system.n_train])
     assert float(jnp.max(jnp.abs(model.context_code(other) - code))) > 1e-4
+
+
+def test_validation_decodes_the_training_window_as_evaluate_does(trained, pendulum_data):
+    result = trained["meta_hybrid_vae"][1]
+    sys = pendulum_data.system
+    k = TINY.context_size
+    short = infer(result.model, pendulum_data.val, context_size=k, n_steps=sys.n_train)
+    full = infer(result.model, pendulum_data.val, context_size=k, chunk=7)  # padded last chunk
+    assert short[3].shape[1] == sys.n_train and full[3].shape[1] == sys.n_full
+    for a, b in zip(short[:3], full[:3], strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(short[3], full[3][:, : sys.n_train], rtol=1e-6, atol=1e-7)
+    best = result.history["val_recon"][result.history["step"].index(result.best_step)]
+    scored = evaluate(result.model, pendulum_data.val, context_size=k)["recon_mse"]
+    np.testing.assert_allclose(best, scored, rtol=1e-5)
+    with pytest.raises(ValueError, match="n_steps must be an int"):
+        infer(result.model, pendulum_data.val, n_steps=sys.n_full + 1)
 
 
 def test_save_load_and_checkpoint_resume(tmp_path, pendulum_data, monkeypatch):

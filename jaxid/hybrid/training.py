@@ -33,6 +33,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from ..chunking import map_chunked
 from .datasets import HybridData, HybridSplit
 from .metrics import mcc
 from .models import make_model
@@ -151,29 +152,29 @@ def context_sets(split: HybridSplit, k: int) -> np.ndarray:
 
 
 @eqx.filter_jit
-def _infer(model, y, ctx, n_train: int, n_full: int):
+def _infer(model, y, ctx, n_train: int, n_steps: int):
     def one(yi, ci):
         latents = model.encode(yi[:n_train], None if ci is None else ci[:, :n_train])
-        return latents, model.decode(yi, latents, n_full)
+        return latents, model.decode(yi, latents, n_steps)
 
     return jax.vmap(one, in_axes=(0, 0 if ctx is not None else None))(y, ctx)
 
 
-def infer(model, split: HybridSplit, *, context_size: int = 5, chunk: int = 256):
-    """Posterior means and full-window decodings for every sequence of ``split``.
+def infer(model, split: HybridSplit, *, context_size: int = 5, n_steps: int | None = None, chunk: int = 256):
+    """Posterior means and decodings over ``n_steps`` save times (default: the full window) for
+    every sequence of ``split``, ``chunk`` sequences at a time across the local devices.
 
     **Returns:** ``(z_p, z_a, z_b, decoded)`` as NumPy arrays with tasks and sequences merged.
     """
     sys = model.decoder.system
-    obs = split.flat("obs")
-    ctx = context_sets(split, context_size) if model.uses_context else None
-    outs = []
-    for start in range(0, obs.shape[0], chunk):
-        sl = slice(start, start + chunk)
-        y = jnp.asarray(obs[sl, : sys.n_train])
-        c = None if ctx is None else jnp.asarray(ctx[sl, :, : sys.n_train])
-        outs.append(jax.device_get(_infer(model, y, c, sys.n_train, sys.n_full)))
-    (z_p, z_a, z_b), dec = jax.tree.map(lambda *a: np.concatenate(a), *outs)
+    n_steps = sys.n_full if n_steps is None else n_steps
+    if not (isinstance(n_steps, int) and 2 <= n_steps <= sys.n_full):
+        raise ValueError(f"infer: n_steps must be an int in [2, {sys.n_full}], got {n_steps!r}")
+    obs = split.flat("obs")[:, : sys.n_train]
+    ctx = context_sets(split, context_size)[:, :, : sys.n_train] if model.uses_context else None
+    (z_p, z_a, z_b), dec = map_chunked(
+        lambda y, c: _infer(model, y, c, sys.n_train, n_steps), (obs, ctx), chunk_size=chunk
+    )
     return z_p, z_a, z_b, dec
 
 
@@ -203,8 +204,8 @@ def evaluate(model, split: HybridSplit, *, context_size: int = 5) -> dict:
 
 def _val_recon(model, split: HybridSplit, k: int) -> float:
     sys = model.decoder.system
-    _, _, _, dec = infer(model, split, context_size=k)
-    err = (dec[:, : sys.n_train] - split.flat("clean")[:, : sys.n_train]) ** 2
+    _, _, _, dec = infer(model, split, context_size=k, n_steps=sys.n_train)
+    err = (dec - split.flat("clean")[:, : sys.n_train]) ** 2
     value = float(np.mean(err))
     return value if math.isfinite(value) else math.inf
 
