@@ -20,6 +20,7 @@ The map is not area-preserving, because each touch-down places the new foot wher
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import diffrax as dfx
 import equinox as eqx
@@ -114,22 +115,45 @@ def _scan_guess(model: Walker, height, grid, dt):
     return vxs[jnp.argmin(jax.vmap(misfit)(vxs))]
 
 
-def _find_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt):
+def _newton(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, dt):
+    """Newton's solve for the fixed point's ``(vx, vy)``; the root's derivatives come from the
+    implicit function theorem (optimistix), so none flow through the starting point: the
+    speed-grid scan runs on stopped gradients (under ``jvp`` it is then traced once, not twice)."""
     if vx_guess is None:
-        vx_guess = _scan_guess(model, height, grid, dt)
+        vx_guess = _scan_guess(*jax.lax.stop_gradient((model, height)), grid, dt)
 
     def residual(u, _):
         section = jnp.stack([height, u[0], u[1]])
         out, _, _, _ = return_map(model, section, dt=dt)
         return jnp.stack([out[0] - height, out[2] - u[1]])
 
-    sol = optx.root_find(
+    return optx.root_find(
         residual,
         optx.Newton(rtol=rtol, atol=atol),
         jnp.stack([vx_guess, vy_guess]),
         max_steps=max_iterations,
         throw=False,
     )
+
+
+def _is_converged(sol, status, resid, vx, tol):
+    return (sol.result == optx.RESULTS.successful) & (status == STATUS_OK) & (resid < tol) & (vx > 0)
+
+
+def _state_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt):
+    """The gait's starting state and whether it converged, without the return-map Jacobian: the
+    check step runs on stopped gradients, so the state's derivatives cost one implicit solve."""
+    sol = _newton(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, dt)
+    vx, vy = sol.value[0], sol.value[1]
+    section = jnp.stack([height, vx, vy])
+    m_sg, s_sg = jax.lax.stop_gradient((model, section))
+    out, _, _, status = return_map(m_sg, s_sg, dt=dt)
+    converged = _is_converged(sol, status, jnp.max(jnp.abs(out - s_sg)), s_sg[1], tol)
+    return model.initial_state(height, vx, vy), converged
+
+
+def _find_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt):
+    sol = _newton(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, dt)
     vx, vy = sol.value[0], sol.value[1]
     section = jnp.stack([height, vx, vy])
 
@@ -140,7 +164,7 @@ def _find_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_i
     # One forward-mode pass gives the Jacobian and the primal return together.
     jac, (out, t_step, foot, status) = jax.jacfwd(with_aux, has_aux=True)(section)
     resid = jnp.max(jnp.abs(out - section))
-    converged = (sol.result == optx.RESULTS.successful) & (status == STATUS_OK) & (resid < tol) & (vx > 0)
+    converged = _is_converged(sol, status, resid, vx, tol)
     return Gait(
         state=model.initial_state(height, vx, vy),
         height=height,
@@ -157,9 +181,11 @@ def _find_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_i
 
 
 @eqx.filter_jit
-def _find(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt):
+def _find(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt, state_only=False):
+    one = _state_one if state_only else _find_one
+
     def fn(m, h, vx, vy):
-        return _find_one(m, h, vx, vy, grid, rtol, atol, max_iterations, tol, dt)
+        return one(m, h, vx, vy, grid, rtol, atol, max_iterations, tol, dt)
 
     in_axes = (0, 0, None if vx_guess is None else 0, 0)
     for _ in range(len(model.batch_shape)):
@@ -192,6 +218,26 @@ def find_gait(
     a parameter set may have no gait at that height. Needs float64
     (``jax.config.update("jax_enable_x64", True)``).
     """
+    return _run_find(
+        model, height, height_ratio, vx_guess, vy_guess, speed_grid, rtol, atol, max_iterations, tol, dt
+    )
+
+
+def _run_find(
+    model,
+    height,
+    height_ratio,
+    vx_guess,
+    vy_guess,
+    speed_grid,
+    rtol,
+    atol,
+    max_iterations,
+    tol,
+    dt,
+    state_only=False,
+):
+    """:func:`find_gait`'s checks and call (``state_only``: the starting state and ``converged`` only)."""
     if not isinstance(model, Walker):
         raise TypeError(f"find_gait: model must be a jaxid.Walker, got {type(model).__name__}")
     if len(model.batch_shape) > 1:
@@ -217,7 +263,7 @@ def find_gait(
     if grid_np.ndim != 1 or grid_np.shape[0] < 1 or not np.all(grid_np > 0):
         raise ValueError("find_gait: speed_grid must be a non-empty 1-D sequence of positive speeds")
     grid = jnp.asarray(grid_np, dtype)
-    return _find(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt)
+    return _find(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt, state_only)
 
 
 def gait_initial_state(height_ratio: float = 0.94, **find_gait_kwargs):
@@ -233,8 +279,18 @@ def gait_initial_state(height_ratio: float = 0.94, **find_gait_kwargs):
     if not 0.0 < height_ratio < 1.0:
         raise ValueError(f"gait_initial_state: height_ratio must lie in (0, 1), got {height_ratio}")
 
+    options = {k: v.default for k, v in inspect.signature(find_gait).parameters.items() if k != "model"}
+    allowed = set(options) - {"height", "height_ratio"}
+    unknown = sorted(set(find_gait_kwargs) - allowed)
+    if unknown:
+        raise TypeError(f"gait_initial_state: unexpected options {unknown}; allowed: {sorted(allowed)}")
+    options["height_ratio"] = height_ratio
+    options.update(find_gait_kwargs)
+
     def start(model: Walker):
-        gait = find_gait(model, height_ratio=height_ratio, **find_gait_kwargs)
-        return jnp.where(gait.converged, gait.state, jnp.nan)
+        # Only the state and the convergence flag: the return-map Jacobian and its derivatives,
+        # which find_gait also computes, would triple the size of a differentiated program.
+        state, converged = _run_find(model, **options, state_only=True)
+        return jnp.where(converged, state, jnp.nan)
 
     return start

@@ -1,11 +1,12 @@
 """The gait finder: fixed points of the mid-stance return map, for the reference gait and the priors."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxid import Walker, find_gait
-from jaxid.gait import return_map
+from jaxid.gait import gait_initial_state, return_map
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +66,43 @@ def test_find_gait_errors():
         find_gait(w, 0.97, speed_grid=[-1.0])
     with pytest.raises(TypeError, match=r"jaxid\.Walker"):
         find_gait("walker", 0.97)
+
+
+@pytest.mark.slow
+def test_gait_initial_state_derivatives_match_finite_differences(gaits):
+    """The starting state of gait_initial_state (find_gait's state, without the Jacobian pass)
+    differentiated through Newton's solve, against central differences of the solve itself."""
+    start = gait_initial_state(0.94)
+    theta = np.array([70.0, 9000.0, 0.7])
+
+    def state(th):
+        return start(Walker(m=th[0], k=th[1], l0=th[2]))
+
+    def with_value(th):
+        y = state(th)
+        return y, y
+
+    jac, value = jax.jit(jax.jacfwd(with_value, has_aux=True))(jnp.asarray(theta))
+    jac = np.asarray(jac)
+    # Central differences from one batched find_gait of 8 walkers (the shape the gaits fixture
+    # compiled, so no new compilation): theta twice, then theta +- steps.
+    steps = 1e-4 * theta
+    batch = np.concatenate([theta[None], theta[None], theta + np.diag(steps), theta - np.diag(steps)])
+    gaits = find_gait(Walker(m=batch[:, 0], k=batch[:, 1], l0=batch[:, 2]), 0.94 * batch[:, 2])
+    states = np.asarray(gaits.state)
+    np.testing.assert_allclose(value, states[0], rtol=1e-14, atol=1e-14)
+    fd = (states[2:5] - states[5:]).T / (2 * steps)
+    # Measured: the differences' truncation error (about 1e-8 of each column's scale at steps of
+    # 1e-4, falling as the step squared) dominates; Newton's 1e-10 stopping error is far below it.
+    scale = np.abs(fd).max(axis=0)
+    assert np.all(np.abs(jac - fd) <= 1e-7 * scale), np.abs(jac - fd).max(axis=0) / scale
+    # The state depends on m only through k/m: d/dm = -(k/m) d/dk.
+    np.testing.assert_allclose(jac[:, 0] * theta[0], -jac[:, 1] * theta[1], atol=1e-10)
+    assert np.abs(jac[2, 1]) > 1e-5  # vx moves with k
+
+
+def test_gait_initial_state_errors():
+    with pytest.raises(ValueError, match="height_ratio must lie"):
+        gait_initial_state(1.2)
+    with pytest.raises(TypeError, match=r"unexpected options \['height', 'speed'\]"):
+        gait_initial_state(0.94, height=0.7, speed=1.0)
