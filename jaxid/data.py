@@ -75,9 +75,10 @@ class GaitDataset:
 
     @property
     def rejection_rate(self) -> float:
-        """Rejected candidates as a fraction of all candidates drawn."""
+        """Rejected candidates as a fraction of all candidates drawn (every record of every chunk;
+        files written before ``config["candidates"]`` existed: kept plus rejected records)."""
         n_rej = sum(self.rejected.values())
-        return n_rej / (n_rej + len(self))
+        return n_rej / self.config.get("candidates", n_rej + len(self))
 
     def save(self, path: str | os.PathLike) -> None:
         """Write to a ``.npz`` file (arrays plus the configuration as JSON)."""
@@ -240,7 +241,7 @@ def generate_gait_dataset(
 
     params, obs, states, eigs = [], [], [], []
     rejected: dict[str, int] = {}
-    have = 0
+    have = drawn = 0
     started = time.perf_counter()
     with tqdm(total=n, unit="rec", desc="gait data", disable=not progress) as bar:
         for round_ in range(max_rounds):
@@ -263,6 +264,7 @@ def generate_gait_dataset(
             walker, guess = jax.device_put((walker, guess), sharding)
             converged, state, eig, o, status = jax.device_get(_chunk(walker, height_ratio, *guess, ts, dt))
             ok = converged & (status == 0)
+            drawn += chunk
             rejected[NO_GAIT] = rejected.get(NO_GAIT, 0) + int(np.sum(~converged))
             for code in np.unique(status[converged & ~ok]):
                 name = STATUS_NAMES[int(code)]
@@ -296,6 +298,7 @@ def generate_gait_dataset(
         noise=noise,
         chunk_size=chunk_size,
         dt=dt,
+        candidates=drawn,
         seconds=time.perf_counter() - started,
         versions=_versions(),
     )

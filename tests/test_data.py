@@ -30,7 +30,9 @@ def test_dataset_shapes_and_config(dataset):
     # Rejections are counted by reason and the rate is consistent with the counts.
     assert set(d.rejected) >= {NO_GAIT}
     n_rej = sum(d.rejected.values())
-    assert d.rejection_rate == pytest.approx(n_rej / (n_rej + 24))
+    # Candidates are whole chunks: kept + rejected + the unused tail of the last chunk.
+    assert d.config["candidates"] % SMALL["chunk_size"] == 0 and d.config["candidates"] >= n_rej + 24
+    assert d.rejection_rate == pytest.approx(n_rej / d.config["candidates"])
 
 
 def test_noise_is_a_fraction_of_each_channel_sd(dataset):
