@@ -288,8 +288,8 @@ def gait_initial_state(height_ratio: float = 0.94, **find_gait_kwargs):
     options.update(find_gait_kwargs)
 
     def start(model: Walker):
-        # Only the state and the convergence flag: the return-map Jacobian and its derivatives,
-        # which find_gait also computes, would triple the size of a differentiated program.
+        # Only the state and the convergence flag: with the return-map Jacobian and its
+        # derivatives, which find_gait also computes, a differentiated program is 1.5x larger.
         state, converged = _run_find(model, **options, state_only=True)
         return jnp.where(converged, state, jnp.nan)
 
