@@ -80,3 +80,11 @@ def test_full_setting_is_the_seed_study():
 def test_ceiling_names_an_unknown_parameter():
     with pytest.raises(ValueError, match=r"priors has no range for \['q'\]"):
         nn.scaling_ceiling([[1.0, 2.0]], [1, 1], {"m": (1, 2)}, ("m", "q"))
+
+
+def test_results_are_made_json_safe():
+    from jaxid.experiments.results import jsonable
+
+    value = {1: (np.int64(2), np.float32(np.inf), float("nan"), np.float64(0.5), "x")}
+    assert jsonable(value) == {"1": [2, "inf", "nan", 0.5, "x"]}
+    assert type(jsonable(value)["1"][0]) is int and type(jsonable(value)["1"][3]) is float

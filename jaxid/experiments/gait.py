@@ -37,6 +37,7 @@ import numpy as np
 from .. import __version__
 from ..data import add_noise, generate_gait_dataset
 from ..nn import TrainConfig, regression_metrics, scaling_ceiling, train
+from .results import jsonable
 
 SWEEPS = ("size", "noise", "arch", "forces")
 PARAMS = ("m", "k", "l0")
@@ -317,7 +318,7 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
     results["sweeps"] = sweeps
     results["figures"] = figures
     results["seconds"] = round(time.perf_counter() - started, 1)
-    (out / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
+    (out / "results.json").write_text(json.dumps(jsonable(results), indent=2))
     (out / "report.md").write_text(gait_report.markdown(results))
     say(f"wrote {out / 'report.md'}, {out / 'results.json'} and {len(figures)} figures", flush=True)
     return results
@@ -432,16 +433,3 @@ def _config_dict(config: GaitStudyConfig) -> dict:
 
 def _devices() -> list[str]:
     return [f"{d.platform}:{d.device_kind}" for d in jax.local_devices()]
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        v = float(obj)
-        return v if math.isfinite(v) else str(v)
-    return obj

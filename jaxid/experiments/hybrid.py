@@ -22,7 +22,6 @@ models (``models/*.eqx``, read back with :func:`jaxid.hybrid.load_model`) land i
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from ..hybrid import (
     mcc,
     save_model,
 )
+from .results import jsonable
 
 SCORES = ("z_p_mse", "mcc", "recon_mse", "pred_mse")
 
@@ -266,7 +266,7 @@ def run_hybrid_study(config: HybridStudyConfig, out: str | Path) -> dict:
         results["systems"][name] = entry
     results["seconds"] = round(time.perf_counter() - start, 1)
     results["figures"] = figures(results, keep, out)
-    (out / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
+    (out / "results.json").write_text(json.dumps(jsonable(results), indent=2))
     (out / "report.md").write_text(markdown(results))
     say(f"wrote {out / 'report.md'} ({results['seconds']} s)")
     return results
@@ -274,15 +274,3 @@ def run_hybrid_study(config: HybridStudyConfig, out: str | Path) -> dict:
 
 def _fmt_scores(ev: dict) -> str:
     return ", ".join(f"{k} {ev[k]:.4g}" for k in SCORES)
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if math.isfinite(obj) else str(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
