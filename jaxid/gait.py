@@ -118,7 +118,7 @@ def _scan_guess(model: Walker, height, grid, dt):
 def _newton(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, dt):
     """Newton's solve for the fixed point's ``(vx, vy)``; the root's derivatives come from the
     implicit function theorem (optimistix), so none flow through the starting point: the
-    speed-grid scan runs on stopped gradients (under ``jvp`` it is then traced once, not twice)."""
+    speed-grid scan runs on stopped gradients (under ``jvp`` it then carries no tangents)."""
     if vx_guess is None:
         vx_guess = _scan_guess(*jax.lax.stop_gradient((model, height)), grid, dt)
 

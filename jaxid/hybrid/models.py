@@ -293,6 +293,10 @@ class HybridVAE(eqx.Module):
         d_p = h.shape[0] // 2
         return h[:d_p], h[d_p:]
 
+    def _unmix(self, x, z_n):
+        """The flattened sequence ``x`` with the unmixer's estimate of its non-physics part removed."""
+        return x - self.unmixer(jnp.concatenate([x, z_n]))
+
     def _split_n(self, z_n):
         a = self.decoder.latent_a
         return z_n[:a], z_n[a:]
@@ -301,8 +305,7 @@ class HybridVAE(eqx.Module):
         """Posterior means ``(z_p, z_a, z_b)`` of one sequence (``context``: ``(K, time, channel)``)."""
         code = self.context_code(context) if self.meta else None
         x, mu_n, _ = self._posteriors(y, code)
-        unmixed = x - self.unmixer(jnp.concatenate([x, mu_n]))
-        mu_u, _ = self._physics_posterior(unmixed)
+        mu_u, _ = self._physics_posterior(self._unmix(x, mu_n))
         return (self.decoder.to_physics(mu_u), *self._split_n(mu_n))
 
     def decode(self, y, latents, n_steps: int):
@@ -322,7 +325,7 @@ class HybridVAE(eqx.Module):
         code = self.context_code(context) if self.meta else None
         x, mu_n, lv_n = self._posteriors(y, code)
         z_n = mu_n + jnp.exp(0.5 * lv_n) * jax.random.normal(k_n, mu_n.shape, mu_n.dtype)
-        unmixed = x - self.unmixer(jnp.concatenate([x, z_n]))
+        unmixed = self._unmix(x, z_n)
         mu_u, lv_u = self._physics_posterior(unmixed)
         u = mu_u + jnp.exp(0.5 * lv_u) * jax.random.normal(k_u, mu_u.shape, mu_u.dtype)
         z_p = dec.to_physics(u)
