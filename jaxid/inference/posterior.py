@@ -1,0 +1,548 @@
+r"""The Bayes reference: posterior samples of any experiment, batched over records.
+
+For experiments :math:`y_e = f_e(\theta) + \epsilon_e`, :math:`\epsilon_e \sim N(0,
+\mathrm{diag}\,\sigma_e^2)` (:class:`jaxid.identify.Experiment`) and a prior :math:`p(\theta)`
+(:class:`jaxid.priors.Prior`), the posterior of one record is
+
+.. math::
+
+    \log p(\theta \mid y) = \log p(\theta)
+        - \tfrac12 \sum_e \big\| (y_e - f_e(\theta)) / \sigma_e \big\|^2 + \text{const}.
+
+:func:`sample_posterior` draws from it with the no-U-turn sampler (NUTS, from blackjax) and
+returns samples with their diagnostics. Three choices make it work on the posteriors that
+identifiability produces, a ridge bounded only by the prior (a scaling symmetry such as the
+walker's ``m, k -> s m, s k``) and a sum degeneracy (``p1 + p2``):
+
+1. **Coordinates.** Each parameter is sampled in its natural coordinate :math:`u` (``log``
+   :math:`\theta` for log-uniform and log-normal priors, or for every positive parameter with
+   ``coords="log"``; :math:`\theta` itself otherwise). A bounded support :math:`[a, b]` is folded,
+   :math:`u = a + w - |((z - a) \bmod 2w) - w|` with :math:`w = b - a`: the sampler moves in
+   unbounded :math:`z` and a trajectory that reaches a bound is reflected, exactly (the map has
+   slope :math:`\pm 1`, so the density in :math:`z` is the posterior repeated periodically).
+   A ridge that ends at the prior's bounds is therefore sampled without a transform that bends it
+   and without rejections at the walls; a ridge that is straight in ``u`` stays straight.
+2. **Preconditioning from the Fisher information.** Per record, the best of ``starts`` prior
+   draws starts a Levenberg-Marquardt fit (optimistix) of the whitened residuals; at its end the
+   Fisher information :math:`F = J^T J` (forward mode, :math:`J` the Jacobian of the whitened
+   residuals in :math:`z`) plus the prior's precision :math:`D = \mathrm{diag}(1/\mathrm{var}_p(u))`
+   gives the covariance :math:`C = (F + D)^{-1}`. The chains run in whitened coordinates
+   :math:`z = z^* + L w`, :math:`L L^T = C`: along identifiable directions :math:`w` has unit
+   scale, along a null direction of :math:`F` the scale of the prior. Chains start from
+   :math:`w \sim N(0, I)`, spread along the ridge, which makes R-hat meaningful.
+3. **Adaptation and batching.** Stan-style window adaptation (blackjax) of the step size and a
+   dense mass matrix per chain, then NUTS; chains and records run under ``vmap``, records in
+   chunks over the local devices. Gradients of the log-likelihood are computed in forward mode
+   (one ``jvp`` per parameter), so every jaxid model works, events included.
+
+Diagnostics per record and parameter: rank-normalised split R-hat and bulk effective sample size
+(Vehtari et al. 2021, from blackjax), and the number of divergent transitions. A record is
+flagged (``ok = False``) when R-hat exceeds ``rhat_max``, the ESS is below ``ess_min`` or more than
+1 % of transitions diverged; :func:`bayes_risk` leaves flagged records out and says how many.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+from jaxtyping import PRNGKeyArray
+
+from ..chunking import map_chunked
+from ..identify.experiment import Experiment, as_experiments
+from ..priors import Prior, as_prior
+
+__all__ = ["Posterior", "sample_posterior"]
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """Posterior samples of a batch of records and their diagnostics.
+
+    - ``names``: the parameters, in the order of the last axis.
+    - ``samples``: ``(records, chains, draws, param)`` in natural units.
+    - ``mean``, ``sd``: ``(records, param)`` over all chains and draws.
+    - ``rhat``, ``ess``: ``(records, param)``, rank-normalised split R-hat and bulk ESS.
+    - ``divergences``: ``(records,)`` divergent transitions after warm-up (all chains).
+    - ``ok``: ``(records,)`` whether the diagnostics passed (see the module docstring).
+    - ``start``: ``(records, param)`` the least-squares fit the chains were preconditioned at.
+    - ``step_size``: ``(records, chains)`` adapted NUTS step sizes; ``seconds``: wall time.
+    """
+
+    names: tuple[str, ...]
+    prior: Prior
+    samples: np.ndarray
+    mean: np.ndarray
+    sd: np.ndarray
+    rhat: np.ndarray
+    ess: np.ndarray
+    divergences: np.ndarray
+    ok: np.ndarray
+    start: np.ndarray
+    step_size: np.ndarray
+    seconds: float
+    settings: dict
+
+    @property
+    def n_records(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def flat_samples(self) -> np.ndarray:
+        """``(records, chains * draws, param)``."""
+        r, c, d, p = self.samples.shape
+        return self.samples.reshape(r, c * d, p)
+
+    def interval(self, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """Central credible interval at ``level``: ``(low, high)``, each ``(records, param)``."""
+        if not 0 < level < 1:
+            raise ValueError(f"Posterior.interval: level must lie in (0, 1), got {level!r}")
+        q = np.quantile(self.flat_samples, [(1 - level) / 2, (1 + level) / 2], axis=1)
+        return q[0], q[1]
+
+    def transform(self, fn: Callable[[np.ndarray], np.ndarray], names: Sequence[str]) -> Posterior:
+        """The posterior of derived quantities ``fn(theta)`` (e.g. ``k/m``), with their diagnostics.
+
+        ``fn`` maps ``(..., param)`` to ``(..., len(names))`` (NumPy)."""
+        new = np.asarray(fn(self.samples), dtype=np.float64)
+        names = tuple(names)
+        if new.shape != (*self.samples.shape[:-1], len(names)):
+            raise ValueError(
+                f"Posterior.transform: fn must map (..., {len(self.names)}) to (..., {len(names)}), "
+                f"got {new.shape}"
+            )
+        rhat, ess = _diagnostics(new)
+        start = np.asarray(fn(self.start[:, None, None, :]), dtype=np.float64)[:, 0, 0]
+        return Posterior(
+            names=names,
+            prior=None,
+            samples=new,
+            mean=new.mean(axis=(1, 2)),
+            sd=new.std(axis=(1, 2)),
+            rhat=rhat,
+            ess=ess,
+            divergences=self.divergences,
+            ok=self.ok,
+            start=start,
+            step_size=self.step_size,
+            seconds=self.seconds,
+            settings=self.settings,
+        )
+
+    def summary(self) -> str:
+        """A Markdown table: per parameter, the mean over records of the posterior sd, the worst
+        R-hat and the smallest ESS, and how many records passed."""
+        rows = ["| parameter | mean posterior sd | max R-hat | min ESS |", "|---|---|---|---|"]
+        for i, n in enumerate(self.names):
+            rows.append(
+                f"| {n} | {np.mean(self.sd[:, i]):.4g} | {np.max(self.rhat[:, i]):.3f} | "
+                f"{np.min(self.ess[:, i]):.0f} |"
+            )
+        rows.append(f"\n{int(self.ok.sum())} of {self.n_records} records passed the diagnostics.")
+        return "\n".join(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# coordinates
+
+
+def _fold(z, lo, hi):
+    """Reflect ``z`` into ``[lo, hi]`` (either bound may be infinite), slope +-1."""
+    width = hi - lo
+    both = jnp.isfinite(lo) & jnp.isfinite(hi)
+    safe_w = jnp.where(both, width, 1.0)
+    safe_lo = jnp.where(jnp.isfinite(lo), lo, 0.0)
+    safe_hi = jnp.where(jnp.isfinite(hi), hi, 0.0)
+    periodic = safe_lo + safe_w - jnp.abs(jnp.mod(z - safe_lo, 2 * safe_w) - safe_w)
+    low_only = safe_lo + jnp.abs(z - safe_lo)
+    high_only = safe_hi - jnp.abs(safe_hi - z)
+    return jnp.where(
+        both,
+        periodic,
+        jnp.where(jnp.isfinite(lo), low_only, jnp.where(jnp.isfinite(hi), high_only, z)),
+    )
+
+
+@dataclass(frozen=True)
+class _Coordinates:
+    """Sampling coordinates: ``u = fold(z)`` per parameter, ``theta = exp(u)`` where ``log``."""
+
+    log: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    var: np.ndarray
+
+    def theta(self, z):
+        u = _fold(z, jnp.asarray(self.lo), jnp.asarray(self.hi))
+        return jnp.where(jnp.asarray(self.log), jnp.exp(u), u), u
+
+    def log_jacobian(self, u):
+        """``log |d theta / d u|`` summed over parameters (``u`` where log, else 0)."""
+        return jnp.sum(jnp.where(jnp.asarray(self.log), u, 0.0), axis=-1)
+
+    def to_u(self, theta):
+        return jnp.where(jnp.asarray(self.log), jnp.log(jnp.where(jnp.asarray(self.log), theta, 1.0)), theta)
+
+
+def _coordinates(prior: Prior, coords, where: str) -> _Coordinates:
+    lo, hi = prior.support
+    if isinstance(coords, str):
+        if coords == "auto":
+            log = np.array([d.log_coordinate for d in prior.dists])
+        elif coords == "log":
+            log = lo >= 0
+            if not np.all(log):
+                bad = [n for n, ok in zip(prior.names, log, strict=True) if not ok]
+                raise ValueError(f"{where}: coords='log' needs positive supports; {bad} can be negative")
+        elif coords == "linear":
+            log = np.zeros(len(prior), dtype=bool)
+        else:
+            raise ValueError(
+                f"{where}: coords must be 'auto', 'log', 'linear' or a list of names, got {coords!r}"
+            )
+    else:
+        names = list(coords)
+        unknown = [n for n in names if n not in prior.names]
+        if unknown:
+            raise ValueError(f"{where}: coords names unknown parameters {unknown}; known {prior.names}")
+        log = np.array([n in names for n in prior.names])
+        bad = [n for n, lg, low in zip(prior.names, log, lo, strict=True) if lg and low < 0]
+        if bad:
+            raise ValueError(f"{where}: log coordinates need positive supports; {bad} can be negative")
+    with np.errstate(divide="ignore"):
+        ulo = np.where(log, np.log(np.maximum(lo, 0.0)), lo)
+        uhi = np.where(log, np.log(hi), hi)
+    # prior variance in u, from draws (closed forms would differ per distribution and coordinate)
+    draws = np.asarray(prior.sample(jax.random.key(0), 4096), dtype=np.float64)
+    u = np.where(log, np.log(np.where(log, draws, 1.0)), draws)
+    var = u.var(axis=0)
+    return _Coordinates(
+        log=np.asarray(log, bool),
+        lo=np.asarray(ulo, np.float64),
+        hi=np.asarray(uhi, np.float64),
+        var=np.asarray(var, np.float64),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the log-density and its forward-mode gradient
+
+
+def _forward_value_and_grad(f):
+    """``f: R^p -> R`` with a custom VJP whose gradient comes from ``p`` forward-mode passes (the
+    simulations are differentiable in forward mode, events included)."""
+
+    def value_and_grad(z):
+        basis = jnp.eye(z.shape[-1], dtype=z.dtype)
+        vals, grads = jax.vmap(lambda v: jax.jvp(f, (z,), (v,)))(basis)
+        return vals[0], grads
+
+    @jax.custom_vjp
+    def g(z):
+        return f(z)
+
+    def g_fwd(z):
+        val, grad = value_and_grad(z)
+        return val, grad
+
+    def g_bwd(grad, ct):
+        return (ct * grad,)
+
+    g.defvjp(g_fwd, g_bwd)
+    return g
+
+
+def _residuals(fns, coords, ys, sigmas, z):
+    theta, _ = coords.theta(z)
+    parts = [((fn(theta) - y) / s).ravel() for fn, y, s in zip(fns, ys, sigmas, strict=True)]
+    return jnp.concatenate(parts), theta
+
+
+def _log_target(fns, coords, prior, ys, sigmas, z):
+    r, theta = _residuals(fns, coords, ys, sigmas, z)
+    _, u = coords.theta(z)
+    loglik = -0.5 * jnp.sum(r**2)
+    value = prior.log_prob(theta) + coords.log_jacobian(u) + loglik
+    return jnp.where(jnp.isfinite(value), value, -jnp.inf)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_likelihood(experiments, prior, ys, sigmas, key, where):
+    """Before the long work: the log-likelihood of the first record must be finite at some of 16
+    prior draws, else the experiment (a failing simulation, a NaN in the user's function) is named."""
+    theta = prior.sample(jax.random.fold_in(key, 7), 16)
+    for e, y, s in zip(experiments, ys, sigmas, strict=True):
+        pred = np.asarray(jax.jit(jax.vmap(e.fn))(theta))
+        ll = -0.5 * np.sum(((pred - y[0]) / s[0]) ** 2, axis=tuple(range(1, pred.ndim)))
+        if not np.any(np.isfinite(ll)):
+            detail = ""
+            if e.describe_failure is not None:
+                detail = f" ({e.describe_failure(np.asarray(theta[0]))})"
+            raise FloatingPointError(
+                f"{where}: experiment {e.name!r} gives a non-finite likelihood at every one of 16 prior "
+                f"draws{detail}; check that fn returns finite observations inside the prior's support"
+            )
+
+
+def _check_observations(experiments, y_obs, where):
+    if isinstance(y_obs, (list, tuple)):
+        ys = [np.asarray(y, dtype=np.float64) for y in y_obs]
+    else:
+        ys = [np.asarray(y_obs, dtype=np.float64)]
+    if len(ys) != len(experiments):
+        raise ValueError(
+            f"{where}: y_obs must give one array per experiment ({len(experiments)}), got {len(ys)}"
+        )
+    return ys
+
+
+def sample_posterior(
+    experiments: Experiment | Sequence[Experiment],
+    y_obs,
+    prior,
+    *,
+    key: PRNGKeyArray,
+    chains: int = 4,
+    warmup: int = 500,
+    draws: int = 500,
+    starts: int = 64,
+    coords: str | Sequence[str] = "auto",
+    target_accept: float = 0.8,
+    max_doublings: int = 6,
+    fit_steps: int = 100,
+    rhat_max: float = 1.01,
+    ess_min: float = 100.0,
+    chunk_size: int = 64,
+    devices: Sequence[jax.Device] | None = None,
+    progress: bool = True,
+) -> Posterior:
+    r"""Posterior samples of the experiments' parameters for one record or a batch of records.
+
+    **Arguments:**
+
+    - ``experiments``: one :class:`jaxid.identify.Experiment` or a list of them on the same
+      parameters (their likelihoods multiply). The noise is each experiment's ``noise``; a relative
+      noise is read against each record's observed channel standard deviations.
+    - ``y_obs``: the observations: an array shaped like the experiment's output, or with a leading
+      record axis; a list of such arrays for several experiments (the same records in each).
+    - ``prior``: a :class:`jaxid.priors.Prior` or ``{name: (low, high)}`` (uniform) with an entry
+      for every parameter of the experiments.
+    - ``key``: a ``jax.random.key``; the result is deterministic given it.
+    - ``chains``, ``warmup``, ``draws``: NUTS chains per record, adaptation steps and kept draws
+      per chain.
+    - ``starts``: prior draws from which the best starts the least-squares fit.
+    - ``coords``: ``"auto"`` (log for log-uniform and log-normal priors), ``"log"`` (every
+      parameter, positive supports), ``"linear"``, or the names to sample in log coordinates.
+      A scaling symmetry is a straight ridge in log coordinates, a sum degeneracy in linear ones.
+    - ``max_doublings``: NUTS tree depth limit (``2**max_doublings - 1`` steps per draw at most).
+      Along a flat direction folded at the prior's bounds a trajectory does not turn, so the limit
+      sets the cost there.
+    - ``fit_steps``: Levenberg-Marquardt iterations of the preconditioning fit.
+    - ``rhat_max``, ``ess_min``: thresholds of the per-record ``ok`` flag.
+    - ``chunk_size``, ``devices``, ``progress``: records per compiled chunk, the devices the chunk
+      is split over, a progress bar.
+
+    **Returns:** a :class:`Posterior`, always with a leading record axis.
+
+    Needs float64 (``jax_enable_x64``): the whitened residuals of a precise experiment and the
+    Fisher information lose their small directions in float32.
+    """
+    where = "sample_posterior"
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError(
+            f"{where}: needs float64; call jax.config.update('jax_enable_x64', True) before creating "
+            "arrays (the Fisher preconditioner and narrow posteriors lose precision in float32)"
+        )
+    experiments = as_experiments(experiments, where)
+    for name, value, low in (
+        ("chains", chains, 2),
+        ("warmup", warmup, 10),
+        ("draws", draws, 10),
+        ("starts", starts, 1),
+        ("max_doublings", max_doublings, 1),
+        ("fit_steps", fit_steps, 0),
+        ("chunk_size", chunk_size, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{where}: {name} must be an int >= {low}, got {value!r}")
+    if not 0 < target_accept < 1:
+        raise ValueError(f"{where}: target_accept must lie in (0, 1), got {target_accept!r}")
+    if not (rhat_max > 1 and ess_min > 0):
+        raise ValueError(f"{where}: rhat_max must be > 1 and ess_min > 0, got {rhat_max}, {ess_min}")
+    names = experiments[0].param_names
+    if names is None:
+        raise ValueError(f"{where}: the experiments need param_names to match them with the prior")
+    prior = as_prior(prior, names, where=f"{where}: prior")
+    coordinates = _coordinates(prior, coords, where)
+    p = len(names)
+
+    ys = _check_observations(experiments, y_obs, where)
+    out_shapes = []
+    for e in experiments:
+        try:
+            shape = jax.eval_shape(e.fn, jax.ShapeDtypeStruct((p,), jnp.float64))
+        except Exception as err:
+            raise TypeError(
+                f"{where}: experiment {e.name!r}: fn could not be traced with a ({p},) parameter vector "
+                f"({type(err).__name__}: {err}); it must be a JAX function of theta, differentiable in "
+                "forward mode"
+            ) from None
+        if not hasattr(shape, "shape") or not jnp.issubdtype(shape.dtype, jnp.floating):
+            raise TypeError(f"{where}: experiment {e.name!r}: fn must return one floating-point array")
+        out_shapes.append(tuple(shape.shape))
+    batched = [y.shape == s for y, s in zip(ys, out_shapes, strict=True)]
+    for y, s, e in zip(ys, out_shapes, experiments, strict=True):
+        if y.shape != s and y.shape[1:] != s:
+            raise ValueError(
+                f"{where}: y_obs for {e.name!r} must have shape {s} or (records,) + {s}, got {y.shape}"
+            )
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"{where}: y_obs for {e.name!r} holds non-finite values")
+    ys = [y[None] if b else y for y, b in zip(ys, batched, strict=True)]
+    n = {y.shape[0] for y in ys}
+    if len(n) != 1:
+        raise ValueError(f"{where}: the experiments' y_obs have different record counts {sorted(n)}")
+    n = n.pop()
+    sigmas = [np.stack([e.sigma(yr) for yr in y]) for e, y in zip(experiments, ys, strict=True)]
+
+    fns = tuple(e.fn for e in experiments)
+    _check_likelihood(experiments, prior, ys, sigmas, key, where)
+    n_keys = jax.random.key_data(jax.random.split(key, n))
+
+    def one_record(rkey, ys_r, sigmas_r):
+        k_start, k_init, k_draw = jax.random.split(jax.random.wrap_key_data(rkey), 3)
+        log_target = lambda z: _log_target(fns, coordinates, prior, ys_r, sigmas_r, z)  # noqa: E731
+
+        # 1. start: the best prior draw, then a least-squares fit of the whitened residuals
+        draws0 = prior.sample(k_start, starts)
+        z0s = coordinates.to_u(draws0)
+        vals = jax.vmap(log_target)(z0s)
+        z0 = z0s[jnp.argmax(vals)]
+
+        def residual(z, _):
+            return _residuals(fns, coordinates, ys_r, sigmas_r, z)[0]
+
+        if fit_steps > 0:
+            sol = optx.least_squares(
+                residual,
+                optx.LevenbergMarquardt(rtol=1e-8, atol=1e-8),
+                z0,
+                max_steps=fit_steps,
+                throw=False,
+            )
+            z_fit = jnp.where(
+                jnp.isfinite(log_target(sol.value)) & (log_target(sol.value) >= vals.max()), sol.value, z0
+            )
+        else:
+            z_fit = z0
+        z_fit = coordinates.to_u(coordinates.theta(z_fit)[0])
+
+        # 2. the preconditioner: (F + D)^-1 at the fit
+        jac = jax.jacfwd(lambda z: residual(z, None))(z_fit)
+        fisher = jac.T @ jac + jnp.diag(1.0 / jnp.asarray(coordinates.var))
+        cov = jnp.linalg.inv(fisher)
+        chol = jnp.linalg.cholesky(0.5 * (cov + cov.T))
+
+        def logdensity_w(w):
+            return log_target(z_fit + chol @ w)
+
+        logdensity_w = _forward_value_and_grad(logdensity_w)
+
+        # 3. warm-up and sampling, chains under vmap
+        w0 = jax.random.normal(k_init, (chains, p))
+
+        def run_chain(ck, w_init):
+            kw, kd = jax.random.split(ck)
+            adapt = blackjax.window_adaptation(
+                blackjax.nuts,
+                logdensity_w,
+                is_mass_matrix_diagonal=False,
+                initial_inverse_mass_matrix=jnp.eye(p),
+                target_acceptance_rate=target_accept,
+                max_num_doublings=max_doublings,
+            )
+            (state, params), _ = adapt.run(kw, w_init, num_steps=warmup)
+            kernel = blackjax.nuts(logdensity_w, **params)
+
+            def step(st, k):
+                st, info = kernel.step(k, st)
+                return st, (st.position, info.is_divergent)
+
+            _, (ws, div) = jax.lax.scan(step, state, jax.random.split(kd, draws))
+            return ws, div, params["step_size"]
+
+        ws, div, step = jax.vmap(run_chain)(jax.random.split(k_draw, chains), w0)
+        zs = z_fit + ws @ chol.T
+        thetas, _ = coordinates.theta(zs)
+        return thetas, div.sum(), step, coordinates.theta(z_fit)[0]
+
+    run = jax.jit(jax.vmap(one_record))
+    t0 = time.perf_counter()
+    thetas, div, steps, start = map_chunked(
+        run,
+        (n_keys, tuple(ys), tuple(sigmas)),
+        chunk_size=chunk_size,
+        devices=devices,
+        progress=progress,
+        desc="posterior",
+    )
+    seconds = time.perf_counter() - t0
+    thetas = np.asarray(thetas, dtype=np.float64)
+    if not np.all(np.isfinite(thetas)):
+        bad = int(np.flatnonzero(~np.all(np.isfinite(thetas), axis=(1, 2, 3)))[0])
+        raise FloatingPointError(f"{where}: non-finite posterior samples for record {bad}")
+    rhat, ess = _diagnostics(thetas)
+    divergences = np.asarray(div)
+    ok = (rhat.max(axis=1) <= rhat_max) & (ess.min(axis=1) >= ess_min)
+    ok &= divergences <= 0.01 * chains * draws
+    return Posterior(
+        names=tuple(names),
+        prior=prior,
+        samples=thetas,
+        mean=thetas.mean(axis=(1, 2)),
+        sd=thetas.std(axis=(1, 2)),
+        rhat=rhat,
+        ess=ess,
+        divergences=divergences,
+        ok=ok,
+        start=np.asarray(start),
+        step_size=np.asarray(steps),
+        seconds=seconds,
+        settings=dict(
+            chains=chains,
+            warmup=warmup,
+            draws=draws,
+            starts=starts,
+            coords=coords if isinstance(coords, str) else list(coords),
+            target_accept=target_accept,
+            max_doublings=max_doublings,
+            rhat_max=rhat_max,
+            ess_min=ess_min,
+            prior=repr(prior),
+        ),
+    )
+
+
+def _diagnostics(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank-normalised split R-hat and bulk ESS per record and parameter of
+    ``(records, chains, draws, param)`` samples."""
+    x = jnp.moveaxis(jnp.asarray(samples), -1, 1)  # (records, param, chains, draws)
+    flat = x.reshape((-1, *x.shape[2:]))
+    rhat = jax.vmap(lambda a: blackjax.diagnostics.rhat(a, chain_axis=0, sample_axis=1))(flat)
+    ess = jax.vmap(lambda a: blackjax.diagnostics.ess_bulk(a, chain_axis=0, sample_axis=1))(flat)
+    shape = x.shape[:2]
+    rhat = np.asarray(rhat).reshape(shape)
+    ess = np.asarray(ess).reshape(shape)
+    # a parameter that never moves (a point posterior) has undefined R-hat: report 1 and full ESS
+    constant = np.asarray(jnp.all(x == x[..., :1, :1], axis=(-1, -2)))
+    rhat = np.where(constant, 1.0, rhat)
+    ess = np.where(constant, samples.shape[1] * samples.shape[2], ess)
+    return rhat, ess

@@ -1,0 +1,147 @@
+"""The Bayes reference against closed forms: a linear-Gaussian model, a sum degeneracy bounded by
+a uniform prior, and the walker's scaling ridge against ``scaling_ceiling``."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats as ss
+
+import jaxid
+from jaxid.identify import Experiment
+from jaxid.inference import bayes_risk, sample_posterior
+from jaxid.nn import scaling_ceiling
+from jaxid.priors import Normal, Prior
+
+# ---------------------------------------------------------------- linear-Gaussian: closed form
+A = np.array([[1.0, 0.5], [0.2, 1.0], [1.0, -1.0]])
+TS = np.linspace(0.0, 1.0, 4)
+DESIGN = np.einsum("ij,t->itj", A, 1.0 + TS).reshape(-1, 2)  # y.ravel() = DESIGN @ theta
+NOISE = 0.3
+MU0, SD0 = np.array([0.5, -0.2]), np.array([1.0, 0.5])
+
+
+def linear_fn(theta):
+    return (jnp.asarray(A) @ theta)[:, None] * (1.0 + jnp.asarray(TS))[None, :]
+
+
+@pytest.fixture(scope="module")
+def linear_case():
+    prior = Prior({"a": Normal(MU0[0], SD0[0]), "b": Normal(MU0[1], SD0[1])})
+    theta = np.array([[1.2, 0.3], [-0.4, -0.9]])
+    rng = np.random.default_rng(0)
+    y = np.stack([np.asarray(linear_fn(jnp.asarray(t))) for t in theta])
+    y = y + NOISE * rng.normal(size=y.shape)
+    exp = Experiment(linear_fn, NOISE, param_names=("a", "b"))
+    post = sample_posterior(
+        exp, y, prior, key=jax.random.key(0), chains=4, warmup=300, draws=500, progress=False
+    )
+    return post, y, theta
+
+
+def test_linear_gaussian_mean_and_covariance(linear_case):
+    post, y, _ = linear_case
+    p0inv = np.diag(1 / SD0**2)
+    cov = np.linalg.inv(p0inv + DESIGN.T @ DESIGN / NOISE**2)
+    for r in range(y.shape[0]):
+        mean = cov @ (p0inv @ MU0 + DESIGN.T @ y[r].ravel() / NOISE**2)
+        sd = np.sqrt(np.diag(cov))
+        # Monte Carlo error of a mean: sd / sqrt(ESS); of an sd: about sd / sqrt(2 ESS). 4 of them.
+        assert np.all(np.abs(post.mean[r] - mean) < 4 * sd / np.sqrt(post.ess[r])), (post.mean[r], mean)
+        assert np.all(np.abs(post.sd[r] - sd) < 4 * sd / np.sqrt(2 * post.ess[r])), (post.sd[r], sd)
+        emp = np.cov(post.flat_samples[r].T)
+        corr, emp_corr = cov[0, 1] / sd.prod(), emp[0, 1] / np.sqrt(np.diag(emp)).prod()
+        assert abs(corr - emp_corr) < 0.1, (corr, emp_corr)  # |corr| = 0.37; MC error ~ 0.02
+    assert np.all(post.ok) and np.all(post.rhat < 1.05)
+    assert post.samples.shape == (2, 4, 500, 2)
+    lo, hi = post.interval(0.9)
+    assert np.all(lo < post.mean) and np.all(post.mean < hi)
+
+
+def test_bayes_risk_and_transform(linear_case):
+    post, _, theta = linear_case
+    risk = bayes_risk(post, theta)
+    np.testing.assert_allclose(risk.mse, ((post.mean - theta) ** 2).mean(0) - risk.mc_variance)
+    assert risk.used.sum() == 2 and risk.n_flagged == 0
+    total = post.transform(lambda t: t[..., :1] + t[..., 1:], ("a+b",))
+    np.testing.assert_allclose(total.mean[:, 0], post.mean.sum(1), rtol=1e-10)
+    with pytest.raises(ValueError, match="outside the prior's support"):
+        bayes_risk(post.__class__(**{**post.__dict__, "prior": Prior({"a": (0, 1), "b": (0, 1)})}), theta)
+    with pytest.raises(ValueError, match=r"theta_true must be \(records, param\)"):
+        bayes_risk(post, theta[:1])
+
+
+# ---------------------------------------------------------------- a sum degeneracy at small noise
+def test_sum_degeneracy_marginal_is_the_uniform_interval():
+    ts = jnp.linspace(0.1, 1.0, 10)
+    exp = Experiment(lambda th: (th[0] + th[1]) * ts, 1e-3, param_names=("p1", "p2"))
+    theta = np.array([[0.3, 0.4], [0.9, 0.6]])
+    y = theta.sum(1)[:, None] * np.asarray(ts)[None]
+    post = sample_posterior(
+        exp, y, {"p1": (0.0, 1.0), "p2": (0.0, 1.0)}, key=jax.random.key(1), warmup=300, draws=500,
+        progress=False,
+    )  # fmt: skip
+    for r in range(2):
+        s = theta[r].sum()
+        lo, hi = max(0.0, s - 1.0), min(1.0, s)  # p1 | p1 + p2 = s under U[0,1]^2 priors
+        x = post.flat_samples[r, :, 0]
+        assert abs(x.mean() - (lo + hi) / 2) < 4 * (hi - lo) / np.sqrt(12 * post.ess[r, 0])
+        assert abs(x.std() - (hi - lo) / np.sqrt(12)) < 0.1 * (hi - lo) / np.sqrt(12)
+        # Kolmogorov-Smirnov on draws thinned to about the ESS: uniform on [lo, hi]
+        thin = x[:: max(1, int(x.size / post.ess[r, 0]))]
+        assert ss.kstest(thin, ss.uniform(lo, hi - lo).cdf).pvalue > 1e-3
+        np.testing.assert_allclose(post.flat_samples[r].sum(1), s, atol=5e-3)  # the ridge p1 + p2 = s
+
+
+# ---------------------------------------------------------------- errors
+def test_errors_name_the_argument():
+    exp = Experiment(lambda th: th * jnp.ones(3), 0.1, param_names=("a",))
+    y = np.ones(3)
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="no prior for"):
+        sample_posterior(exp, y, {"b": (0.0, 1.0)}, key=key)
+    with pytest.raises(ValueError, match=r"y_obs for .* must have shape \(3,\)"):
+        sample_posterior(exp, np.ones(4), {"a": (0.0, 2.0)}, key=key)
+    with pytest.raises(ValueError, match="non-finite"):
+        sample_posterior(exp, np.array([1.0, np.nan, 1.0]), {"a": (0.0, 2.0)}, key=key)
+    with pytest.raises(ValueError, match="chains must be an int >= 2"):
+        sample_posterior(exp, y, {"a": (0.0, 2.0)}, key=key, chains=1)
+    with pytest.raises(ValueError, match="coords='log' needs positive supports"):
+        sample_posterior(exp, y, {"a": (-1.0, 2.0)}, key=key, coords="log")
+    with pytest.raises(ValueError, match="noise must be finite and > 0"):
+        sample_posterior(Experiment(lambda th: th, 0.0, param_names=("a",)), y, {"a": (0, 1)}, key=key)
+    nan_exp = Experiment(lambda th: th * jnp.nan * jnp.ones(3), 0.1, param_names=("a",))
+    with pytest.raises(FloatingPointError, match="non-finite likelihood at every one of 16 prior draws"):
+        sample_posterior(nan_exp, y, {"a": (0.0, 2.0)}, key=key)
+    with pytest.raises(TypeError, match="must be a JAX function of theta"):
+        sample_posterior(
+            Experiment(lambda th: np.asarray(th) * np.ones(3), 0.1, param_names=("a",)),
+            y,
+            {"a": (0, 2)},
+            key=key,
+        )
+
+
+# ---------------------------------------------------------------- the walker's scaling ridge
+@pytest.mark.slow
+def test_walker_ridge_matches_the_scaling_ceiling_and_force_plates_collapse_it():
+    walker = jaxid.Walker(m=80.0, k=20000.0, l0=1.0, channels=("x", "y", "grf_x", "grf_y"))
+    y0, ts = walker.initial_state(0.9782, 1.090), jnp.arange(0.0, 1.0, 0.1)
+    prior = {"m": (70.0, 90.0), "k": (17000.0, 23000.0)}
+    kin = Experiment.from_model(walker, y0, ts, noise=1e-4, params=("m", "k"), channels=("x", "y"))
+    plate = Experiment.from_model(walker, y0, ts, noise=1.0, params=("m", "k"), channels=("grf_x", "grf_y"))
+    truth = np.array([[80.0, 20000.0], [72.0, 21000.0]])
+    y_kin = np.stack([np.asarray(kin.fn(jnp.asarray(t))) for t in truth])
+    post = sample_posterior(kin, y_kin, prior, key=jax.random.key(0), warmup=200, draws=300, progress=False)
+    ceiling = scaling_ceiling(truth, [1, 1], prior, ("m", "k"))
+    # the posterior mean on the orbit k/m = const is the ceiling, within 4 Monte Carlo errors
+    assert np.all(np.abs(post.mean - ceiling) < 4 * post.sd / np.sqrt(post.ess)), (post.mean, ceiling)
+    ratio = post.flat_samples[..., 1] / post.flat_samples[..., 0]
+    np.testing.assert_allclose(ratio.mean(1), truth[:, 1] / truth[:, 0], rtol=1e-4)
+    assert np.all(post.sd[:, 0] > 3.0)  # spread along the ridge: the prior allows m in [70, 90]
+    y_plate = np.stack([np.asarray(plate.fn(jnp.asarray(t))) for t in truth])
+    both = sample_posterior(
+        [kin, plate], [y_kin, y_plate], prior, key=jax.random.key(1), warmup=200, draws=300, progress=False
+    )
+    assert np.all(both.sd[:, 0] < 0.05 * post.sd[:, 0])  # the ridge collapses
+    assert np.all(np.abs(both.mean - truth) < 5 * both.sd)
