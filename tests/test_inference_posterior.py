@@ -33,9 +33,7 @@ def linear_case():
     y = np.stack([np.asarray(linear_fn(jnp.asarray(t))) for t in theta])
     y = y + NOISE * rng.normal(size=y.shape)
     exp = Experiment(linear_fn, NOISE, param_names=("a", "b"))
-    post = sample_posterior(
-        exp, y, prior, key=jax.random.key(0), chains=4, warmup=300, draws=500, progress=False
-    )
+    post = sample_posterior(exp, y, prior, key=jax.random.key(0), chains=4, progress=False)
     return post, y, theta
 
 
@@ -53,9 +51,27 @@ def test_linear_gaussian_mean_and_covariance(linear_case):
         corr, emp_corr = cov[0, 1] / sd.prod(), emp[0, 1] / np.sqrt(np.diag(emp)).prod()
         assert abs(corr - emp_corr) < 0.1, (corr, emp_corr)  # |corr| = 0.37; MC error ~ 0.02
     assert np.all(post.ok) and np.all(post.rhat < 1.05)
-    assert post.samples.shape == (2, 4, 500, 2)
+    assert post.samples.shape == (2, 4, 1000, 2)
+    assert np.all((post.acceptance > 0.15) & (post.acceptance < 0.5))  # adapted towards 0.3
     lo, hi = post.interval(0.9)
     assert np.all(lo < post.mean) and np.all(post.mean < hi)
+
+
+def test_nuts_agrees_with_the_closed_form(linear_case):
+    _, y, _ = linear_case
+    exp = Experiment(linear_fn, NOISE, param_names=("a", "b"))
+    prior = Prior({"a": Normal(MU0[0], SD0[0]), "b": Normal(MU0[1], SD0[1])})
+    nuts = sample_posterior(
+        exp, y[:1], prior, key=jax.random.key(5), method="nuts", chains=2, warmup=100, draws=200,
+        max_doublings=3, progress=False,
+    )  # fmt: skip
+    p0inv = np.diag(1 / SD0**2)
+    cov = np.linalg.inv(p0inv + DESIGN.T @ DESIGN / NOISE**2)
+    mean = cov @ (p0inv @ MU0 + DESIGN.T @ y[0].ravel() / NOISE**2)
+    sd = np.sqrt(np.diag(cov))
+    assert np.all(np.abs(nuts.mean[0] - mean) < 4 * sd / np.sqrt(nuts.ess[0]))
+    assert np.all(np.abs(nuts.sd[0] - sd) < 4 * sd / np.sqrt(2 * nuts.ess[0]))
+    assert np.isnan(nuts.acceptance[0]) and nuts.divergences[0] == 0
 
 
 def test_bayes_risk_and_transform(linear_case):
@@ -78,9 +94,8 @@ def test_sum_degeneracy_marginal_is_the_uniform_interval():
     theta = np.array([[0.3, 0.4], [0.9, 0.6]])
     y = theta.sum(1)[:, None] * np.asarray(ts)[None]
     post = sample_posterior(
-        exp, y, {"p1": (0.0, 1.0), "p2": (0.0, 1.0)}, key=jax.random.key(1), warmup=300, draws=500,
-        progress=False,
-    )  # fmt: skip
+        exp, y, {"p1": (0.0, 1.0), "p2": (0.0, 1.0)}, key=jax.random.key(1), progress=False
+    )
     for r in range(2):
         s = theta[r].sum()
         lo, hi = max(0.0, s - 1.0), min(1.0, s)  # p1 | p1 + p2 = s under U[0,1]^2 priors
@@ -132,7 +147,7 @@ def test_walker_ridge_matches_the_scaling_ceiling_and_force_plates_collapse_it()
     plate = Experiment.from_model(walker, y0, ts, noise=1.0, params=("m", "k"), channels=("grf_x", "grf_y"))
     truth = np.array([[80.0, 20000.0], [72.0, 21000.0]])
     y_kin = np.stack([np.asarray(kin.fn(jnp.asarray(t))) for t in truth])
-    post = sample_posterior(kin, y_kin, prior, key=jax.random.key(0), warmup=200, draws=300, progress=False)
+    post = sample_posterior(kin, y_kin, prior, key=jax.random.key(0), progress=False)
     ceiling = scaling_ceiling(truth, [1, 1], prior, ("m", "k"))
     # the posterior mean on the orbit k/m = const is the ceiling, within 4 Monte Carlo errors
     assert np.all(np.abs(post.mean - ceiling) < 4 * post.sd / np.sqrt(post.ess)), (post.mean, ceiling)
@@ -140,8 +155,26 @@ def test_walker_ridge_matches_the_scaling_ceiling_and_force_plates_collapse_it()
     np.testing.assert_allclose(ratio.mean(1), truth[:, 1] / truth[:, 0], rtol=1e-4)
     assert np.all(post.sd[:, 0] > 3.0)  # spread along the ridge: the prior allows m in [70, 90]
     y_plate = np.stack([np.asarray(plate.fn(jnp.asarray(t))) for t in truth])
-    both = sample_posterior(
-        [kin, plate], [y_kin, y_plate], prior, key=jax.random.key(1), warmup=200, draws=300, progress=False
-    )
+    both = sample_posterior([kin, plate], [y_kin, y_plate], prior, key=jax.random.key(1), progress=False)
     assert np.all(both.sd[:, 0] < 0.05 * post.sd[:, 0])  # the ridge collapses
     assert np.all(np.abs(both.mean - truth) < 5 * both.sd)
+
+
+def test_diagnostics_equal_blackjax_and_flag_a_stuck_chain():
+    import blackjax
+
+    from jaxid.inference.diagnostics import ess_bulk, rhat
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((4, 400))
+    for c in range(4):  # AR(1) chains, autocorrelation 0.8: ESS about 1600 (1 - 0.8) / (1 + 0.8)
+        e = rng.normal(size=400)
+        x[c, 0] = e[0]  # distinct starts: no tied ranks
+        for t in range(1, 400):
+            x[c, t] = 0.8 * x[c, t - 1] + e[t]
+    np.testing.assert_allclose(rhat(x), float(blackjax.diagnostics.rhat(x)), rtol=1e-10)
+    # the ESS agrees to 1e-3: the two truncate Geyer's sequence at slightly different lags
+    np.testing.assert_allclose(ess_bulk(x), float(blackjax.diagnostics.ess_bulk(x)), rtol=1e-3)
+    assert 100 < ess_bulk(x) < 300
+    x[1] += 3.0  # one chain elsewhere
+    assert rhat(x) > 1.2

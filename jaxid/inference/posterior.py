@@ -9,19 +9,18 @@ For experiments :math:`y_e = f_e(\theta) + \epsilon_e`, :math:`\epsilon_e \sim N
     \log p(\theta \mid y) = \log p(\theta)
         - \tfrac12 \sum_e \big\| (y_e - f_e(\theta)) / \sigma_e \big\|^2 + \text{const}.
 
-:func:`sample_posterior` draws from it with the no-U-turn sampler (NUTS, from blackjax) and
-returns samples with their diagnostics. Three choices make it work on the posteriors that
-identifiability produces, a ridge bounded only by the prior (a scaling symmetry such as the
-walker's ``m, k -> s m, s k``) and a sum degeneracy (``p1 + p2``):
+:func:`sample_posterior` draws from it by Markov chain Monte Carlo and returns samples with
+their diagnostics. Three choices make it work on the posteriors that identifiability produces, a
+ridge bounded only by the prior (a scaling symmetry such as the walker's ``m, k -> s m, s k``)
+and a sum degeneracy (``p1 + p2``):
 
 1. **Coordinates.** Each parameter is sampled in its natural coordinate :math:`u` (``log``
    :math:`\theta` for log-uniform and log-normal priors, or for every positive parameter with
    ``coords="log"``; :math:`\theta` itself otherwise). A bounded support :math:`[a, b]` is folded,
-   :math:`u = a + w - |((z - a) \bmod 2w) - w|` with :math:`w = b - a`: the sampler moves in
-   unbounded :math:`z` and a trajectory that reaches a bound is reflected, exactly (the map has
-   slope :math:`\pm 1`, so the density in :math:`z` is the posterior repeated periodically).
-   A ridge that ends at the prior's bounds is therefore sampled without a transform that bends it
-   and without rejections at the walls; a ridge that is straight in ``u`` stays straight.
+   :math:`u = a + w - |((z - a) \bmod 2w) - w|` with :math:`w = b - a`: the chains move in
+   unbounded :math:`z` and a move past a bound is reflected, exactly (the map has slope
+   :math:`\pm 1`, so the density in :math:`z` is the posterior repeated by reflection). A scaling
+   ridge is straight in log coordinates, a sum degeneracy in linear ones.
 2. **Preconditioning from the Fisher information.** Per record, the best of ``starts`` prior
    draws starts a Levenberg-Marquardt fit (optimistix) of the whitened residuals; at its end the
    Fisher information :math:`F = J^T J` (forward mode, :math:`J` the Jacobian of the whitened
@@ -30,15 +29,19 @@ walker's ``m, k -> s m, s k``) and a sum degeneracy (``p1 + p2``):
    :math:`z = z^* + L w`, :math:`L L^T = C`: along identifiable directions :math:`w` has unit
    scale, along a null direction of :math:`F` the scale of the prior. Chains start from
    :math:`w \sim N(0, I)`, spread along the ridge, which makes R-hat meaningful.
-3. **Adaptation and batching.** Stan-style window adaptation (blackjax) of the step size and a
-   dense mass matrix per chain, then NUTS; chains and records run under ``vmap``, records in
-   chunks over the local devices. Gradients of the log-likelihood are computed in forward mode
-   (one ``jvp`` per parameter), so every jaxid model works, events included.
+3. **The chains** (:mod:`jaxid.inference.kernels`): by default an adaptive random-walk
+   Metropolis chain (``method="rwm"``), whose proposal covariance is re-estimated from warm-up
+   draws and then fixed; or NUTS with window adaptation from blackjax (``method="nuts"``),
+   gradients by forward mode. The kernels module gives the measurement behind the default.
+   Chains and records run under ``vmap``, records in chunks over the local devices.
 
 Diagnostics per record and parameter: rank-normalised split R-hat and bulk effective sample size
-(Vehtari et al. 2021, from blackjax), and the number of divergent transitions. A record is
-flagged (``ok = False``) when R-hat exceeds ``rhat_max``, the ESS is below ``ess_min`` or more than
-1 % of transitions diverged; :func:`bayes_risk` leaves flagged records out and says how many.
+(Vehtari et al. 2021; :mod:`jaxid.inference.diagnostics`), the acceptance rate (random walk) or the number of
+divergent transitions (NUTS; a trajectory that crosses a bound where a ridge meets it obliquely
+counts as divergent, since the reflected ridge turns there: this costs efficiency, which the ESS
+shows, not correctness). A record is flagged (``ok = False``) when R-hat exceeds ``rhat_max``
+or the ESS is below ``ess_min``; :func:`bayes_risk` leaves flagged records out and says how
+many.
 """
 
 from __future__ import annotations
@@ -47,7 +50,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,6 +59,8 @@ from jaxtyping import PRNGKeyArray
 from ..chunking import map_chunked
 from ..identify.experiment import Experiment, as_experiments
 from ..priors import Prior, as_prior
+from . import diagnostics
+from .kernels import nuts_chain, rwm_chain
 
 __all__ = ["Posterior", "sample_posterior"]
 
@@ -69,10 +73,13 @@ class Posterior:
     - ``samples``: ``(records, chains, draws, param)`` in natural units.
     - ``mean``, ``sd``: ``(records, param)`` over all chains and draws.
     - ``rhat``, ``ess``: ``(records, param)``, rank-normalised split R-hat and bulk ESS.
-    - ``divergences``: ``(records,)`` divergent transitions after warm-up (all chains).
-    - ``ok``: ``(records,)`` whether the diagnostics passed (see the module docstring).
+    - ``acceptance``: ``(records,)`` mean acceptance rate of the kept random-walk steps (NaN for
+      NUTS); ``divergences``: ``(records,)`` divergent NUTS transitions after warm-up (0 for the
+      random walk).
+    - ``ok``: ``(records,)`` whether R-hat and ESS passed (see the module docstring).
     - ``start``: ``(records, param)`` the least-squares fit the chains were preconditioned at.
-    - ``step_size``: ``(records, chains)`` adapted NUTS step sizes; ``seconds``: wall time.
+    - ``scale``: ``(records, chains)`` the adapted proposal scale (random walk) or step size
+      (NUTS); ``seconds``: wall time; ``settings``: the options used.
     """
 
     names: tuple[str, ...]
@@ -82,10 +89,11 @@ class Posterior:
     sd: np.ndarray
     rhat: np.ndarray
     ess: np.ndarray
+    acceptance: np.ndarray
     divergences: np.ndarray
     ok: np.ndarray
     start: np.ndarray
-    step_size: np.ndarray
+    scale: np.ndarray
     seconds: float
     settings: dict
 
@@ -127,10 +135,11 @@ class Posterior:
             sd=new.std(axis=(1, 2)),
             rhat=rhat,
             ess=ess,
+            acceptance=self.acceptance,
             divergences=self.divergences,
             ok=self.ok,
             start=start,
-            step_size=self.step_size,
+            scale=self.scale,
             seconds=self.seconds,
             settings=self.settings,
         )
@@ -231,31 +240,7 @@ def _coordinates(prior: Prior, coords, where: str) -> _Coordinates:
 
 
 # ---------------------------------------------------------------------------------------------
-# the log-density and its forward-mode gradient
-
-
-def _forward_value_and_grad(f):
-    """``f: R^p -> R`` with a custom VJP whose gradient comes from ``p`` forward-mode passes (the
-    simulations are differentiable in forward mode, events included)."""
-
-    def value_and_grad(z):
-        basis = jnp.eye(z.shape[-1], dtype=z.dtype)
-        vals, grads = jax.vmap(lambda v: jax.jvp(f, (z,), (v,)))(basis)
-        return vals[0], grads
-
-    @jax.custom_vjp
-    def g(z):
-        return f(z)
-
-    def g_fwd(z):
-        val, grad = value_and_grad(z)
-        return val, grad
-
-    def g_bwd(grad, ct):
-        return (ct * grad,)
-
-    g.defvjp(g_fwd, g_bwd)
-    return g
+# the log-density
 
 
 def _residuals(fns, coords, ys, sigmas, z):
@@ -310,15 +295,17 @@ def sample_posterior(
     prior,
     *,
     key: PRNGKeyArray,
+    method: str = "rwm",
     chains: int = 4,
-    warmup: int = 500,
-    draws: int = 500,
+    warmup: int | None = None,
+    draws: int = 1000,
+    thin: int = 5,
     starts: int = 64,
     coords: str | Sequence[str] = "auto",
-    target_accept: float = 0.8,
+    target_accept: float | None = None,
     max_doublings: int = 6,
     fit_steps: int = 100,
-    rhat_max: float = 1.01,
+    rhat_max: float = 1.05,
     ess_min: float = 100.0,
     chunk_size: int = 64,
     devices: Sequence[jax.Device] | None = None,
@@ -336,15 +323,16 @@ def sample_posterior(
     - ``prior``: a :class:`jaxid.priors.Prior` or ``{name: (low, high)}`` (uniform) with an entry
       for every parameter of the experiments.
     - ``key``: a ``jax.random.key``; the result is deterministic given it.
-    - ``chains``, ``warmup``, ``draws``: NUTS chains per record, adaptation steps and kept draws
-      per chain.
+    - ``method``: ``"rwm"`` (adaptive random-walk Metropolis, the default) or ``"nuts"``.
+    - ``chains``, ``warmup``, ``draws``, ``thin``: chains per record, adaptation steps (default
+      1000 for the random walk, 500 for NUTS), kept draws per chain, and steps per kept draw
+      (random walk only).
+    - ``target_accept``: the acceptance rate adapted to (default 0.3 random walk, 0.8 NUTS).
     - ``starts``: prior draws from which the best starts the least-squares fit.
     - ``coords``: ``"auto"`` (log for log-uniform and log-normal priors), ``"log"`` (every
       parameter, positive supports), ``"linear"``, or the names to sample in log coordinates.
       A scaling symmetry is a straight ridge in log coordinates, a sum degeneracy in linear ones.
     - ``max_doublings``: NUTS tree depth limit (``2**max_doublings - 1`` steps per draw at most).
-      Along a flat direction folded at the prior's bounds a trajectory does not turn, so the limit
-      sets the cost there.
     - ``fit_steps``: Levenberg-Marquardt iterations of the preconditioning fit.
     - ``rhat_max``, ``ess_min``: thresholds of the per-record ``ok`` flag.
     - ``chunk_size``, ``devices``, ``progress``: records per compiled chunk, the devices the chunk
@@ -362,10 +350,17 @@ def sample_posterior(
             "arrays (the Fisher preconditioner and narrow posteriors lose precision in float32)"
         )
     experiments = as_experiments(experiments, where)
+    if method not in ("rwm", "nuts"):
+        raise ValueError(f"{where}: method must be 'rwm' or 'nuts', got {method!r}")
+    if warmup is None:
+        warmup = 1000 if method == "rwm" else 500
+    if target_accept is None:
+        target_accept = 0.3 if method == "rwm" else 0.8
     for name, value, low in (
         ("chains", chains, 2),
         ("warmup", warmup, 10),
         ("draws", draws, 10),
+        ("thin", thin, 1),
         ("starts", starts, 1),
         ("max_doublings", max_doublings, 1),
         ("fit_steps", fit_steps, 0),
@@ -454,39 +449,26 @@ def sample_posterior(
         def logdensity_w(w):
             return log_target(z_fit + chol @ w)
 
-        logdensity_w = _forward_value_and_grad(logdensity_w)
-
-        # 3. warm-up and sampling, chains under vmap
+        # 3. warm-up and sampling, chains under vmap, from w ~ N(0, I): spread along the ridges
         w0 = jax.random.normal(k_init, (chains, p))
-
-        def run_chain(ck, w_init):
-            kw, kd = jax.random.split(ck)
-            adapt = blackjax.window_adaptation(
-                blackjax.nuts,
-                logdensity_w,
-                is_mass_matrix_diagonal=False,
-                initial_inverse_mass_matrix=jnp.eye(p),
-                target_acceptance_rate=target_accept,
-                max_num_doublings=max_doublings,
+        chain_keys = jax.random.split(k_draw, chains)
+        if method == "rwm":
+            run_chain = lambda k, w: rwm_chain(  # noqa: E731
+                k, w, logdensity_w, warmup=warmup, draws=draws, thin=thin, target_accept=target_accept
             )
-            (state, params), _ = adapt.run(kw, w_init, num_steps=warmup)
-            kernel = blackjax.nuts(logdensity_w, **params)
-
-            def step(st, k):
-                st, info = kernel.step(k, st)
-                return st, (st.position, info.is_divergent)
-
-            _, (ws, div) = jax.lax.scan(step, state, jax.random.split(kd, draws))
-            return ws, div, params["step_size"]
-
-        ws, div, step = jax.vmap(run_chain)(jax.random.split(k_draw, chains), w0)
+        else:
+            run_chain = lambda k, w: nuts_chain(  # noqa: E731
+                k, w, logdensity_w, warmup=warmup, draws=draws, target_accept=target_accept,
+                max_doublings=max_doublings,
+            )  # fmt: skip
+        ws, stat, scale = jax.vmap(run_chain)(chain_keys, w0)
         zs = z_fit + ws @ chol.T
         thetas, _ = coordinates.theta(zs)
-        return thetas, div.sum(), step, coordinates.theta(z_fit)[0]
+        return thetas, stat, scale, coordinates.theta(z_fit)[0]
 
     run = jax.jit(jax.vmap(one_record))
     t0 = time.perf_counter()
-    thetas, div, steps, start = map_chunked(
+    thetas, stat, scale, start = map_chunked(
         run,
         (n_keys, tuple(ys), tuple(sigmas)),
         chunk_size=chunk_size,
@@ -500,9 +482,8 @@ def sample_posterior(
         bad = int(np.flatnonzero(~np.all(np.isfinite(thetas), axis=(1, 2, 3)))[0])
         raise FloatingPointError(f"{where}: non-finite posterior samples for record {bad}")
     rhat, ess = _diagnostics(thetas)
-    divergences = np.asarray(div)
+    stat = np.asarray(stat)
     ok = (rhat.max(axis=1) <= rhat_max) & (ess.min(axis=1) >= ess_min)
-    ok &= divergences <= 0.01 * chains * draws
     return Posterior(
         names=tuple(names),
         prior=prior,
@@ -511,12 +492,15 @@ def sample_posterior(
         sd=thetas.std(axis=(1, 2)),
         rhat=rhat,
         ess=ess,
-        divergences=divergences,
+        acceptance=stat.mean(axis=1) if method == "rwm" else np.full(n, np.nan),
+        divergences=stat.sum(axis=1) if method == "nuts" else np.zeros(n, int),
         ok=ok,
         start=np.asarray(start),
-        step_size=np.asarray(steps),
+        scale=np.asarray(scale),
         seconds=seconds,
         settings=dict(
+            method=method,
+            thin=thin,
             chains=chains,
             warmup=warmup,
             draws=draws,
@@ -534,15 +518,8 @@ def sample_posterior(
 def _diagnostics(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rank-normalised split R-hat and bulk ESS per record and parameter of
     ``(records, chains, draws, param)`` samples."""
-    x = jnp.moveaxis(jnp.asarray(samples), -1, 1)  # (records, param, chains, draws)
-    flat = x.reshape((-1, *x.shape[2:]))
-    rhat = jax.vmap(lambda a: blackjax.diagnostics.rhat(a, chain_axis=0, sample_axis=1))(flat)
-    ess = jax.vmap(lambda a: blackjax.diagnostics.ess_bulk(a, chain_axis=0, sample_axis=1))(flat)
-    shape = x.shape[:2]
-    rhat = np.asarray(rhat).reshape(shape)
-    ess = np.asarray(ess).reshape(shape)
+    x = np.moveaxis(np.asarray(samples, dtype=np.float64), -1, 1)  # (records, param, chains, draws)
+    rhat, ess = diagnostics.rhat(x), diagnostics.ess_bulk(x)
     # a parameter that never moves (a point posterior) has undefined R-hat: report 1 and full ESS
-    constant = np.asarray(jnp.all(x == x[..., :1, :1], axis=(-1, -2)))
-    rhat = np.where(constant, 1.0, rhat)
-    ess = np.where(constant, samples.shape[1] * samples.shape[2], ess)
-    return rhat, ess
+    constant = np.all(x == x[..., :1, :1], axis=(-1, -2))
+    return np.where(constant, 1.0, rhat), np.where(constant, x.shape[-1] * x.shape[-2], ess)
