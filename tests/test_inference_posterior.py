@@ -178,3 +178,24 @@ def test_diagnostics_equal_blackjax_and_flag_a_stuck_chain():
     assert 100 < ess_bulk(x) < 300
     x[1] += 3.0  # one chain elsewhere
     assert rhat(x) > 1.2
+
+
+def test_compare_verdicts_distances_and_null_angle(linear_case):
+    from jaxid.inference import compare, null_axis_angle
+
+    post, _, theta = linear_case
+    at_limit = compare(post, theta, samples=post.flat_samples)
+    assert np.all(at_limit.wasserstein < 1e-12)  # the same draws: distance 0
+    assert set(at_limit.verdicts.values()) <= {"limited by the data", "recovered"}
+    shifted = post.flat_samples + post.sd[:, None, :]  # one reference sd to the right
+    far = compare(post, theta, samples=shifted)
+    np.testing.assert_allclose(far.wasserstein, 1.0, rtol=1e-6)
+    flat = compare(post, theta, estimates=np.zeros_like(theta) + theta.mean(0))  # ignores the data
+    assert flat.r2.max() < 0.0 + 1e-12 and set(flat.verdicts.values()) == {"limited by learning"}
+    with pytest.raises(ValueError, match="exactly one of"):
+        compare(post, theta)
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(1, 500, 1))
+    ridge = np.exp(np.concatenate([s, s + 0.01 * rng.normal(size=s.shape)], axis=-1))  # log m ~ log k
+    assert null_axis_angle(ridge, [1, 1])[0] < 2.0
+    assert null_axis_angle(ridge, [1, -1])[0] > 88.0

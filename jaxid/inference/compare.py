@@ -1,0 +1,169 @@
+r"""Learned estimators against the Bayes reference: errors, posterior distances, the angle to the
+Fisher null direction, and a verdict per parameter.
+
+For test records with true parameters :math:`\theta_n`, a learned estimator's mean squared error
+:math:`L_i` is compared with the Bayes risk :math:`R_i` of the reference posterior on the same
+records (:func:`jaxid.inference.bayes_risk`), both as :math:`R^2 = 1 - \mathrm{MSE}/\mathrm{var}
+(\theta_i)`. The verdict of parameter :math:`i`:
+
+- **recovered**: the learned :math:`R^2 \ge 0.99`;
+- **limited by the data**: within ``tol`` (default 0.05) of the Bayes limit's :math:`R^2`, i.e.
+  at the limit: no estimator could do much better from these data;
+- **limited by learning**: further below it: the data hold more than the estimator extracted.
+
+For a learned *posterior* (samples per record) two more numbers: the 1-Wasserstein distance
+between its marginal and the reference's, in units of the reference's sd (0 for the same
+distribution, about :math:`|\Delta\mu|/\sigma` for a shifted one), and, where the Fisher
+information is singular, the angle between the learned posterior's principal axis (largest
+spread, in log coordinates) and the Fisher null direction: near 0 when the estimator has learned
+the ridge, near 90 degrees when it spreads across it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from .posterior import Posterior
+from .risk import bayes_risk
+
+__all__ = ["AT_LIMIT", "Comparison", "compare", "null_axis_angle", "verdict"]
+
+AT_LIMIT = 0.05
+"""R^2 within this of the Bayes limit's counts as at the limit (limited by the data)."""
+
+
+def verdict(r2: float, limit_r2: float | None, *, tol: float = AT_LIMIT) -> str:
+    """Recovered, limited by the data (at the limit) or limited by learning (below it)."""
+    if r2 >= 0.99:
+        return "recovered"
+    if limit_r2 is None or not np.isfinite(limit_r2):
+        return "no limit"
+    if r2 >= limit_r2 - tol:
+        return "limited by the data"
+    return "limited by learning"
+
+
+def null_axis_angle(samples, null_direction) -> np.ndarray:
+    """Angle in degrees (0 to 90) between the principal axis of each record's samples
+    ``(records, draws, param)`` in log coordinates and ``null_direction`` (a log-parameter null
+    vector of the Fisher information, e.g. ``(1, 1, 0)`` for the walker's ``m, k``)."""
+    x = np.asarray(samples, dtype=np.float64)
+    if np.any(x <= 0):
+        raise ValueError("null_axis_angle: samples must be positive (the angle is taken in log coordinates)")
+    c = np.asarray(null_direction, dtype=np.float64)
+    if c.shape != x.shape[-1:] or not np.any(c):
+        raise ValueError(f"null_axis_angle: null_direction must be a non-zero vector of length {x.shape[-1]}")
+    c = c / np.linalg.norm(c)
+    logs = np.log(x)
+    angles = []
+    for rec in logs:
+        _, vecs = np.linalg.eigh(np.cov(rec.T))
+        cos = abs(float(vecs[:, -1] @ c))
+        angles.append(np.degrees(np.arccos(min(cos, 1.0))))
+    return np.array(angles)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A learned estimator against the Bayes reference on the same test records.
+
+    - ``names``; ``r2``, ``rmse``: the learned estimator's; ``limit_r2``, ``limit_rmse``,
+      ``limit_se``: the Bayes reference's (``limit_se`` the standard error of its MSE);
+    - ``verdicts``: ``{name: verdict}``;
+    - ``wasserstein``: ``(records, param)`` distance of the learned marginals from the
+      reference's in reference sds (``None`` for point estimates);
+    - ``null_angle``: ``(records,)`` degrees between the learned posterior's principal axis and
+      the Fisher null direction (``None`` unless asked for);
+    - ``records``: how many records were compared (those whose reference passed its diagnostics).
+    """
+
+    names: tuple[str, ...]
+    r2: np.ndarray
+    rmse: np.ndarray
+    limit_r2: np.ndarray
+    limit_rmse: np.ndarray
+    limit_se: np.ndarray
+    verdicts: dict
+    wasserstein: np.ndarray | None
+    null_angle: np.ndarray | None
+    records: int
+
+    def rows(self) -> list[dict]:
+        """One dict per parameter, for tables and JSON."""
+        out = []
+        for i, n in enumerate(self.names):
+            row = dict(
+                target=n,
+                r2=float(self.r2[i]),
+                rmse=float(self.rmse[i]),
+                bayes_r2=float(self.limit_r2[i]),
+                bayes_rmse=float(self.limit_rmse[i]),
+                verdict=self.verdicts[n],
+            )
+            if self.wasserstein is not None:
+                row["wasserstein_sd"] = float(np.median(self.wasserstein[:, i]))
+            out.append(row)
+        return out
+
+
+def compare(reference: Posterior, theta_true, *, estimates=None, samples=None, null_direction=None):
+    """Compare a learned estimator with the Bayes reference posterior ``reference`` of the same
+    records.
+
+    Give ``estimates`` ``(records, param)`` (a point estimator) or ``samples``
+    ``(records, draws, param)`` (a learned posterior; its mean is the point estimate), in
+    ``reference.names`` order, and the true ``theta_true``. ``null_direction`` (log-parameter
+    coordinates) adds the angle of the learned posterior's principal axis to it.
+    """
+    where = "compare"
+    if (estimates is None) == (samples is None):
+        raise ValueError(f"{where}: give exactly one of estimates (point) or samples (posterior)")
+    risk = bayes_risk(reference, theta_true)
+    used = risk.used
+    theta = np.asarray(theta_true, dtype=np.float64)
+    shape = reference.mean.shape
+    if samples is not None:
+        samples = np.asarray(samples, dtype=np.float64)
+        if samples.ndim != 3 or samples.shape[0] != shape[0] or samples.shape[2] != shape[1]:
+            raise ValueError(
+                f"{where}: samples must be (records, draws, param) = ({shape[0]}, draws, {shape[1]}), "
+                f"got {samples.shape}"
+            )
+        estimates = samples.mean(axis=1)
+    estimates = np.asarray(estimates, dtype=np.float64)
+    if estimates.shape != shape:
+        raise ValueError(f"{where}: estimates must be (records, param) = {shape}, got {estimates.shape}")
+    if not np.all(np.isfinite(estimates)):
+        raise ValueError(f"{where}: the learned estimates hold non-finite values")
+    err = (estimates - theta)[used]
+    var = theta[used].var(axis=0)
+    mse = (err**2).mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(var > 0, 1.0 - mse / var, np.nan)
+    verdicts = {n: verdict(r2[i], risk.r2[i]) for i, n in enumerate(reference.names)}
+    wasser = angle = None
+    if samples is not None:
+        ref = reference.flat_samples
+        wasser = np.full(shape, np.nan)
+        for n in np.flatnonzero(used):
+            for i in range(shape[1]):
+                sd = max(reference.sd[n, i], 1e-300)
+                wasser[n, i] = stats.wasserstein_distance(samples[n, :, i], ref[n, :, i]) / sd
+        wasser = wasser[used]
+        if null_direction is not None:
+            angle = null_axis_angle(samples[used], null_direction)
+    return Comparison(
+        names=reference.names,
+        r2=r2,
+        rmse=np.sqrt(mse),
+        limit_r2=risk.r2,
+        limit_rmse=risk.rmse,
+        limit_se=risk.se,
+        verdicts=verdicts,
+        wasserstein=wasser,
+        null_angle=angle,
+        records=int(used.sum()),
+    )
