@@ -266,12 +266,14 @@ class PosteriorEstimator(eqx.Module):
     def mean_sd(
         self, x, n: int = 1000, *, key: PRNGKeyArray, batch_size: int = 256
     ) -> tuple[Float[Array, "records param"], Float[Array, "records param"]]:
-        """Posterior mean and standard deviation of each record, from ``n`` samples (Monte Carlo:
-        the mean is off by about ``sd / sqrt(n)``)."""
+        """Posterior mean and standard deviation of each record, from the ``n`` draws that
+        :meth:`sample` makes with the same ``key`` (Monte Carlo: the mean is off by about
+        ``sd / sqrt(n)``)."""
         x = self._check_inputs(x, "PosteriorEstimator.mean_sd")
         if not (isinstance(n, int) and n >= 2):
             raise ValueError(f"PosteriorEstimator.mean_sd: n must be an int >= 2, got {n!r}")
-        return _mean_sd(self, x, n, key, batch_size)
+        s = _sample(self, x, n, key, batch_size)
+        return s.mean(1), s.std(1, ddof=1)
 
     def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
         """Write to ``path``: a JSON header line (architecture, flow, names, ``metadata``) then the
@@ -327,15 +329,11 @@ def _embed(est: PosteriorEstimator, x, batch_size: int):
     return jnp.swapaxes(h, 0, 1)
 
 
-def _flows(est: PosteriorEstimator):
-    return est.model.flow
-
-
 @eqx.filter_jit
 def _log_prob(est: PosteriorEstimator, theta, x, batch_size: int):
     h = _embed(est, x, batch_size)
     z = (theta - est.theta_mean) / est.theta_scale  # (records, n, param)
-    flows = _flows(est)
+    flows = est.model.flow
 
     def one(args):
         zr, hr = args  # (n, param), (members, embed)
@@ -346,10 +344,11 @@ def _log_prob(est: PosteriorEstimator, theta, x, batch_size: int):
     return lp - jnp.sum(jnp.log(est.theta_scale))
 
 
-def _draw(est: PosteriorEstimator, x, n: int, key, batch_size: int):
-    """Standardised draws ``(records, n, param)`` from the members' mixture."""
+@eqx.filter_jit
+def _sample(est: PosteriorEstimator, x, n: int, key, batch_size: int):
+    """Draws ``(records, n, param)`` from the members' mixture, in natural units."""
     h = _embed(est, x, batch_size)
-    flows = _flows(est)
+    flows = est.model.flow
     keys = jax.random.split(key, x.shape[0])
 
     def one(args):
@@ -361,18 +360,8 @@ def _draw(est: PosteriorEstimator, x, n: int, key, batch_size: int):
         pick = jax.random.randint(k_pick, (n,), 0, est.members)
         return draws[pick, jnp.arange(n)]
 
-    return jax.lax.map(one, (keys, h), batch_size=min(batch_size, x.shape[0]))
-
-
-@eqx.filter_jit
-def _sample(est: PosteriorEstimator, x, n: int, key, batch_size: int):
-    return _draw(est, x, n, key, batch_size) * est.theta_scale + est.theta_mean
-
-
-@eqx.filter_jit
-def _mean_sd(est: PosteriorEstimator, x, n: int, key, batch_size: int):
-    s = _draw(est, x, n, key, batch_size) * est.theta_scale + est.theta_mean
-    return s.mean(1), s.std(1, ddof=1)
+    z = jax.lax.map(one, (keys, h), batch_size=min(batch_size, x.shape[0]))
+    return z * est.theta_scale + est.theta_mean
 
 
 def _nll(model: ConditionalFlow, xb, yb):
