@@ -37,9 +37,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flowjax.bijections import RationalQuadraticSpline
-from flowjax.distributions import Normal
-from flowjax.flows import coupling_flow, masked_autoregressive_flow
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .networks import ARCHITECTURES, make_network
@@ -130,6 +127,11 @@ def make_conditional_flow(
         interval=interval,
         embed_dim=embed_dim,
     )
+    # flowjax is imported here, not at the top: `import jaxid` need not pay for it.
+    from flowjax.bijections import RationalQuadraticSpline
+    from flowjax.distributions import Normal
+    from flowjax.flows import coupling_flow, masked_autoregressive_flow
+
     k_embed, k_flow = jax.random.split(key)
     embedding = make_network(arch, in_shape, opts["embed_dim"], key=k_embed, **arch_options)
     builder = masked_autoregressive_flow if opts["flow"] == "maf" else coupling_flow
