@@ -18,6 +18,9 @@ ensemble member updated under ``vmap`` (each with its own permutation), then the
 of each member; the best parameters of each member by validation loss are kept inside the call.
 Training stops when no member has improved for ``patience`` epochs, and the best checkpoint is
 returned. With several local devices each minibatch is split across them (data parallel).
+
+The loop itself, :func:`fit_members`, takes any per-minibatch loss; :func:`train` gives it the
+loss above and ``jaxid.nn.train_posterior`` a negative log-likelihood.
 """
 
 from __future__ import annotations
@@ -117,7 +120,7 @@ def split_indices(n: int, fractions: Sequence[float], seed: int) -> dict[str, np
     )
 
 
-def _scale(sd: np.ndarray) -> np.ndarray:
+def safe_scale(sd: np.ndarray) -> np.ndarray:
     """Standard deviations with constant features mapped to 1 (no division by ~0)."""
     tiny = 1e-6 * max(float(np.max(sd)), 1e-30)
     return np.where(sd > tiny, sd, 1.0).astype(np.float32)
@@ -130,29 +133,46 @@ def _optimizer(lr: float, decay_steps: int, lr_decay: bool, weight_decay: float)
     return optax.adam(schedule)
 
 
-def _member_loss(params, static, xb, yb, weights, prior_weight):
-    net = eqx.combine(params, static)
-    pred = jax.vmap(net)(xb)
-    loss = jnp.mean(jnp.sum(weights * (pred - yb) ** 2, axis=-1))
+def _mse_loss(model, xb, yb, weights, prior_weight):
+    """:func:`train`'s minibatch loss (module docstring), standardised units."""
+    pred = jax.vmap(model)(xb)
+    loss = jnp.mean(jnp.sum(jnp.asarray(weights, xb.dtype) * (pred - yb) ** 2, axis=-1))
     if prior_weight:
         loss = loss + prior_weight * jnp.mean(jnp.sum(pred**2, axis=-1))
     return loss
 
 
+def _mse_val(model, x_val, y_val, weights, prior_weight):
+    """:func:`train`'s validation loss: the weighted squared error, without the prior term."""
+    pred = jax.lax.map(model, x_val, batch_size=min(1024, x_val.shape[0]))
+    return jnp.mean(jnp.sum(jnp.asarray(weights, x_val.dtype) * (pred - y_val) ** 2, axis=-1))
+
+
 @eqx.filter_jit
-def _epoch(network, opt_state, best, best_val, key, x_train, y_train, x_val, y_val, hyper, sharding):
-    """One epoch for all members: scanned minibatch steps, then validation and best-checkpoint."""
-    lr, decay_steps, lr_decay, weight_decay, n_batches, batch, weights, prior_weight, members = hyper
+def _epoch(
+    network, opt_state, best, best_val, key, x_train, y_train, x_val, y_val, hyper, objective, sharding
+):
+    """One epoch for all members: scanned minibatch steps, then validation and best-checkpoint.
+
+    ``objective = (loss, val_loss, args)``: module-level functions ``loss(model, xb, yb, *args)``
+    and ``val_loss(model, x_val, y_val, *args)`` of one member (hashable, so epochs compile once).
+    The trained leaves are the floating-point arrays; other arrays (masks) ride along per member.
+    """
+    lr, decay_steps, lr_decay, weight_decay, n_batches, batch, members = hyper
+    loss_fn, val_fn, args = objective
     opt = _optimizer(lr, decay_steps, lr_decay, weight_decay)
-    weights = jnp.asarray(weights, x_train.dtype)
-    params, static = eqx.partition(network, eqx.is_array)
+    params, rest = eqx.partition(network, eqx.is_inexact_array)
+    fixed, static = eqx.partition(rest, eqx.is_array)
     n_train = x_train.shape[0]
     keys = jax.random.split(key, members)
     perms = jax.vmap(lambda k: jax.random.permutation(k, n_train)[: n_batches * batch])(keys)
     perms = perms.reshape(members, n_batches, batch).transpose(1, 0, 2)
 
-    def member_step(p, s, xb, yb):
-        loss, grads = jax.value_and_grad(_member_loss)(p, static, xb, yb, weights, prior_weight)
+    def model(p, f):
+        return eqx.combine(p, f, static)
+
+    def member_step(p, s, f, xb, yb):
+        loss, grads = jax.value_and_grad(lambda q: loss_fn(model(q, f), xb, yb, *args))(p)
         updates, s = opt.update(grads, s, p)
         return optax.apply_updates(p, updates), s, loss
 
@@ -161,17 +181,11 @@ def _epoch(network, opt_state, best, best_val, key, x_train, y_train, x_val, y_v
         xb, yb = x_train[idx], y_train[idx]
         if sharding is not None:
             xb = jax.lax.with_sharding_constraint(xb, sharding)
-        p, s, loss = jax.vmap(member_step)(p, s, xb, yb)
+        p, s, loss = jax.vmap(member_step)(p, s, fixed, xb, yb)
         return (p, s), loss
 
     (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), perms)
-
-    def val_loss(p):
-        net = eqx.combine(p, static)
-        pred = jax.lax.map(net, x_val, batch_size=min(1024, x_val.shape[0]))
-        return jnp.mean(jnp.sum(weights * (pred - y_val) ** 2, axis=-1))
-
-    val = jax.vmap(val_loss)(params)
+    val = jax.vmap(lambda p, f: val_fn(model(p, f), x_val, y_val, *args))(params, fixed)
     improved = val < best_val
     best = jax.tree.map(
         lambda b, p: jnp.where(improved.reshape((-1,) + (1,) * (p.ndim - 1)), p, b),
@@ -179,11 +193,13 @@ def _epoch(network, opt_state, best, best_val, key, x_train, y_train, x_val, y_v
         params,
     )
     best_val = jnp.where(improved, val, best_val)
-    return eqx.combine(params, static), opt_state, best, best_val, losses.mean(0), val
+    return eqx.combine(params, rest), opt_state, best, best_val, losses.mean(0), val
 
 
-def _validate(x, y, names, config: TrainConfig):
-    where = "train"
+def check_training_data(x, y, names, config: TrainConfig, *, where: str = "train", target: str = "y"):
+    """Check trajectories ``x`` ``(records, time, channel)``, targets ``y`` ``(records, param)``
+    (called ``target`` in messages), ``names`` and ``config``; return ``x`` as float32 and ``y``
+    as float64 arrays. Raises ``ValueError`` prefixed by ``where`` naming the bad argument."""
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 3:
@@ -191,11 +207,11 @@ def _validate(x, y, names, config: TrainConfig):
     if x.shape[0] == 0:
         raise ValueError(f"{where}: the data set is empty (x has 0 records)")
     if y.ndim != 2 or y.shape[0] != x.shape[0]:
-        raise ValueError(f"{where}: y must have shape ({x.shape[0]}, param), got {y.shape}")
+        raise ValueError(f"{where}: {target} must have shape ({x.shape[0]}, param), got {y.shape}")
     if len(names) != y.shape[1]:
-        raise ValueError(f"{where}: {len(names)} names {list(names)} for {y.shape[1]} target columns")
+        raise ValueError(f"{where}: {len(names)} names {list(names)} for {y.shape[1]} {target} columns")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError(f"{where}: x and y must be finite (found NaN or inf)")
+        raise ValueError(f"{where}: x and {target} must be finite (found NaN or inf)")
     for attr in ("epochs", "batch_size", "members"):
         v = getattr(config, attr)
         if not (isinstance(v, int) and v >= 1):
@@ -216,74 +232,71 @@ def _validate(x, y, names, config: TrainConfig):
     return x, y
 
 
-def train(
-    x,
-    y,
-    names: Sequence[str],
-    *,
-    arch: str = "mlp",
-    config: TrainConfig | None = None,
-    **arch_options,
-) -> TrainResult:
-    """Train an estimator of ``names`` from trajectories ``x`` ``(records, time, channel)`` to
-    targets ``y`` ``(records, param)``.
+def input_statistics(x_train: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and scale of the training split (zeros and ones when
+    ``config.standardize_inputs`` is off)."""
+    if not config.standardize_inputs:
+        return np.zeros(x_train.shape[1:], np.float32), np.ones(x_train.shape[1:], np.float32)
+    return x_train.mean(0), safe_scale(x_train.std(0))
 
-    ``arch`` is ``"mlp"``, ``"cnn"`` or ``"gru"`` with ``arch_options`` (see
-    :func:`jaxid.nn.make_network`); ``config`` a :class:`TrainConfig`. The data are split by
-    ``config.split`` (seeded); standardisation statistics come from the training split only.
-    Deterministic given ``config.seed`` (on the same devices).
-    """
-    config = TrainConfig() if config is None else config
-    names = tuple(names)
-    x, y = _validate(x, y, names, config)
-    split = split_indices(x.shape[0], config.split, config.seed)
+
+def check_split(n: int, config: TrainConfig, where: str = "train") -> tuple[dict[str, np.ndarray], list]:
+    """The seeded split of ``n`` records and the devices to train on, after checking that the
+    split has validation records and that ``config.batch_size`` fits the training split and the
+    devices."""
+    split = split_indices(n, config.split, config.seed)
     if len(split["val"]) == 0:
-        raise ValueError("train: config.split leaves no validation records (needed for early stopping)")
+        raise ValueError(f"{where}: config.split leaves no validation records (needed for early stopping)")
     n_train = len(split["train"])
     devices = jax.local_devices() if config.devices is None else list(config.devices)
     batch = config.batch_size
     if batch > n_train:
         raise ValueError(
-            f"train: config.batch_size ({batch}) is larger than the training split ({n_train} of "
-            f"{x.shape[0]} records); use a smaller batch or more data"
+            f"{where}: config.batch_size ({batch}) is larger than the training split ({n_train} of "
+            f"{n} records); use a smaller batch or more data"
         )
     if len(devices) > 1 and batch % len(devices):
         raise ValueError(
-            f"train: config.batch_size ({batch}) must be a multiple of the {len(devices)} devices"
+            f"{where}: config.batch_size ({batch}) must be a multiple of the {len(devices)} devices"
         )
+    return split, devices
 
-    xt = x[split["train"]]
-    x_mean = xt.mean(0) if config.standardize_inputs else np.zeros(x.shape[1:], np.float32)
-    x_scale = _scale(xt.std(0)) if config.standardize_inputs else np.ones(x.shape[1:], np.float32)
-    yt = y[split["train"]]
-    y_mean, y_scale = yt.mean(0), _scale(yt.std(0))
-    key = jax.random.key(config.seed)
-    init_key, key = jax.random.split(key)
-    est = Estimator.init(
-        arch,
-        x.shape[1:],
-        names,
-        key=init_key,
-        members=config.members,
-        x_mean=x_mean,
-        x_scale=x_scale,
-        y_mean=y_mean,
-        y_scale=y_scale,
-        **arch_options,
-    )
 
-    def standardise(xs, ys):
-        return ((xs - x_mean) / x_scale).astype(np.float32), ((ys - y_mean) / y_scale).astype(np.float32)
+@dataclass(frozen=True)
+class Fit:
+    """What :func:`fit_members` returns: the best ``network`` of every member, the ``history``
+    (as in :class:`TrainResult`) and the timings."""
 
-    x_train, y_train = standardise(xt, yt)  # the training split, gathered once above
-    x_val, y_val = standardise(x[split["val"]], y[split["val"]])
+    network: eqx.Module
+    history: dict
+    seconds: float
+    first_epoch_seconds: float
+    samples_per_second: float
+
+
+def fit_members(
+    network: eqx.Module,
+    data: tuple,
+    objective: tuple,
+    config: TrainConfig,
+    *,
+    key,
+    devices: Sequence,
+    where: str = "train",
+    desc: str = "train",
+) -> Fit:
+    """Train ``config.members`` stacked networks (leading member axis on every array) on
+    standardised ``data = (x_train, y_train, x_val, y_val)``: Adam, one jitted scan over the
+    minibatches per epoch (:func:`_epoch`), early stopping on the validation loss, and each
+    member's best checkpoint returned.
+
+    ``objective = (loss, val_loss, args)``: module-level functions ``loss(model, xb, yb, *args)``
+    (a minibatch mean) and ``val_loss(model, x_val, y_val, *args)`` of one member, with hashable
+    ``args``. Floating-point arrays are trained; other arrays are kept as they are.
+    """
+    x_train = data[0]
+    n_train, batch = x_train.shape[0], config.batch_size
     n_batches = n_train // batch
-    weights = (
-        np.ones(len(names))
-        if config.loss_weights is None
-        else np.asarray(config.loss_weights, dtype=np.float64)
-    )
-    weights = tuple(float(w) for w in weights * len(names) / weights.sum())
     hyper = (
         float(config.learning_rate),
         int(config.epochs * n_batches),
@@ -291,18 +304,15 @@ def train(
         float(config.weight_decay),
         n_batches,
         batch,
-        weights,
-        float(config.prior_weight),
         config.members,
     )
-    network = est.network
     opt = _optimizer(*hyper[:4])
-    params = eqx.filter(network, eqx.is_array)
+    params = eqx.filter(network, eqx.is_inexact_array)
     opt_state = jax.vmap(opt.init)(params)
     best = params
     best_val = jnp.full(config.members, jnp.inf, jnp.float32)
     sharding = None
-    data = (x_train, y_train, x_val, y_val)
+    initial = network
     if len(devices) > 1:
         mesh = Mesh(np.array(devices), ("batch",))
         sharding = NamedSharding(mesh, PartitionSpec(None, "batch"))
@@ -316,16 +326,16 @@ def train(
     start = time.perf_counter()
     first = 0.0
     epochs_run = 0
-    with tqdm(total=config.epochs, unit="epoch", desc=f"train {arch}", disable=not config.progress) as bar:
+    with tqdm(total=config.epochs, unit="epoch", desc=desc, disable=not config.progress) as bar:
         for epoch in range(config.epochs):
             key, sub = jax.random.split(key)
             network, opt_state, best, best_val, tr, val = _epoch(
-                network, opt_state, best, best_val, sub, *data, hyper, sharding
+                network, opt_state, best, best_val, sub, *data, hyper, objective, sharding
             )
             tr, val = np.asarray(tr), np.asarray(val)
             if not np.all(np.isfinite(tr)):
                 raise FloatingPointError(
-                    f"train: the training loss became non-finite at epoch {epoch + 1} ({tr}); "
+                    f"{where}: the training loss became non-finite at epoch {epoch + 1} ({tr}); "
                     "lower config.learning_rate"
                 )
             epochs_run = epoch + 1
@@ -349,14 +359,83 @@ def train(
         stopped_early=epochs_run < config.epochs,
         best_val_loss=np.asarray(best_val).tolist(),
     )
-    final = eqx.combine(jax.device_get(best), eqx.filter(est.network, eqx.is_array, inverse=True))
-    est = eqx.tree_at(lambda e: e.network, est, final)
-    return TrainResult(
-        estimator=est,
+    final = eqx.combine(jax.device_get(best), eqx.filter(initial, eqx.is_inexact_array, inverse=True))
+    return Fit(
+        network=final,
         history=history,
-        split=split,
-        config=config,
         seconds=seconds,
         first_epoch_seconds=first,
         samples_per_second=samples / (seconds - first) if later and seconds > first else float("nan"),
+    )
+
+
+def train(
+    x,
+    y,
+    names: Sequence[str],
+    *,
+    arch: str = "mlp",
+    config: TrainConfig | None = None,
+    **arch_options,
+) -> TrainResult:
+    """Train an estimator of ``names`` from trajectories ``x`` ``(records, time, channel)`` to
+    targets ``y`` ``(records, param)``.
+
+    ``arch`` is ``"mlp"``, ``"cnn"`` or ``"gru"`` with ``arch_options`` (see
+    :func:`jaxid.nn.make_network`); ``config`` a :class:`TrainConfig`. The data are split by
+    ``config.split`` (seeded); standardisation statistics come from the training split only.
+    Deterministic given ``config.seed`` (on the same devices).
+    """
+    config = TrainConfig() if config is None else config
+    names = tuple(names)
+    x, y = check_training_data(x, y, names, config)
+    split, devices = check_split(x.shape[0], config)
+    xt = x[split["train"]]
+    x_mean, x_scale = input_statistics(xt, config)
+    yt = y[split["train"]]
+    y_mean, y_scale = yt.mean(0), safe_scale(yt.std(0))
+    key = jax.random.key(config.seed)
+    init_key, key = jax.random.split(key)
+    est = Estimator.init(
+        arch,
+        x.shape[1:],
+        names,
+        key=init_key,
+        members=config.members,
+        x_mean=x_mean,
+        x_scale=x_scale,
+        y_mean=y_mean,
+        y_scale=y_scale,
+        **arch_options,
+    )
+
+    def standardise(xs, ys):
+        return ((xs - x_mean) / x_scale).astype(np.float32), ((ys - y_mean) / y_scale).astype(np.float32)
+
+    x_train, y_train = standardise(xt, yt)  # the training split, gathered once above
+    x_val, y_val = standardise(x[split["val"]], y[split["val"]])
+    weights = (
+        np.ones(len(names))
+        if config.loss_weights is None
+        else np.asarray(config.loss_weights, dtype=np.float64)
+    )
+    weights = tuple(float(w) for w in weights * len(names) / weights.sum())
+    objective = (_mse_loss, _mse_val, (weights, float(config.prior_weight)))
+    fit = fit_members(
+        est.network,
+        (x_train, y_train, x_val, y_val),
+        objective,
+        config,
+        key=key,
+        devices=devices,
+        desc=f"train {arch}",
+    )
+    return TrainResult(
+        estimator=eqx.tree_at(lambda e: e.network, est, fit.network),
+        history=fit.history,
+        split=split,
+        config=config,
+        seconds=fit.seconds,
+        first_epoch_seconds=fit.first_epoch_seconds,
+        samples_per_second=fit.samples_per_second,
     )

@@ -1,0 +1,499 @@
+r"""Amortized posterior networks: a conditional normalizing flow :math:`q(\theta \mid x)` on top of
+an embedding network, trained by maximum likelihood on simulated pairs :math:`(\theta_n, x_n)`.
+
+An embedding (summary) network :math:`h_\psi` (the MLP, CNN or GRU of :func:`make_network`) maps a
+standardised trajectory :math:`\tilde x = (x - \mu_x)/\sigma_x` of shape ``(time, channel)`` to a
+vector that conditions a normalizing flow from flowjax (a masked autoregressive or a coupling
+flow, with affine or rational-quadratic-spline transformers) over standardised parameters
+:math:`\tilde\theta = (\theta - \mu_\theta)/\sigma_\theta`. Both are trained together by
+minimising the negative log-likelihood on a minibatch :math:`B`,
+
+.. math::
+
+    L(\psi, \phi) = -\frac{1}{|B|} \sum_{n \in B} \log q_\phi\big(\tilde\theta_n \mid
+        h_\psi(\tilde x_n)\big),
+
+whose expectation over the joint :math:`p(\theta)\,p(x \mid \theta)` is, up to a constant, the
+expected KL divergence from the true posterior to :math:`q`: the minimiser is the posterior
+(neural posterior estimation). In natural units
+:math:`\log q(\theta \mid x) = \log q_\phi(\tilde\theta \mid h_\psi(\tilde x)) - \sum_j
+\log \sigma_{\theta, j}`. A deep ensemble of ``members`` such pairs (different initialisation and
+minibatch order, each stopped at its own best validation loss) is the equal-weight mixture
+:math:`q(\theta \mid x) = \frac{1}{M} \sum_m q_m(\theta \mid x)`.
+
+Training reuses :func:`jaxid.nn.fit_members`: one jitted ``lax.scan`` over the minibatches per
+epoch, Adam, early stopping with best-checkpoint restore, data parallel over devices.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .networks import ARCHITECTURES, make_network
+from .training import (
+    TrainConfig,
+    check_split,
+    check_training_data,
+    fit_members,
+    input_statistics,
+    safe_scale,
+)
+
+FORMAT_VERSION = 1
+FLOWS = ("maf", "coupling")
+TRANSFORMERS = ("affine", "spline")
+_FLOW_DEFAULTS = dict(
+    flow="maf",
+    flow_layers=4,
+    flow_width=32,
+    flow_depth=1,
+    transformer="affine",
+    knots=8,
+    interval=4.0,
+    embed_dim=16,
+)
+
+
+def _flow_options(where: str, **given) -> dict:
+    """The flow options with defaults filled in, checked."""
+    opts = dict(_FLOW_DEFAULTS, **given)
+    if opts["flow"] not in FLOWS:
+        raise ValueError(f"{where}: unknown flow {opts['flow']!r}; choose one of {list(FLOWS)}")
+    if opts["transformer"] not in TRANSFORMERS:
+        raise ValueError(
+            f"{where}: unknown transformer {opts['transformer']!r}; choose one of {list(TRANSFORMERS)}"
+        )
+    for name in ("flow_layers", "flow_width", "flow_depth", "knots", "embed_dim"):
+        v = opts[name]
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            raise ValueError(f"{where}: {name} must be a positive int, got {v!r}")
+    if not (isinstance(opts["interval"], int | float) and opts["interval"] > 0):
+        raise ValueError(f"{where}: interval must be a positive number, got {opts['interval']!r}")
+    opts["interval"] = float(opts["interval"])
+    return opts
+
+
+class ConditionalFlow(eqx.Module):
+    """One posterior network: an embedding ``(time, channel) -> (embed_dim,)`` and a flowjax flow
+    over standardised parameters conditioned on it."""
+
+    embedding: eqx.Module
+    flow: eqx.Module
+
+    def log_prob(self, theta: Float[Array, " param"], x: Float[Array, "time channel"]) -> Float[Array, ""]:
+        return self.flow.log_prob(theta, self.embedding(x))
+
+
+def make_conditional_flow(
+    arch: str,
+    in_shape: tuple[int, int],
+    n_params: int,
+    *,
+    key: PRNGKeyArray,
+    flow: str = "maf",
+    flow_layers: int = 4,
+    flow_width: int = 32,
+    flow_depth: int = 1,
+    transformer: str = "affine",
+    knots: int = 8,
+    interval: float = 4.0,
+    embed_dim: int = 16,
+    **arch_options,
+) -> ConditionalFlow:
+    """A fresh :class:`ConditionalFlow` (float32 weights): the ``arch`` embedding network
+    (``arch_options`` as in :func:`make_network`) with ``embed_dim`` outputs, and a ``flow``
+    (``"maf"``: masked autoregressive; ``"coupling"``) of ``flow_layers`` layers whose
+    conditioners have ``flow_depth`` hidden layers of ``flow_width`` units, with ``"affine"`` or
+    ``"spline"`` transformers (rational-quadratic, ``knots`` knots on ``[-interval, interval]``,
+    the identity outside; in standardised units)."""
+    opts = _flow_options(
+        "make_conditional_flow",
+        flow=flow,
+        flow_layers=flow_layers,
+        flow_width=flow_width,
+        flow_depth=flow_depth,
+        transformer=transformer,
+        knots=knots,
+        interval=interval,
+        embed_dim=embed_dim,
+    )
+    # flowjax is imported here, not at the top: `import jaxid` need not pay for it.
+    from flowjax.bijections import RationalQuadraticSpline
+    from flowjax.distributions import Normal
+    from flowjax.flows import coupling_flow, masked_autoregressive_flow
+
+    k_embed, k_flow = jax.random.split(key)
+    embedding = make_network(arch, in_shape, opts["embed_dim"], key=k_embed, **arch_options)
+    builder = masked_autoregressive_flow if opts["flow"] == "maf" else coupling_flow
+    transformer_ = (
+        RationalQuadraticSpline(knots=opts["knots"], interval=opts["interval"])
+        if opts["transformer"] == "spline"
+        else None
+    )
+    dist = builder(
+        k_flow,
+        base_dist=Normal(jnp.zeros(n_params)),
+        transformer=transformer_,
+        cond_dim=opts["embed_dim"],
+        flow_layers=opts["flow_layers"],
+        nn_width=opts["flow_width"],
+        nn_depth=opts["flow_depth"],
+    )
+    dist = jax.tree.map(lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a) else a, dist)
+    return ConditionalFlow(embedding=embedding, flow=dist)
+
+
+class PosteriorEstimator(eqx.Module):
+    r"""An amortized posterior :math:`q(\theta \mid x)` over parameters ``names`` given a trajectory
+    ``(time, channel)``: ``members`` :class:`ConditionalFlow` networks stacked along a leading
+    axis (their equal-weight mixture), with the standardisation of inputs and parameters.
+
+    :meth:`sample`, :meth:`log_prob` and :meth:`mean_sd` take a batch of records and run as one
+    jitted call each, in natural units.
+    """
+
+    model: ConditionalFlow
+    x_mean: Float[Array, "time channel"]
+    x_scale: Float[Array, "time channel"]
+    theta_mean: Float[Array, " param"]
+    theta_scale: Float[Array, " param"]
+    arch: str = eqx.field(static=True)
+    options: tuple = eqx.field(static=True)
+    flow_options: tuple = eqx.field(static=True)
+    in_shape: tuple[int, int] = eqx.field(static=True)
+    names: tuple[str, ...] = eqx.field(static=True)
+    members: int = eqx.field(static=True)
+
+    @classmethod
+    def init(
+        cls,
+        arch: str,
+        in_shape: tuple[int, int],
+        names: Sequence[str],
+        *,
+        key: PRNGKeyArray,
+        members: int = 1,
+        x_mean=None,
+        x_scale=None,
+        theta_mean=None,
+        theta_scale=None,
+        flow_options: dict | None = None,
+        **options,
+    ) -> PosteriorEstimator:
+        """Fresh networks (``members`` of them, from ``key``) with the given standardisation
+        (default: none); ``flow_options`` go to :func:`make_conditional_flow`, ``options`` to the
+        embedding network."""
+        where = "PosteriorEstimator.init"
+        if not (isinstance(members, int) and members >= 1):
+            raise ValueError(f"{where}: members must be a positive int, got {members!r}")
+        names = tuple(str(n) for n in names)
+        if not names:
+            raise ValueError(f"{where}: names must name at least one parameter")
+        in_shape = tuple(int(s) for s in in_shape)
+        fopts = _flow_options(where, **(flow_options or {}))
+        keys = jax.random.split(key, members)
+        model = eqx.filter_vmap(
+            lambda k: make_conditional_flow(arch, in_shape, len(names), key=k, **fopts, **options)
+        )(keys)
+        p = len(names)
+
+        def f32(a, default):
+            return default if a is None else jnp.asarray(a, jnp.float32)
+
+        return cls(
+            model=model,
+            x_mean=f32(x_mean, jnp.zeros(in_shape, jnp.float32)),
+            x_scale=f32(x_scale, jnp.ones(in_shape, jnp.float32)),
+            theta_mean=f32(theta_mean, jnp.zeros(p, jnp.float32)),
+            theta_scale=f32(theta_scale, jnp.ones(p, jnp.float32)),
+            arch=arch,
+            options=tuple(sorted(options.items())),
+            flow_options=tuple(sorted(fopts.items())),
+            in_shape=in_shape,
+            names=names,
+            members=members,
+        )
+
+    def _check_inputs(self, x, where: str) -> jax.Array:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 3 or tuple(x.shape[1:]) != self.in_shape:
+            raise ValueError(
+                f"{where}: x must have shape (records, {self.in_shape[0]}, {self.in_shape[1]}), got {x.shape}"
+            )
+        if x.shape[0] == 0:
+            raise ValueError(f"{where}: x is empty (0 records)")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{where}: x contains NaN or inf")
+        return jnp.asarray(x)
+
+    def sample(
+        self, x, n: int, *, key: PRNGKeyArray, batch_size: int = 256
+    ) -> Float[Array, "records n param"]:
+        """``n`` draws from the posterior of each record of ``x`` ``(records, time, channel)``, in
+        natural units: ``(records, n, param)``. With several members each draw comes from a
+        member chosen uniformly at random (the mixture). ``batch_size`` records at a time."""
+        x = self._check_inputs(x, "PosteriorEstimator.sample")
+        if not (isinstance(n, int) and n >= 1):
+            raise ValueError(f"PosteriorEstimator.sample: n must be a positive int, got {n!r}")
+        return _sample(self, x, n, key, batch_size)
+
+    def log_prob(self, theta, x, *, batch_size: int = 256) -> Float[Array, " records *n"]:
+        r""":math:`\log q(\theta \mid x)` in natural units for ``theta`` ``(records, param)`` paired
+        with the records of ``x`` ``(records, time, channel)``: ``(records,)``; or ``theta``
+        ``(records, n, param)`` (``n`` values per record): ``(records, n)``."""
+        where = "PosteriorEstimator.log_prob"
+        x = self._check_inputs(x, where)
+        theta = np.asarray(theta, dtype=np.float32)
+        p = len(self.names)
+        if theta.ndim not in (2, 3) or theta.shape[0] != x.shape[0] or theta.shape[-1] != p:
+            raise ValueError(
+                f"{where}: theta must have shape ({x.shape[0]}, {p}) or ({x.shape[0]}, n, {p}) "
+                f"to match x {x.shape}, got {theta.shape}"
+            )
+        if not np.all(np.isfinite(theta)):
+            raise ValueError(f"{where}: theta contains NaN or inf")
+        lp = _log_prob(self, jnp.asarray(theta.reshape(theta.shape[0], -1, p)), x, batch_size)
+        return lp[:, 0] if theta.ndim == 2 else lp
+
+    def mean_sd(
+        self, x, n: int = 1000, *, key: PRNGKeyArray, batch_size: int = 256
+    ) -> tuple[Float[Array, "records param"], Float[Array, "records param"]]:
+        """Posterior mean and standard deviation of each record, from the ``n`` draws that
+        :meth:`sample` makes with the same ``key`` (Monte Carlo: the mean is off by about
+        ``sd / sqrt(n)``)."""
+        x = self._check_inputs(x, "PosteriorEstimator.mean_sd")
+        if not (isinstance(n, int) and n >= 2):
+            raise ValueError(f"PosteriorEstimator.mean_sd: n must be an int >= 2, got {n!r}")
+        s = _sample(self, x, n, key, batch_size)
+        return s.mean(1), s.std(1, ddof=1)
+
+    def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
+        """Write to ``path``: a JSON header line (architecture, flow, names, ``metadata``) then the
+        arrays (``equinox.tree_serialise_leaves``); read back with
+        :func:`load_posterior_estimator`."""
+        header = dict(
+            format=FORMAT_VERSION,
+            kind="posterior",
+            arch=self.arch,
+            options=dict(self.options),
+            flow_options=dict(self.flow_options),
+            in_shape=list(self.in_shape),
+            names=list(self.names),
+            members=self.members,
+            metadata=metadata or {},
+        )
+        with open(path, "wb") as f:
+            f.write((json.dumps(header) + "\n").encode())
+            eqx.tree_serialise_leaves(f, self)
+
+
+def load_posterior_estimator(path: str | os.PathLike) -> tuple[PosteriorEstimator, dict]:
+    """Read a posterior estimator written by :meth:`PosteriorEstimator.save`; returns
+    ``(estimator, metadata)``."""
+    where = "load_posterior_estimator"
+    with open(path, "rb") as f:
+        try:
+            header = json.loads(f.readline().decode())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ValueError(f"{where}: {path} is not a jaxid posterior estimator file") from None
+        if not isinstance(header, dict) or header.get("kind") != "posterior":
+            raise ValueError(f"{where}: {path} is not a jaxid posterior estimator file")
+        if header.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{where}: {path} has format {header.get('format')}, expected {FORMAT_VERSION}")
+        skeleton = PosteriorEstimator.init(
+            header["arch"],
+            tuple(header["in_shape"]),
+            header["names"],
+            key=jax.random.key(0),
+            members=header["members"],
+            flow_options=header["flow_options"],
+            **header["options"],
+        )
+        return eqx.tree_deserialise_leaves(f, skeleton), header["metadata"]
+
+
+def _embed(est: PosteriorEstimator, x, batch_size: int):
+    """Embeddings of every record by every member: ``(records, members, embed_dim)``."""
+    xs = (x - est.x_mean) / est.x_scale
+    h = eqx.filter_vmap(lambda m: jax.lax.map(m.embedding, xs, batch_size=min(batch_size, xs.shape[0])))(
+        est.model
+    )
+    return jnp.swapaxes(h, 0, 1)
+
+
+@eqx.filter_jit
+def _log_prob(est: PosteriorEstimator, theta, x, batch_size: int):
+    h = _embed(est, x, batch_size)
+    z = (theta - est.theta_mean) / est.theta_scale  # (records, n, param)
+    flows = est.model.flow
+
+    def one(args):
+        zr, hr = args  # (n, param), (members, embed)
+        lp = eqx.filter_vmap(lambda f, c: f.log_prob(zr, c))(flows, hr)  # (members, n)
+        return jax.nn.logsumexp(lp, axis=0) - math.log(est.members)
+
+    lp = jax.lax.map(one, (z, h), batch_size=min(batch_size, x.shape[0]))
+    return lp - jnp.sum(jnp.log(est.theta_scale))
+
+
+@eqx.filter_jit
+def _sample(est: PosteriorEstimator, x, n: int, key, batch_size: int):
+    """Draws ``(records, n, param)`` from the members' mixture, in natural units."""
+    h = _embed(est, x, batch_size)
+    flows = est.model.flow
+    keys = jax.random.split(key, x.shape[0])
+
+    def one(args):
+        kr, hr = args
+        k_pick, k_draw = jax.random.split(kr)
+        draws = eqx.filter_vmap(lambda f, k, c: f.sample(k, (n,), condition=c))(
+            flows, jax.random.split(k_draw, est.members), hr
+        )  # (members, n, param)
+        pick = jax.random.randint(k_pick, (n,), 0, est.members)
+        return draws[pick, jnp.arange(n)]
+
+    z = jax.lax.map(one, (keys, h), batch_size=min(batch_size, x.shape[0]))
+    return z * est.theta_scale + est.theta_mean
+
+
+def _nll(model: ConditionalFlow, xb, yb):
+    """The minibatch loss (module docstring), standardised units."""
+    return -jnp.mean(model.flow.log_prob(yb, jax.vmap(model.embedding)(xb)))
+
+
+def _nll_val(model: ConditionalFlow, x_val, y_val):
+    lp = jax.lax.map(
+        lambda xy: model.log_prob(xy[1], xy[0]), (x_val, y_val), batch_size=min(1024, x_val.shape[0])
+    )
+    return -jnp.mean(lp)
+
+
+@dataclass(frozen=True)
+class PosteriorResult:
+    """What :func:`train_posterior` returns.
+
+    - ``estimator``: the best checkpoint of every member.
+    - ``history``: ``train_loss`` (per epoch, mean over members), ``val_loss`` (per epoch and
+      member), ``best_epoch`` and ``best_val_loss`` (per member), ``epochs_run``,
+      ``stopped_early``; losses are mean negative log-likelihoods in standardised units.
+    - ``split``: record indices of ``train``, ``val`` and ``test``.
+    - ``seconds`` (all of training, compilation included), ``first_epoch_seconds`` and
+      ``samples_per_second`` (member-samples per second after the first epoch).
+    """
+
+    estimator: PosteriorEstimator
+    history: dict
+    split: dict[str, np.ndarray]
+    config: TrainConfig
+    seconds: float
+    first_epoch_seconds: float
+    samples_per_second: float
+
+
+def train_posterior(
+    x,
+    theta,
+    names: Sequence[str],
+    *,
+    arch: str = "mlp",
+    config: TrainConfig | None = None,
+    flow: str = "maf",
+    flow_layers: int = 4,
+    flow_width: int = 32,
+    flow_depth: int = 1,
+    transformer: str = "affine",
+    knots: int = 8,
+    interval: float = 4.0,
+    embed_dim: int = 16,
+    **arch_options,
+) -> PosteriorResult:
+    """Train an amortized posterior of ``names`` given trajectories ``x``
+    ``(records, time, channel)`` from simulated pairs with parameters ``theta``
+    ``(records, param)`` drawn from the prior (the flow learns the posterior under that prior).
+
+    ``arch`` (``"mlp"``, ``"cnn"``, ``"gru"``) and ``arch_options`` build the embedding network
+    (see :func:`make_network`), with ``embed_dim`` outputs; ``flow``, ``flow_layers``,
+    ``flow_width``, ``flow_depth``, ``transformer``, ``knots`` and ``interval`` the flow (see
+    :func:`make_conditional_flow`). ``config`` (a :class:`TrainConfig`) as for :func:`train`:
+    seeded split, standardisation from the training split, Adam, early stopping on the
+    validation negative log-likelihood, ``members`` trained together (their mixture);
+    ``loss_weights`` and ``prior_weight`` do not apply and must be left unset.
+    """
+    where = "train_posterior"
+    config = TrainConfig() if config is None else config
+    names = tuple(names)
+    x, theta = check_training_data(x, theta, names, config, where=where, target="theta")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"{where}: unknown arch {arch!r}; choose one of {list(ARCHITECTURES)}")
+    if config.loss_weights is not None or config.prior_weight != 0:
+        raise ValueError(
+            f"{where}: config.loss_weights and config.prior_weight apply to point estimators "
+            "(train), not to posterior networks; leave them unset"
+        )
+    fopts = _flow_options(
+        where,
+        flow=flow,
+        flow_layers=flow_layers,
+        flow_width=flow_width,
+        flow_depth=flow_depth,
+        transformer=transformer,
+        knots=knots,
+        interval=interval,
+        embed_dim=embed_dim,
+    )
+    split, devices = check_split(x.shape[0], config, where)
+    xt, tt = x[split["train"]], theta[split["train"]]
+    x_mean, x_scale = input_statistics(xt, config)
+    t_mean, t_scale = tt.mean(0), safe_scale(tt.std(0))
+    key = jax.random.key(config.seed)
+    init_key, key = jax.random.split(key)
+    try:
+        est = PosteriorEstimator.init(
+            arch,
+            x.shape[1:],
+            names,
+            key=init_key,
+            members=config.members,
+            x_mean=x_mean,
+            x_scale=x_scale,
+            theta_mean=t_mean,
+            theta_scale=t_scale,
+            flow_options=fopts,
+            **arch_options,
+        )
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+    def standardise(xs, ts):
+        return ((xs - x_mean) / x_scale).astype(np.float32), ((ts - t_mean) / t_scale).astype(np.float32)
+
+    data = (*standardise(xt, tt), *standardise(x[split["val"]], theta[split["val"]]))
+    fit = fit_members(
+        est.model,
+        data,
+        (_nll, _nll_val, ()),
+        config,
+        key=key,
+        devices=devices,
+        where=where,
+        desc=f"posterior {arch}+{fopts['flow']}",
+    )
+    return PosteriorResult(
+        estimator=eqx.tree_at(lambda e: e.model, est, fit.network),
+        history=fit.history,
+        split=split,
+        config=config,
+        seconds=fit.seconds,
+        first_epoch_seconds=fit.first_epoch_seconds,
+        samples_per_second=fit.samples_per_second,
+    )
