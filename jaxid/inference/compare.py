@@ -46,22 +46,29 @@ def verdict(r2: float, limit_r2: float | None, *, tol: float = AT_LIMIT) -> str:
     return "limited by learning"
 
 
-def null_axis_angle(samples, null_direction) -> np.ndarray:
-    """Angle in degrees (0 to 90) between the principal axis of each record's samples
-    ``(records, draws, param)`` in log coordinates and ``null_direction`` (a log-parameter null
-    vector of the Fisher information, e.g. ``(1, 1, 0)`` for the walker's ``m, k``)."""
+def null_axis_angle(samples, null_direction, *, log: bool = True) -> np.ndarray:
+    """Angle in degrees (0 to 90) between the principal axis (largest spread) of each record's
+    samples ``(records, draws, param)`` and a Fisher null direction.
+
+    With ``log=True`` (a scaling symmetry, e.g. ``(1, 1, 0)`` for the walker's ``m, k``) the axis
+    is taken in log coordinates and the samples must be positive; with ``log=False`` in natural
+    ones (a sum degeneracy ``p1 + p2``: direction ``(1, -1)``). ``null_direction`` is one vector
+    ``(param,)`` or one per record ``(records, param)``."""
     x = np.asarray(samples, dtype=np.float64)
-    if np.any(x <= 0):
-        raise ValueError("null_axis_angle: samples must be positive (the angle is taken in log coordinates)")
-    c = np.asarray(null_direction, dtype=np.float64)
-    if c.shape != x.shape[-1:] or not np.any(c):
-        raise ValueError(f"null_axis_angle: null_direction must be a non-zero vector of length {x.shape[-1]}")
-    c = c / np.linalg.norm(c)
-    logs = np.log(x)
+    if x.ndim != 3:
+        raise ValueError(f"null_axis_angle: samples must be (records, draws, param), got {x.shape}")
+    if log and np.any(x <= 0):
+        raise ValueError("null_axis_angle: samples must be positive with log=True (log coordinates)")
+    c = np.broadcast_to(np.asarray(null_direction, dtype=np.float64), (x.shape[0], x.shape[-1]))
+    norms = np.linalg.norm(c, axis=-1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError(f"null_axis_angle: null_direction must be non-zero vectors of length {x.shape[-1]}")
+    c = c / norms
+    coords = np.log(x) if log else x
     angles = []
-    for rec in logs:
+    for rec, direction in zip(coords, c, strict=True):
         _, vecs = np.linalg.eigh(np.cov(rec.T))
-        cos = abs(float(vecs[:, -1] @ c))
+        cos = abs(float(vecs[:, -1] @ direction))
         angles.append(np.degrees(np.arccos(min(cos, 1.0))))
     return np.array(angles)
 
@@ -109,14 +116,17 @@ class Comparison:
         return out
 
 
-def compare(reference: Posterior, theta_true, *, estimates=None, samples=None, null_direction=None):
+def compare(
+    reference: Posterior, theta_true, *, estimates=None, samples=None, null_direction=None, log: bool = True
+):
     """Compare a learned estimator with the Bayes reference posterior ``reference`` of the same
     records.
 
     Give ``estimates`` ``(records, param)`` (a point estimator) or ``samples``
     ``(records, draws, param)`` (a learned posterior; its mean is the point estimate), in
     ``reference.names`` order, and the true ``theta_true``. ``null_direction`` (log-parameter
-    coordinates) adds the angle of the learned posterior's principal axis to it.
+    coordinates with ``log=True``, natural ones otherwise; see :func:`null_axis_angle`) adds the
+    angle of the learned posterior's principal axis to it.
     """
     where = "compare"
     if (estimates is None) == (samples is None):
@@ -154,7 +164,9 @@ def compare(reference: Posterior, theta_true, *, estimates=None, samples=None, n
                 wasser[n, i] = stats.wasserstein_distance(samples[n, :, i], ref[n, :, i]) / sd
         wasser = wasser[used]
         if null_direction is not None:
-            angle = null_axis_angle(samples[used], null_direction)
+            direction = np.asarray(null_direction, dtype=np.float64)
+            direction = direction[used] if direction.ndim == 2 else direction
+            angle = null_axis_angle(samples[used], direction, log=log)
     return Comparison(
         names=reference.names,
         r2=r2,
