@@ -272,6 +272,7 @@ def fit(
             header["best_step"],
             header["done"],
         )
+        history.setdefault("train_traj", [math.nan] * len(history["step"]))  # older checkpoints
     start = time.perf_counter()
     label = desc or f"fit {model.kind}"
     with tqdm(
