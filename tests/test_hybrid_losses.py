@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxid.hybrid import get_system, make_model, mcc
+from jaxid import simulate
+from jaxid.hybrid import get_system, make_model, mcc, zp_bound
 from jaxid.hybrid.losses import (
     gaussian_kl,
     gaussian_nll,
@@ -266,3 +267,31 @@ def test_mcc_equals_a_brute_force_search_over_all_matchings(seed):
     # and the identity matching scores lower: the search matters
     c = np.abs(np.corrcoef(z.T, e.T)[:d, d:])
     assert np.mean(np.diag(c)) < value
+
+
+# ---------------------------------------------------------------- the z_p limit
+
+
+def test_zp_bound_is_the_inverse_of_a_finite_difference_fisher_information():
+    """The double pendulum's z_p is the length of both rods: its information, by forward mode
+    through the simulation, against central differences of the truth simulated at tight
+    tolerances (step 1e-5 L: truncation ~1e-10, solver error ~1e-12 / 1e-5; tolerance 1e-4)."""
+    sys = get_system("double_pendulum")
+    bound = zp_bound(sys, key=jax.random.PRNGKey(0), n=2)
+    assert bound.variances.shape == (2,) and bound.mse == pytest.approx(np.mean(bound.variances))
+    # the first of the two sequences, drawn as zp_bound draws them
+    k_p, k_n, k_x0 = jax.random.split(jax.random.PRNGKey(0), 3)
+    (lo, hi), (flo, fhi) = sys.physics_ranges[0], sys.factor_ranges[0]
+    z_p = lo + (hi - lo) * float(jax.random.uniform(k_p, (2, 1), jnp.float64)[0, 0])
+    z_n = flo + (fhi - flo) * np.asarray(jax.random.uniform(k_n, (2, 2), jnp.float64))[0]
+    x0 = sys.initial_states(k_x0, 2)[0]
+    ts = jnp.asarray(sys.ts[: sys.n_train])
+
+    def obs(length):
+        model = sys.truth(jnp.array([length]), jnp.asarray(z_n))
+        return np.asarray(simulate(model, x0, ts, rtol=1e-12, atol=1e-12, max_steps=100_000).obs)
+
+    h = 1e-5 * z_p
+    dy = (obs(z_p + h) - obs(z_p - h)) / (2 * h)
+    info = np.sum(dy**2) / sys.noise**2
+    assert 1.0 / bound.variances[0] == pytest.approx(info, rel=1e-4)
