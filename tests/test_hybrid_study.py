@@ -7,7 +7,7 @@ import pytest
 
 from jaxid.cli import main
 from jaxid.experiments.hybrid import SCORES, HybridStudyConfig
-from jaxid.hybrid import MODEL_KINDS, evaluate, load_model, make_hybrid_data
+from jaxid.hybrid import MODEL_KINDS, evaluate, load_model, make_hybrid_data, zp_bound
 
 TINY = [
     "hybrid",
@@ -56,6 +56,10 @@ def test_hybrid_cli_tiny_writes_a_complete_report(tmp_path, capsys):
         **{k: cfg[k] for k in ("tasks", "per_task", "val_tasks", "test_tasks", "ood_tasks", "ood_width")},
         progress=False,
     )
+    for split, name in (("id", "test"), ("ood", "ood")):  # the data's limit on the same sequences
+        assert entry["z_p_bound"][split]["mse"] == pytest.approx(
+            zp_bound(data.system, getattr(data, name)).mse
+        )
     for kind, m in entry["models"].items():
         model, _ = load_model(out / "models" / f"advection_diffusion-{kind}.eqx")
         for split, name in (("id", "test"), ("ood", "ood")):
@@ -70,9 +74,16 @@ def test_hybrid_cli_tiny_writes_a_complete_report(tmp_path, capsys):
     assert set(results["task_sweep"]["advection_diffusion"]) == {"2", "4"}
     assert set(results["seed_agreement"]["advection_diffusion"]) == set(MODEL_KINDS)
     report = (out / "report.md").read_text()
-    for heading in ("## Comparison", "does not beat", "number of training tasks", "two seeds", "## Figures"):
+    for heading in (
+        "## Comparison",
+        "limit on z_p",
+        "does not beat",
+        "number of training tasks",
+        "two seeds",
+        "## Figures",
+    ):
         assert heading in report
-    assert report.count("| advection_diffusion |") >= 6 + 2 + 3
+    assert report.count("| advection_diffusion |") >= 6 + 2 + 2 + 3  # comparison, bound, sweep, seeds
     for fig in results["figures"]:
         assert (out / fig).stat().st_size > 5000
     assert {"reconstructions.png", "latents.png", "mcc_vs_tasks.png", "seed_agreement.png"} <= set(
