@@ -2,11 +2,12 @@
 
 import json
 
+import jax
 import pytest
 
 from jaxid.cli import main
 from jaxid.experiments.hybrid import SCORES, HybridStudyConfig
-from jaxid.hybrid import MODEL_KINDS, load_model
+from jaxid.hybrid import MODEL_KINDS, evaluate, load_model, make_hybrid_data, zp_bound
 
 TINY = [
     "hybrid",
@@ -46,17 +47,43 @@ def test_hybrid_cli_tiny_writes_a_complete_report(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     entry = results["systems"]["advection_diffusion"]
     assert set(entry["models"]) == set(MODEL_KINDS)
-    for m in entry["models"].values():
-        for split in ("id", "ood"):
+    # every score is the saved model's on the study's splits: rebuild them from the recorded
+    # configuration and score each saved model again (same float32 inference: equal to 1e-6)
+    cfg = results["config"]
+    data = make_hybrid_data(
+        "advection_diffusion",
+        jax.random.PRNGKey(cfg["seed"] * 1000),
+        **{k: cfg[k] for k in ("tasks", "per_task", "val_tasks", "test_tasks", "ood_tasks", "ood_width")},
+        progress=False,
+    )
+    for split, name in (("id", "test"), ("ood", "ood")):  # the data's limit on the same sequences
+        assert entry["z_p_bound"][split]["mse"] == pytest.approx(
+            zp_bound(data.system, getattr(data, name)).mse
+        )
+    for kind, m in entry["models"].items():
+        model, _ = load_model(out / "models" / f"advection_diffusion-{kind}.eqx")
+        for split, name in (("id", "test"), ("ood", "ood")):
             assert set(m[split]) == set(SCORES)
-            assert all(isinstance(v, float) for v in m[split].values())
-            assert 0.0 <= m[split]["mcc"] <= 1.0
+            again = evaluate(model, getattr(data, name), context_size=cfg["context_size"])
+            for score in SCORES:
+                assert m[split][score] == pytest.approx(again[score], rel=1e-6, abs=1e-9), (
+                    kind,
+                    split,
+                    score,
+                )
     assert set(results["task_sweep"]["advection_diffusion"]) == {"2", "4"}
     assert set(results["seed_agreement"]["advection_diffusion"]) == set(MODEL_KINDS)
     report = (out / "report.md").read_text()
-    for heading in ("## Comparison", "does not beat", "number of training tasks", "two seeds", "## Figures"):
+    for heading in (
+        "## Comparison",
+        "limit on z_p",
+        "does not beat",
+        "number of training tasks",
+        "two seeds",
+        "## Figures",
+    ):
         assert heading in report
-    assert report.count("| advection_diffusion |") >= 6 + 2 + 3
+    assert report.count("| advection_diffusion |") >= 6 + 2 + 2 + 3  # comparison, bound, sweep, seeds
     for fig in results["figures"]:
         assert (out / fig).stat().st_size > 5000
     assert {"reconstructions.png", "latents.png", "mcc_vs_tasks.png", "seed_agreement.png"} <= set(

@@ -8,7 +8,9 @@ Steps, written to one output folder:
    in-distribution test and out-of-distribution splits.
 2. **Models**: each model is trained with :func:`jaxid.hybrid.fit` (same steps, batch and
    learning rate for all) and scored with :func:`jaxid.hybrid.evaluate` on the ID and OOD splits:
-   MSE of ``z_p``, MCC of ``z_n``, reconstruction and prediction MSE.
+   MSE of ``z_p``, MCC of ``z_n``, reconstruction and prediction MSE; next to the MSE of ``z_p``,
+   the data's limit :func:`jaxid.hybrid.zp_bound` (the mean Cramer-Rao bound of ``z_p`` from one
+   sequence with everything else known) on the same sequences.
 3. **MCC against the number of tasks**: Meta-Hybrid-VAE retrained on the first ``n`` training
    tasks for each ``n`` of ``task_counts`` (systems in ``task_sweep_systems``).
 4. **Agreement across seeds**: every model retrained with another seed (systems in
@@ -40,6 +42,7 @@ from ..hybrid import (
     make_model,
     mcc,
     save_model,
+    zp_bound,
 )
 from .results import jsonable
 
@@ -221,6 +224,10 @@ def run_hybrid_study(config: HybridStudyConfig, out: str | Path) -> dict:
             "data": dict(data.config, seconds=round(time.perf_counter() - t0, 2)),
             "physics": list(sys.physics_names),
             "factors": list(sys.factor_names),
+            "z_p_bound": {
+                split: {"mse": b.mse, "rms": b.rms}
+                for split, b in (("id", zp_bound(sys, data.test)), ("ood", zp_bound(sys, data.ood)))
+            },
             "models": {},
         }
         keep[name] = {"data": data, "models": {}}

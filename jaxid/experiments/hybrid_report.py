@@ -95,6 +95,30 @@ def markdown(results: dict) -> str:
         lines.append(
             f"| {r['system']} | {MODEL_LABELS[r['model']]} | {r['split']} | " + " | ".join(cells) + " |"
         )
+    bounds = {name: e["z_p_bound"] for name, e in results["systems"].items() if "z_p_bound" in e}
+    if bounds:
+        lines += [
+            "",
+            "### The data's limit on z_p",
+            "",
+            "Cramer-Rao bound of z_p from one sequence of the training window at the data's noise, "
+            "with the unmodelled factors and the initial state known (`jaxid.hybrid.zp_bound`), "
+            "averaged over the same sequences: the MSE of z_p an unbiased estimator that knew "
+            "everything else could reach. The models must also infer z_n; a model below the bound "
+            "is biased (towards its prior), not better than the data allow.",
+            "",
+            "| system | split | CRB MSE z_p | CRB RMS z_p | best model MSE z_p | ratio |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, bound in bounds.items():
+            models = results["systems"][name]["models"]
+            for split in ("id", "ood"):
+                best = min(models, key=lambda k: models[k][split]["z_p_mse"])
+                mse, crb = models[best][split]["z_p_mse"], bound[split]
+                lines.append(
+                    f"| {name} | {split.upper()} | {_fmt(crb['mse'])} | {_fmt(crb['rms'])} | "
+                    f"{_fmt(mse)} ({MODEL_LABELS[best]}) | {_fmt(mse / crb['mse'])} |"
+                )
     lines += ["", "### Where Meta-Hybrid-VAE does not beat the others", ""]
     shortfalls = meta_shortfalls(results)
     lines += [f"- {s}" for s in shortfalls] if shortfalls else ["- nowhere in this run."]

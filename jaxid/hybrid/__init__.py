@@ -6,8 +6,11 @@
 - :mod:`~jaxid.hybrid.models`: the three models on one hybrid ODE decoder.
 - :func:`fit`, :func:`evaluate`: the shared training loop (jitted, scanned, checkpointed) and scores
   (MSE of ``z_p``, :func:`mcc` of the neural latents, reconstruction and prediction MSE).
+- :mod:`~jaxid.hybrid.losses`: every loss term as a pure function.
+- :func:`zp_bound`: the Cramer-Rao bound of ``z_p`` from one sequence, the data's limit.
 """
 
+from .bounds import ZpBound, zp_bound, zp_experiment
 from .datasets import HybridData, HybridSplit, make_hybrid_data, shifted_ranges
 from .metrics import correlation_matrix, mcc
 from .models import MODEL_KINDS, MODEL_LABELS, Aphynity, HybridDecoder, HybridVAE, make_model
@@ -35,6 +38,7 @@ __all__ = [
     "HybridTrainConfig",
     "HybridVAE",
     "System",
+    "ZpBound",
     "context_sets",
     "correlation_matrix",
     "evaluate",
@@ -47,4 +51,6 @@ __all__ = [
     "mcc",
     "save_model",
     "shifted_ranges",
+    "zp_bound",
+    "zp_experiment",
 ]

@@ -14,18 +14,22 @@ penalise:
 
 - :class:`Aphynity` (Yin et al. 2021) in its per-sample form: an encoder gives ``u`` and ``z_a``
   deterministically; the loss is :math:`\lambda\,\mathcal L_{traj} + \|F_a\|^2` with
-  :math:`\mathcal L_{traj}` the trajectory MSE and :math:`\|F_a\|^2` the mean squared network term
-  along the trajectory (in units of the state's rate scale); :math:`\lambda` starts at
-  ``lambda0`` and after every step grows by ``tau`` times the batch's trajectory loss.
+  :math:`\mathcal L_{traj}` the trajectory MSE (in units of the observation scale) and
+  :math:`\|F_a\|^2` the squared norm of the network term at the save times of the trajectory,
+  averaged over them (in units of the state's rate scale); :math:`\lambda` starts at ``lambda0``
+  and after every step grows by ``tau`` times the batch's trajectory loss,
+  :math:`\lambda_{j+1} = \lambda_j + \tau\,\mathcal L_{traj,j}`.
 - :class:`HybridVAE` (Takeishi and Kalousis 2021): Gaussian posteriors; ``(z_a, z_b)`` from an
   encoder of ``y``; an *unmixer* removes the non-physics part of ``y`` and a physics encoder reads
-  ``u`` from what is left. Loss: the negative ELBO (Gaussian likelihood with a learnt per-channel
-  sd floored at the data's noise, standard-normal priors on ``u``, ``z_a``, ``z_b``) plus
+  ``u`` from what is left. Loss: the negative ELBO of one posterior draw (the sequence in units of
+  the observation scale, its Gaussian likelihood with a learnt per-channel sd floored at the
+  data's noise, standard-normal priors on ``u``, ``z_a``, ``z_b``) plus
   ``unmix`` :math:`\|\tilde y - h(x^P)\|^2` (the unmixed signal matches the physics-only solution
   :math:`x^P` of the same ``z_p``), ``least_action`` :math:`\|y^{hyb} - h(x^P)\|^2` (the hybrid
   solution stays near the physics-only one) and ``augment`` :math:`\|\mu_u(h(x^P(z^*))) - u^*\|^2`
-  (physics-based data augmentation: physics-only sequences simulated from prior draws ``u*`` are
-  read back by the physics encoder). Squared norms are in units of the observation scale.
+  (physics-based data augmentation: physics-only sequences simulated from prior draws ``u*``,
+  with noise of the data's sd, are read back by the physics encoder). Squared norms are in units
+  of the observation scale.
 - :class:`HybridVAE` with ``meta=True`` (Meta-Hybrid-VAE, Ye et al. 2024): a set encoder
   embeds each of the ``K`` context sequences of the task and averages the codes,
   :math:`c = \frac1K\sum_k e(y_k)`; the prior of ``(z_a, z_b)`` becomes
@@ -34,7 +38,12 @@ penalise:
   latents identifiable (up to per-dimension transforms) once there are enough tasks.
 
 Every model works on one sequence (``vmap`` it) and exposes ``encode``, ``decode`` and ``loss``
-for the shared trainer in :mod:`jaxid.hybrid.training`. Weights are float32.
+for the shared trainer in :mod:`jaxid.hybrid.training`. Weights are float32. Every loss term is
+a pure function of :mod:`jaxid.hybrid.losses`; ``loss`` returns the total and each term (APHYNITY:
+``traj``, ``norm``; the Hybrid-VAEs: ``nll``, ``kl``, ``unmix``, ``least_action``, ``augment``
+and the trajectory MSE ``traj``), the total being
+``lambda traj + norm`` and ``nll + kl_w kl + unmix_w unmix + least_action_w least_action +
+augment_w augment`` (``weights``).
 """
 
 from __future__ import annotations
@@ -48,6 +57,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .losses import (
+    gaussian_kl,
+    gaussian_nll,
+    multiplier_update,
+    network_norm,
+    squared_distance,
+    trajectory_mse,
+)
 from .systems import System
 
 F32 = jnp.float32
@@ -64,13 +81,6 @@ def _mlp(in_size: int, out_size: int, width: int, depth: int, key, final_scale: 
 
 def _const(x) -> Array:
     return jnp.asarray(np.asarray(x, np.float32))
-
-
-def _kl_normal(mu, logvar, mu_prior=0.0, logvar_prior=0.0):
-    """KL(N(mu, e^logvar) || N(mu_prior, e^logvar_prior)), summed over dimensions."""
-    return 0.5 * jnp.sum(
-        logvar_prior - logvar + (jnp.exp(logvar) + (mu - mu_prior) ** 2) / jnp.exp(logvar_prior) - 1.0
-    )
 
 
 class HybridDecoder(eqx.Module):
@@ -202,19 +212,20 @@ class Aphynity(eqx.Module):
         return {"lambda": jnp.asarray(self.lambda0, F32)}
 
     def update_aux(self, aux, stats):
-        return {"lambda": aux["lambda"] + self.tau * stats["traj"]}
+        return {"lambda": multiplier_update(aux["lambda"], stats["traj"], self.tau)}
 
     def loss(self, key, y, context, aux):
         dec = self.decoder
         z_p, z_a, _ = self.encode(y)
         n = y.shape[0]
         states = dec.solve(z_p, z_a, dec.x0(y), n)
-        traj = jnp.mean(((dec.output(states, z_a[:0]) - y) / jax.lax.stop_gradient(dec.obs_scale)) ** 2)
+        scale = jax.lax.stop_gradient(dec.obs_scale)
+        traj = trajectory_mse(dec.output(states, z_a[:0]) / scale, y / scale)
         ts = jnp.arange(n, dtype=y.dtype) * dec.system.dt
         fa = jax.vmap(dec.f_aug, in_axes=(0, 0, None))(ts, states, z_a) / jax.lax.stop_gradient(
             dec.rate_scale
         )
-        norm = jnp.mean(jnp.sum(fa**2, -1))
+        norm = network_norm(fa)
         return aux["lambda"] * traj + norm, {"traj": traj, "norm": norm}
 
 
@@ -336,24 +347,25 @@ class HybridVAE(eqx.Module):
         floor = jnp.asarray(dec.system.noise, y.dtype) / scale
         sigma = floor + jax.nn.softplus(self.raw_sigma + 2.0)  # in units of obs_scale
         resid = (y - y_hyb) / scale
-        nll = jnp.sum(0.5 * (resid / sigma) ** 2 + jnp.log(sigma))
+        nll = gaussian_nll(y / scale, y_hyb / scale, sigma)
         if self.meta:
             h = self.prior_net(code)
             mu_prior, lv_prior = h[: mu_n.shape[0]], h[mu_n.shape[0] :]
         else:
             mu_prior = lv_prior = 0.0
-        kl = _kl_normal(mu_n, lv_n, mu_prior, lv_prior) + _kl_normal(mu_u, lv_u)
-        unmix = jnp.sum((unmixed - (y_phys / scale).ravel()) ** 2)
-        least_action = jnp.sum(((y_hyb - y_phys) / scale) ** 2)
+        kl = gaussian_kl(mu_n, lv_n, mu_prior, lv_prior) + gaussian_kl(mu_u, lv_u)
+        unmix = squared_distance(unmixed, (y_phys / scale).ravel())
+        least_action = squared_distance(y_hyb / scale, y_phys / scale)
         # physics-based data augmentation: simulate physics-only data from a prior draw, read it back
         u_star = jax.random.normal(k_aug, mu_u.shape, mu_u.dtype)
         y_star = dec.system.observe(dec.solve(dec.to_physics(u_star), z_a, x0, n, hybrid=False))
         y_star = jax.lax.stop_gradient(y_star + dec.system.noise * jax.random.normal(k_noise, y_star.shape))
         mu_star, _ = self._physics_posterior(self.decoder.flat(y_star))
-        augment = jnp.sum((mu_star - u_star) ** 2)
+        augment = squared_distance(mu_star, u_star)
         total = nll + w_kl * kl + w_unmix * unmix + w_la * least_action + w_aug * augment
         traj = jnp.mean(resid**2)
-        return total, {"traj": traj, "kl": kl, "unmix": unmix, "augment": augment}
+        stats = {"traj": traj, "nll": nll, "kl": kl, "unmix": unmix, "least_action": least_action}
+        return total, {**stats, "augment": augment}
 
 
 def make_model(kind: str, system: System, scales, *, key: PRNGKeyArray, **options):

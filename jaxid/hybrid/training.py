@@ -74,7 +74,8 @@ class HybridTrainConfig:
 @dataclass
 class HybridFitResult:
     """What :func:`fit` returns: the best ``model`` (by validation reconstruction error), its
-    ``best_step``, the ``history`` (``step``, ``train_loss`` averaged over each call,
+    ``best_step``, the ``history`` (``step``; ``train_loss`` and ``train_traj``, the loss and the
+    trajectory MSE in units of the observation scale, averaged over each call's finite steps;
     ``val_recon``), ``seconds`` of training and the models' auxiliary state ``aux`` (APHYNITY's
     multiplier)."""
 
@@ -103,6 +104,9 @@ def _optimizer(h: _Hyper):
 
 @eqx.filter_jit
 def _run_steps(params, static, opt_state, aux, key, obs, n_tasks, h: _Hyper):
+    """``h.steps`` Adam steps; returns the new state, each step's batch loss and its loss terms
+    (batch means), the multiplier-style ``aux`` updated by the model's ``update_aux`` after every
+    finite step."""
     optimizer = _optimizer(h)
     model0 = eqx.combine(params, static)
     uses_context = model0.uses_context
@@ -134,12 +138,12 @@ def _run_steps(params, static, opt_state, aux, key, obs, n_tasks, h: _Hyper):
         new_aux = model0.update_aux(aux, stats)
         ok = jnp.isfinite(loss)
         aux = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_aux, aux)
-        return (params, opt_state, aux, key), loss
+        return (params, opt_state, aux, key), (loss, stats)
 
-    (params, opt_state, aux, key), losses = jax.lax.scan(
+    (params, opt_state, aux, key), (losses, stats) = jax.lax.scan(
         body, (params, opt_state, aux, key), None, length=h.steps
     )
-    return params, opt_state, aux, key, losses
+    return params, opt_state, aux, key, losses, stats
 
 
 def context_sets(split: HybridSplit, k: int) -> np.ndarray:
@@ -252,7 +256,7 @@ def fit(
     opt_state = _optimizer(h).init(params)
     aux = model.init_aux()
     key = jax.random.PRNGKey(config.seed)
-    history = {"step": [], "train_loss": [], "val_recon": []}
+    history = {"step": [], "train_loss": [], "train_traj": [], "val_recon": []}
     best, best_val, best_step, done = params, math.inf, 0, 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
     meta_ckpt = dict(config=asdict(config), system=sys.name, kind=model.kind, tasks=tasks)
@@ -268,22 +272,25 @@ def fit(
             header["best_step"],
             header["done"],
         )
+        history.setdefault("train_traj", [math.nan] * len(history["step"]))  # older checkpoints
     start = time.perf_counter()
     label = desc or f"fit {model.kind}"
     with tqdm(
         total=n_calls * h.steps, initial=done * h.steps, unit="step", desc=label, disable=not config.progress
     ) as bar:
         for call in range(done, n_calls):
-            params, opt_state, aux, key, losses = _run_steps(
+            params, opt_state, aux, key, losses, terms = _run_steps(
                 params, static, opt_state, aux, key, obs, n_tasks, h
             )
-            losses = np.asarray(losses)
+            losses, traj = np.asarray(losses), np.asarray(terms["traj"], np.float64)
             current = eqx.combine(params, static)
             val = _val_recon(current, data.val, config.context_size)
             step = (call + 1) * h.steps
             history["step"].append(step)
             finite = losses[np.isfinite(losses)]
             history["train_loss"].append(float(finite.mean()) if finite.size else math.nan)
+            kept = traj[np.isfinite(losses)]
+            history["train_traj"].append(float(kept.mean()) if kept.size else math.nan)
             history["val_recon"].append(val)
             if val < best_val:
                 best, best_val, best_step = params, val, step
