@@ -8,10 +8,12 @@ functions of their key, so they ``vmap`` over chains and records.
   :math:`w' = w + s\,L\,\xi`, :math:`\xi \sim N(0, I)`. Warm-up in two halves: the first adapts
   the scale :math:`s` (Robbins-Monro on :math:`\log s`, gain :math:`(t + 10)^{-0.6}`) towards the
   acceptance rate ``target_accept`` with :math:`L = I`; the second sets :math:`L L^T` to the
-  covariance of the last half of the first half's draws (Haario et al. 2001) and adapts :math:`s`
-  again from :math:`2.38/\sqrt{p}`. The kept draws run with both fixed, so the chain is a
-  reversible Metropolis chain with the posterior as its invariant distribution. Every ``thin``-th
-  state is kept. One log-density evaluation per step, no gradient.
+  covariance of the draws of the first half's second half (Welford's running sums; Haario et
+  al. 2001) and adapts :math:`s` again from :math:`2.38/\sqrt{p}`. The kept draws run with both
+  fixed, so the chain is a reversible Metropolis chain with the posterior as its invariant
+  distribution; a proposal outside the prior's support has density 0 and is rejected. Every
+  ``thin``-th state is kept. One log-density evaluation per step, no gradient, and all of it one
+  ``lax.scan``, so the model is compiled once.
 - :func:`nuts_chain`: the no-U-turn sampler with Stan's window adaptation of the step size and a
   dense mass matrix (blackjax). Gradients come from ``p`` forward-mode passes
   (:func:`forward_value_and_grad`), which every jaxid model supports, events included.
@@ -54,48 +56,61 @@ def forward_value_and_grad(f):
     return g
 
 
-def _rwm_phase(key, w, lp, log_scale, chol, n, *, logdensity, target, adapt):
-    p = w.shape[-1]
-
-    def step(carry, inp):
-        w, lp, ls = carry
-        k, t = inp
-        k1, k2 = jax.random.split(k)
-        prop = w + jnp.exp(ls) * (chol @ jax.random.normal(k1, (p,), dtype=w.dtype))
-        lpp = logdensity(prop)
-        acc = jnp.exp(jnp.minimum(jnp.where(jnp.isnan(lpp), -jnp.inf, lpp) - lp, 0.0))
-        accept = jax.random.uniform(k2, dtype=w.dtype) < acc
-        w = jnp.where(accept, prop, w)
-        lp = jnp.where(accept, lpp, lp)
-        if adapt:
-            ls = ls + (acc - target) / (t + 10.0) ** 0.6
-        return (w, lp, ls), (w, accept)
-
-    ts = jnp.arange(n, dtype=w.dtype)
-    (w, lp, ls), (ws, accepted) = jax.lax.scan(step, (w, lp, log_scale), (jax.random.split(key, n), ts))
-    return w, lp, ls, ws, accepted
-
-
 def rwm_chain(key, w_init, logdensity, *, warmup: int, draws: int, thin: int = 5, target_accept=0.3):
-    """A random-walk Metropolis chain (see the module docstring).
+    """A random-walk Metropolis chain (see the module docstring), as one ``lax.scan`` so that the
+    log-density is compiled once.
 
     **Returns:** ``(draws, p)`` kept states, the acceptance rate of the kept part, and the final
     proposal scale."""
     p = w_init.shape[-1]
-    k1, k2, k3 = jax.random.split(key, 3)
-    ls0 = jnp.log(2.38 / jnp.sqrt(p)).astype(w_init.dtype)
-    lp0 = logdensity(w_init)
+    dtype = w_init.dtype
     half = max(warmup // 2, 2)
-    eye = jnp.eye(p, dtype=w_init.dtype)
-    kw = dict(logdensity=logdensity, target=target_accept)
-    w, lp, _, ws, _ = _rwm_phase(k1, w_init, lp0, ls0, eye, half, adapt=True, **kw)
-    tail = ws[half // 2 :]
-    cov = jnp.atleast_2d(jnp.cov(tail.T)) + 1e-10 * eye
-    chol = jnp.linalg.cholesky(cov)
-    chol = jnp.where(jnp.all(jnp.isfinite(chol)), chol, eye)  # a chain stuck in warm-up keeps I
-    w, lp, ls, _, _ = _rwm_phase(k2, w, lp, ls0, chol, max(warmup - half, 1), adapt=True, **kw)
-    _, _, _, ws, accepted = _rwm_phase(k3, w, lp, ls, chol, draws * thin, adapt=False, **kw)
-    return ws[thin - 1 :: thin], accepted.mean(), jnp.exp(ls)
+    total = warmup + draws * thin
+    ls0 = jnp.log(2.38 / jnp.sqrt(p)).astype(dtype)
+    eye = jnp.eye(p, dtype=dtype)
+
+    def step(carry, inp):
+        w, lp, ls, chol, n, mean, m2 = carry
+        k, t = inp
+        k1, k2 = jax.random.split(k)
+        prop = w + jnp.exp(ls) * (chol @ jax.random.normal(k1, (p,), dtype=dtype))
+        lpp = logdensity(prop)
+        acc = jnp.exp(jnp.minimum(jnp.where(jnp.isnan(lpp), -jnp.inf, lpp) - lp, 0.0))
+        accept = jax.random.uniform(k2, dtype=dtype) < acc
+        w = jnp.where(accept, prop, w)
+        lp = jnp.where(accept, lpp, lp)
+        # Welford's running covariance of the second quarter of warm-up
+        collect = (t >= half // 2) & (t < half)
+        n_new = n + collect
+        delta = jnp.where(collect, w - mean, 0.0)
+        mean = mean + delta / jnp.maximum(n_new, 1)
+        m2 = m2 + jnp.where(collect, jnp.outer(delta, w - mean), 0.0)
+        n = n_new
+        # at the half: the proposal covariance from those draws, the scale restarts
+        switch = t == half - 1
+        cov = m2 / jnp.maximum(n - 1, 1) + 1e-10 * eye
+        new_chol = jnp.linalg.cholesky(cov)
+        new_chol = jnp.where(jnp.all(jnp.isfinite(new_chol)), new_chol, eye)  # a stuck chain keeps I
+        chol = jnp.where(switch, new_chol, chol)
+        # Robbins-Monro on log scale during warm-up (gain restarts with the new covariance)
+        tt = jnp.where(t < half, t, t - half)
+        adapted = ls + (acc - target_accept) / (tt + 10.0) ** 0.6
+        ls = jnp.where(switch, ls0, jnp.where(t < warmup, adapted, ls))
+        return (w, lp, ls, chol, n, mean, m2), (w, accept)
+
+    init = (
+        w_init,
+        logdensity(w_init),
+        ls0,
+        eye,
+        jnp.zeros((), dtype),
+        jnp.zeros(p, dtype),
+        jnp.zeros((p, p), dtype),
+    )
+    ts = jnp.arange(total)
+    (_, _, ls, _, _, _, _), (ws, accepted) = jax.lax.scan(step, init, (jax.random.split(key, total), ts))
+    kept = ws[warmup:][thin - 1 :: thin]
+    return kept, accepted[warmup:].mean(), jnp.exp(ls)
 
 
 def nuts_chain(key, w_init, logdensity, *, warmup: int, draws: int, target_accept=0.8, max_doublings=6):

@@ -16,9 +16,11 @@ and a sum degeneracy (``p1 + p2``):
 
 1. **Coordinates.** Each parameter is sampled in its natural coordinate :math:`u` (``log``
    :math:`\theta` for log-uniform and log-normal priors, or for every positive parameter with
-   ``coords="log"``; :math:`\theta` itself otherwise). A bounded support :math:`[a, b]` is folded,
-   :math:`u = a + w - |((z - a) \bmod 2w) - w|` with :math:`w = b - a`: the chains move in
-   unbounded :math:`z` and a move past a bound is reflected, exactly (the map has slope
+   ``coords="log"``; :math:`\theta` itself otherwise). The random walk rejects a proposal outside
+   the prior's support (density 0), so a ridge that ends at the prior's bounds is sampled as it
+   is, without a transform that would bend it. For NUTS a bounded support :math:`[a, b]` is
+   folded, :math:`u = a + w - |((z - a) \bmod 2w) - w|` with :math:`w = b - a`: trajectories
+   move in unbounded :math:`z` and are reflected at a bound, exactly (the map has slope
    :math:`\pm 1`, so the density in :math:`z` is the posterior repeated by reflection). A scaling
    ridge is straight in log coordinates, a sum degeneracy in linear ones.
 2. **Preconditioning from the Fisher information.** Per record, the best of ``starts`` prior
@@ -180,15 +182,17 @@ def _fold(z, lo, hi):
 
 @dataclass(frozen=True)
 class _Coordinates:
-    """Sampling coordinates: ``u = fold(z)`` per parameter, ``theta = exp(u)`` where ``log``."""
+    """Sampling coordinates: ``u = fold(z)`` (``reflect``) or ``u = z`` per parameter,
+    ``theta = exp(u)`` where ``log``."""
 
     log: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
     var: np.ndarray
+    reflect: bool
 
     def theta(self, z):
-        u = _fold(z, jnp.asarray(self.lo), jnp.asarray(self.hi))
+        u = _fold(z, jnp.asarray(self.lo), jnp.asarray(self.hi)) if self.reflect else z
         return jnp.where(jnp.asarray(self.log), jnp.exp(u), u), u
 
     def log_jacobian(self, u):
@@ -199,7 +203,7 @@ class _Coordinates:
         return jnp.where(jnp.asarray(self.log), jnp.log(jnp.where(jnp.asarray(self.log), theta, 1.0)), theta)
 
 
-def _coordinates(prior: Prior, coords, where: str) -> _Coordinates:
+def _coordinates(prior: Prior, coords, where: str, *, reflect: bool) -> _Coordinates:
     lo, hi = prior.support
     if isinstance(coords, str):
         if coords == "auto":
@@ -236,6 +240,7 @@ def _coordinates(prior: Prior, coords, where: str) -> _Coordinates:
         lo=np.asarray(ulo, np.float64),
         hi=np.asarray(uhi, np.float64),
         var=np.asarray(var, np.float64),
+        reflect=reflect,
     )
 
 
@@ -376,7 +381,7 @@ def sample_posterior(
     if names is None:
         raise ValueError(f"{where}: the experiments need param_names to match them with the prior")
     prior = as_prior(prior, names, where=f"{where}: prior")
-    coordinates = _coordinates(prior, coords, where)
+    coordinates = _coordinates(prior, coords, where, reflect=method == "nuts")
     p = len(names)
 
     ys = _check_observations(experiments, y_obs, where)
@@ -450,7 +455,11 @@ def sample_posterior(
             return log_target(z_fit + chol @ w)
 
         # 3. warm-up and sampling, chains under vmap, from w ~ N(0, I): spread along the ridges
-        w0 = jax.random.normal(k_init, (chains, p))
+        # (the first of 8 draws per chain inside the support, else the fit itself)
+        cand = jax.random.normal(k_init, (chains, 8, p))
+        finite = jnp.isfinite(jax.vmap(jax.vmap(logdensity_w))(cand))
+        first = jnp.argmax(finite, axis=1)
+        w0 = jnp.where(finite.any(axis=1)[:, None], cand[jnp.arange(chains), first], 0.0)
         chain_keys = jax.random.split(k_draw, chains)
         if method == "rwm":
             run_chain = lambda k, w: rwm_chain(  # noqa: E731
