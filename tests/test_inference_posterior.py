@@ -147,7 +147,8 @@ def test_walker_ridge_matches_the_scaling_ceiling_and_force_plates_collapse_it()
     plate = Experiment.from_model(walker, y0, ts, noise=1.0, params=("m", "k"), channels=("grf_x", "grf_y"))
     truth = np.array([[80.0, 20000.0], [72.0, 21000.0]])
     y_kin = np.stack([np.asarray(kin.fn(jnp.asarray(t))) for t in truth])
-    post = sample_posterior(kin, y_kin, prior, key=jax.random.key(0), progress=False)
+    short = dict(warmup=600, draws=500, thin=2, progress=False)  # each step is a walker simulation
+    post = sample_posterior(kin, y_kin, prior, key=jax.random.key(0), **short)
     ceiling = scaling_ceiling(truth, [1, 1], prior, ("m", "k"))
     # the posterior mean on the orbit k/m = const is the ceiling, within 4 Monte Carlo errors
     assert np.all(np.abs(post.mean - ceiling) < 4 * post.sd / np.sqrt(post.ess)), (post.mean, ceiling)
@@ -160,7 +161,7 @@ def test_walker_ridge_matches_the_scaling_ceiling_and_force_plates_collapse_it()
         sd = np.sqrt(np.average(grid**2, weights=grid) - np.average(grid, weights=grid) ** 2)
         assert abs(post.sd[n, 0] - sd) < 0.1 * sd, (post.sd[n, 0], sd)
     y_plate = np.stack([np.asarray(plate.fn(jnp.asarray(t))) for t in truth])
-    both = sample_posterior([kin, plate], [y_kin, y_plate], prior, key=jax.random.key(1), progress=False)
+    both = sample_posterior([kin, plate], [y_kin, y_plate], prior, key=jax.random.key(1), **short)
     assert np.all(both.sd[:, 0] < 0.05 * post.sd[:, 0])  # the ridge collapses
     assert np.all(np.abs(both.mean - truth) < 5 * both.sd)
 
