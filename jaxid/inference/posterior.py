@@ -48,6 +48,7 @@ many.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -129,7 +130,8 @@ class Posterior:
             )
         rhat, ess = _diagnostics(new)
         start = np.asarray(fn(self.start[:, None, None, :]), dtype=np.float64)[:, 0, 0]
-        return Posterior(
+        return dataclasses.replace(
+            self,
             names=names,
             prior=None,
             samples=new,
@@ -137,13 +139,7 @@ class Posterior:
             sd=new.std(axis=(1, 2)),
             rhat=rhat,
             ess=ess,
-            acceptance=self.acceptance,
-            divergences=self.divergences,
-            ok=self.ok,
             start=start,
-            scale=self.scale,
-            seconds=self.seconds,
-            settings=self.settings,
         )
 
     def summary(self) -> str:
