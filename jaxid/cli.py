@@ -95,7 +95,9 @@ def _gait(args) -> int:
     }
     make = GaitStudyConfig.full if args.full else GaitStudyConfig
     try:
-        config = make(seed=args.seed, sweeps=sweeps, progress=not args.quiet, **given)
+        config = make(
+            seed=args.seed, sweeps=sweeps, progress=not args.quiet, posterior=not args.no_posterior, **given
+        )
         config.validate()
     except ValueError as err:
         raise SystemExit(f"jaxid gait: {err}") from None
@@ -186,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gait.add_argument("--sizes", type=_int_list, help="data sizes of the size sweep, e.g. 1000,3000,10000")
     gait.add_argument("--noise-levels", type=_float_list, help="noise levels of the noise sweep (0,0.01,...)")
+    gait.add_argument(
+        "--no-posterior", action="store_true", help="skip the posterior network and its calibration"
+    )
     gait.add_argument("--seed", type=int, default=0)
     gait.add_argument("--out", default="jaxid-output/gait", help="output folder")
     gait.add_argument("--quiet", action="store_true", help="no progress output")

@@ -40,7 +40,10 @@ def test_gait_cli_tiny_writes_a_complete_report(tmp_path):
     assert "| m | (m, k, l0) |" in report and "| k/m | (k/m, l0) |" in report
     for fig in results["figures"]:
         assert (tmp_path / fig).stat().st_size > 5_000, fig
-    assert len(results["figures"]) == 7
+    assert len(results["figures"]) == 9
+    post = results["posterior"]  # the posterior network: coverage at each level, the ridge's angle
+    assert set(post["coverage"]["0.9"]) == {"m", "k", "l0"} and post["null_angle_deg"] is not None
+    assert "## Posterior network" in report
     est, meta = nn.load_estimator(tmp_path / "models" / "combinations.eqx")
     assert est.names == ("k/m", "l0") and meta["exponents"] == [[-1, 1, 0], [0, 0, 1]]
 

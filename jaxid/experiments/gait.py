@@ -61,6 +61,9 @@ class GaitStudyConfig:
       ``activation``, ``members`` (ensemble size); training ``epochs``, ``batch_size``,
       ``learning_rate``, ``patience``.
     - ``fisher_noise``: noise fraction for the Cramer-Rao bounds when ``noise`` is 0.
+    - ``posterior``: also train a posterior network (a conditional flow) for ``(m, k, l0)``, with
+      its calibration and the ``(m, k)`` ridge it learns, with and without forces;
+      ``posterior_samples`` draws per test record.
     - ``sweeps``: any of ``size``, ``noise``, ``arch``, ``forces`` (default ``forces``: the
       comparison that shows what breaks the symmetry); ``sizes`` (default a tenth, a
       third and all of ``records``), ``noise_levels``, ``architectures``.
@@ -85,6 +88,8 @@ class GaitStudyConfig:
     sizes: tuple[int, ...] | None = None
     noise_levels: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1)
     architectures: tuple[dict, ...] = field(default=DEFAULT_ARCHITECTURES)
+    posterior: bool = True
+    posterior_samples: int = 500
     progress: bool = True
 
     @classmethod
@@ -97,7 +102,16 @@ class GaitStudyConfig:
 
     def validate(self) -> None:
         where = "GaitStudyConfig"
-        for name in ("records", "epochs", "batch_size", "members", "patience", "depth", "width"):
+        for name in (
+            "records",
+            "epochs",
+            "batch_size",
+            "members",
+            "patience",
+            "depth",
+            "width",
+            "posterior_samples",
+        ):
             v = getattr(self, name)
             if not (isinstance(v, int) and v >= 1):
                 raise ValueError(f"{where}: {name} must be a positive int, got {v!r}")
@@ -299,6 +313,18 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
     figures = gait_report.main_figures(
         out, data, x_kin, params, te, pred_p, ceil, te_c, targets_c, pred_c, mono_names, report, res_p, res_c
     )
+
+    # 4b. The posterior network, its calibration and the (m, k) ridge.
+    if config.posterior:
+        from .gait_posterior import posterior_study
+
+        say("[4/5] posterior network and its calibration", flush=True)
+        scal = report.combinations.scaling if report.combinations is not None else []
+        x_all = obs_all if "forces" in config.sweeps else None
+        results["posterior"], post_figures = posterior_study(
+            config, x_kin, x_all, params, scal[0] if len(scal) == 1 else None, priors, out, say=say
+        )
+        figures += post_figures
 
     # 5. Sweeps (a setting equal to the main one reuses the main estimator).
     main = dict(result=res_p, test=te, metrics=met_p)

@@ -140,9 +140,53 @@ def markdown(results: dict) -> str:
             f"{t['seconds']} s, {_fmt(t['samples_per_second'], 3)} samples/s."
         )
     lines += ["", "Figures: " + ", ".join(f"![{f}]({f})" for f in results["figures"][:4]), ""]
+    if "posterior" in results:
+        lines += _posterior_markdown(results["posterior"])
     for name, sweep in results.get("sweeps", {}).items():
         lines += _sweep_markdown(name, sweep)
     return "\n".join(lines) + "\n"
+
+
+def _posterior_markdown(post: dict) -> list[str]:
+    """The posterior network's section: R^2 of its means against the ceiling, coverage, the ridge."""
+    lines = [
+        f"## Posterior network (conditional flow, test split, {post['test_records']} records)",
+        "",
+        f"Bayes reference: {post['bayes_reference']}. Coverage: the fraction of true values inside "
+        f"the central 90 % credible interval ({post['samples']} draws per record; binomial sd "
+        f"{_fmt(post['coverage_sd'].get('0.9'), 2)}); rank p: the chi-square test of uniform SBC ranks.",
+        "",
+        "| target | posterior-mean R^2 | ceiling R^2 | coverage 90 % | worst coverage error (sd) "
+        "| rank p | median posterior sd | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in PARAMS:
+        r2, c2 = post["metrics"][p]["r2"], post["ceiling"][p]["r2"]
+        lines.append(
+            f"| {p} | {_fmt(r2)} | {_fmt(c2)} | {_fmt(post['coverage']['0.9'][p], 3)} | "
+            f"{_fmt(post['max_coverage_error'][p], 2)} | {_fmt(post['rank_pvalue'][p], 2)} | "
+            f"{_fmt(post['posterior_sd'][p], 3)} {UNITS.get(p, '')} | {verdict(r2, c2)} |"
+        )
+    if post.get("null_angle_deg") is not None:
+        lines += [
+            "",
+            f"Median angle between the flow's principal axis in (log m, log k) and the Fisher null "
+            f"direction (1, 1): {post['null_angle_deg']:.1f} degrees.",
+        ]
+    if "forces" in post:
+        f = post["forces"]
+        lines += [
+            "",
+            f"With the ground reaction forces the ridge collapses: the posterior sd of m is "
+            f"{_fmt(f['m_sd_ratio'], 2)} of the kinematics-only one (median over records); posterior-mean "
+            f"R^2 m {_fmt(f['metrics']['m']['r2'])}, k {_fmt(f['metrics']['k']['r2'])}.",
+        ]
+    return [
+        *lines,
+        "",
+        "![posterior_pairs](posterior_pairs.png) ![posterior_calibration](posterior_calibration.png)",
+        "",
+    ]
 
 
 def _r2_cells(metrics, ceiling=None) -> str:
