@@ -177,9 +177,10 @@ def _posterior_markdown(post: dict) -> list[str]:
         f = post["forces"]
         lines += [
             "",
-            f"With the ground reaction forces the ridge collapses: the posterior sd of m is "
-            f"{_fmt(f['m_sd_ratio'], 2)} of the kinematics-only one (median over records); posterior-mean "
-            f"R^2 m {_fmt(f['metrics']['m']['r2'])}, k {_fmt(f['metrics']['k']['r2'])}.",
+            f"With the ground reaction forces the posterior sd of m is {_fmt(f['m_sd_ratio'], 2)} of the "
+            "kinematics-only one (median over records; "
+            + ("the ridge collapses" if f["m_sd_ratio"] < 0.2 else "the ridge has not collapsed")
+            + f"); posterior-mean R^2 m {_fmt(f['metrics']['m']['r2'])}, k {_fmt(f['metrics']['k']['r2'])}.",
         ]
     return [
         *lines,
