@@ -61,7 +61,7 @@ from tqdm.auto import tqdm
 from .chunking import batch_sharding
 from .gait import find_gait
 from .models.walking import STATUS_NAMES, Walker
-from .switching import integrate_knots, states_at
+from .switching import integrate_knots
 
 DEFAULT_PRIORS = {p: Walker.default_priors[p] for p in ("m", "k", "l0")}
 """The gait study's priors, taken from :attr:`Walker.default_priors`."""
@@ -264,33 +264,115 @@ def _gait_table(k_range, alpha0, g, height_ratio, dt, n=TABLE_NODES) -> _Table:
 # ---------------------------------------------------------------------------- the records
 
 
-def _periodic_one(walker, state, step_time, ts, dt, iterations):
-    knots = integrate_knots(walker, state, step_time, iterations, dt=dt)
+def _knots(walker, state, step_time, dt, iterations):
+    return jax.vmap(lambda w, s, t: integrate_knots(w, s, t, iterations, dt=dt))(walker, state, step_time)
+
+
+def _hermite(s):
+    """Quintic Hermite basis on ``[0, 1]`` (values, first and second derivatives at both ends) and
+    its derivative: ``(p0, h v0, h^2 a0, h^2 a1, h v1, p1)``."""
+    s2, s3 = s * s, s * s * s
+    s4, s5 = s3 * s, s3 * s2
+    basis = (
+        1 - 10 * s3 + 15 * s4 - 6 * s5,
+        s - 6 * s3 + 8 * s4 - 3 * s5,
+        0.5 * (s2 - 3 * s3 + 3 * s4 - s5),
+        0.5 * (s3 - 2 * s4 + s5),
+        -4 * s3 + 7 * s4 - 3 * s5,
+        10 * s3 - 15 * s4 + 6 * s5,
+    )
+    slope = (
+        -30 * s2 + 60 * s3 - 30 * s4,
+        1 - 18 * s2 + 32 * s3 - 15 * s4,
+        0.5 * (2 * s - 9 * s2 + 12 * s3 - 5 * s4),
+        0.5 * (3 * s2 - 8 * s3 + 5 * s4),
+        -12 * s2 + 28 * s3 - 15 * s4,
+        30 * s2 - 60 * s3 + 30 * s4,
+    )
+    return basis, slope
+
+
+def _states(walker, knots, phase):
+    """States at ``phase`` ``(N, S)`` within each record's knots.
+
+    Between two knots (consecutive integrator steps, never across an event) the position is the
+    quintic Hermite polynomial through both knots' positions, velocities and accelerations (the
+    walker's acceleration is continuous, also at the switches, where the leg force is zero), and
+    the velocity is its derivative. Its error is about ``h^6 x^(6) / 46080``: below 1e-12 m at
+    ``h = 10`` ms for these gaits, far below the integrator's own, at a small fraction of the
+    cost of a Runge-Kutta step per sample.
+    """
+    kt = knots.ts
+    last = kt.shape[1] - 1
+    i0 = jax.vmap(lambda t, p: jnp.searchsorted(t, p, side="right", method="scan"))(kt, phase) - 1
+    i0 = jnp.clip(i0, 0, last)
+    i1 = jnp.minimum(i0 + 1, last)
+    t0 = jnp.take_along_axis(kt, i0, axis=1)
+    t1 = jnp.take_along_axis(kt, i1, axis=1)
+    y0 = jnp.take_along_axis(knots.ys, i0[..., None], axis=1)  # (N, S, 7)
+    y1 = jnp.take_along_axis(knots.ys, i1[..., None], axis=1)
+    w = (walker.k / walker.m)[:, None]
+    l0, g = walker.l0[:, None], walker.g[:, None]
+    fr, ff, ds = y0[..., _FR], y0[..., _FF], y0[..., _DS]  # the interval's contact state
+
+    def acc(y):
+        x, z = y[..., _X], y[..., _Y]
+        dx_f, dx_r = x - ff, x - fr
+        c_front = w * (l0 / jnp.sqrt(dx_f**2 + z**2) - 1.0)
+        c_rear = ds * w * (l0 / jnp.sqrt(dx_r**2 + z**2) - 1.0)
+        return c_front * dx_f + c_rear * dx_r, (c_front + c_rear) * z - g
+
+    a0, a1 = acc(y0), acc(y1)
+    h = t1 - t0
+    inside = h > 0
+    h_safe = jnp.where(inside, h, 1.0)
+    basis, slope = _hermite(jnp.where(inside, (phase - t0) / h_safe, 0.0))
+    out = [None] * 4
+    for pos, vel, comp in ((_X, _VX, 0), (_Y, _VY, 1)):
+        coef = (
+            y0[..., pos],
+            h * y0[..., vel],
+            h * h * a0[comp],
+            h * h * a1[comp],
+            h * y1[..., vel],
+            y1[..., pos],
+        )
+        out[pos] = sum(b * c for b, c in zip(basis, coef, strict=True))
+        out[vel] = sum(d * c for d, c in zip(slope, coef, strict=True)) / h_safe
+    cont = jnp.stack(out, axis=-1)
+    return jnp.concatenate([jnp.where(inside[..., None], cont, y0[..., :4]), y0[..., 4:]], axis=-1)
+
+
+def _periodic(walker, state, step_time, ts, dt, iterations):
+    """One period per record (knots), its states at each save time's phase, tiled."""
+    knots = _knots(walker, state, step_time, dt, iterations)
     end = knots.y_final
-    length = end[_FF]
+    length = end[:, _FF]
     mismatch = jnp.stack(
         [
-            end[_X] - end[_FF],
-            end[_Y] - state[_Y],
-            step_time * (end[_VX] - state[_VX]),
-            step_time * (end[_VY] - state[_VY]),
+            end[:, _X] - end[:, _FF],
+            end[:, _Y] - state[:, _Y],
+            step_time * (end[:, _VX] - state[:, _VX]),
+            step_time * (end[:, _VY] - state[:, _VY]),
         ]
     )
-    n = jnp.floor(ts / step_time)
-    phase = jnp.clip(ts - n * step_time, 0.0, step_time)
-    ys = states_at(walker, knots, phase)
+    period = step_time[:, None]
+    n = jnp.floor(ts[None, :] / period)
+    phase = jnp.clip(ts[None, :] - n * period, 0.0, period)
+    ys = _states(walker, knots, phase)
     # Before the period's touch-down the rear foot is the previous step's, one step behind.
-    first = (ys[:, _DS] < 0.5) & (ys[:, _FF] < 0.5 * length)
-    ys = ys.at[:, _FR].set(jnp.where(first, ys[:, _FF] - length, ys[:, _FR]))
-    shift = n * length
-    ys = ys.at[:, _X].add(shift).at[:, _FR].add(shift).at[:, _FF].add(shift)
-    obs = jax.vmap(walker.observe)(ts, ys)
-    return ys, obs, knots.status, jnp.max(jnp.abs(mismatch)), length
+    step = length[:, None]
+    first = (ys[..., _DS] < 0.5) & (ys[..., _FF] < 0.5 * step)
+    ys = ys.at[..., _FR].set(jnp.where(first, ys[..., _FF] - step, ys[..., _FR]))
+    shift = n * step
+    ys = ys.at[..., _X].add(shift).at[..., _FR].add(shift).at[..., _FF].add(shift)
+    obs = jax.vmap(lambda w, y: jax.vmap(w.observe)(ts, y))(walker, ys)
+    return ys, obs, knots.status, jnp.max(jnp.abs(mismatch), axis=0), length
 
 
 def _iterations(step_time_max, dt):
     """Loop iterations for one period: its fixed steps plus two per event, with room to spare."""
-    return math.ceil(1.05 * step_time_max / dt) + 16
+    return math.ceil(step_time_max / dt) + 10
 
 
 def periodic_records(
@@ -323,14 +405,12 @@ def periodic_records(
 
 @eqx.filter_jit
 def _periodic_batch(walker, state, step_time, ts, dt, iterations):
-    return jax.vmap(lambda w, s, t: _periodic_one(w, s, t, ts, dt, iterations))(walker, state, step_time)
+    return _periodic(walker, state, step_time, ts, dt, iterations)
 
 
 @eqx.filter_jit
 def _chunk_table(walker, state, step_time, ts, dt, iterations):
-    _, obs, status, mismatch, length = jax.vmap(lambda w, s, t: _periodic_one(w, s, t, ts, dt, iterations))(
-        walker, state, step_time
-    )
+    _, obs, status, mismatch, length = _periodic(walker, state, step_time, ts, dt, iterations)
     return obs, status, mismatch, length
 
 
@@ -341,9 +421,7 @@ def _chunk_newton(walker, height_ratio, vx_guess, vy_guess, ts, dt, iterations):
     )
     step_time = jnp.where(gait.converged, gait.step_time, 1.0)
     state = jnp.where(gait.converged[:, None], gait.state, walker.initial_state(walker.l0, 1.0))
-    _, obs, status, mismatch, length = jax.vmap(lambda w, s, t: _periodic_one(w, s, t, ts, dt, iterations))(
-        walker, state, step_time
-    )
+    _, obs, status, mismatch, length = _periodic(walker, state, step_time, ts, dt, iterations)
     return gait.converged, gait.state, gait.max_abs_eigenvalue, step_time, obs, status, mismatch, length
 
 

@@ -98,6 +98,10 @@ def _rk_step(tableau, f, t0, t1, y0):
     return y1, y_error, jnp.stack(ks)
 
 
+rk_step = _rk_step
+"""Public name of the unrolled Runge-Kutta step (``y0`` may hold any trailing batch axes)."""
+
+
 def _locate(model, interp, y_discrete, t0, t1, onehot, frac, iterations):
     """Root of the selected event function on the dense output, bracketed by (t0, t1]."""
 
