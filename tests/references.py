@@ -258,3 +258,20 @@ def tile_period(states, period, length, ts):
     xy = states(ts - n * period)[:, :2].copy()
     xy[:, 0] += n * length
     return xy
+
+
+def walker_find_gait_reference(m, k, l0, alpha0, g, height, *, rtol=1e-11, atol=1e-12):
+    """:func:`walker_gait_reference` from its own starting point: the speed (``vy = 0``) on a grid
+    of 0.2 to 0.5 ``sqrt(g l0)`` whose one-step return is closest to periodic. ``None`` when no
+    fixed point is found."""
+    best, guess = np.inf, None
+    for v in np.linspace(0.2, 0.5, 25) * np.sqrt(g * l0):
+        out = walker_period_reference(m, k, l0, alpha0, g, (height, v, 0.0), rtol=rtol, atol=atol)
+        if out is None:
+            continue
+        misfit = max(abs(out[0][0] - height) / l0, abs(out[0][1] - v) / np.sqrt(g * l0))
+        if misfit < best:
+            best, guess = misfit, (v, 0.0)
+    if guess is None:
+        return None
+    return walker_gait_reference(m, k, l0, alpha0, g, height, guess, rtol=rtol, atol=atol)
