@@ -96,6 +96,8 @@ def jaxid_worker(args):
 
 def jaxid_seconds(args, devices):
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    # The worker imports this checkout's jaxid, as the parent does when run from the repository.
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, __file__, "--worker", "--n", str(args.n), "--resamples", str(args.resamples)]
     if devices == 1:
         cmd = ["taskset", "-c", "0", *cmd]

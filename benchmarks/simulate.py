@@ -148,6 +148,8 @@ def one_core_worker(args):
 
 def one_core_rates(args):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    # The worker imports this checkout's jaxid, as the parent does when run from the repository.
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
     cmd = [
         "taskset",
         "-c",

@@ -86,6 +86,7 @@ def jaxid_worker(args):
         dt=DEFAULT_DT,
     )
     if args.save:
+        out["profile"] = profile(data, args.chunk_size)
         p = data.params
         ys, _, status, mismatch, _ = periodic_records(
             Walker(m=p[:, 0], k=p[:, 1], l0=p[:, 2]), data.initial_states, data.gait_step_time, data.ts
@@ -106,10 +107,63 @@ def jaxid_worker(args):
     print("RESULT " + json.dumps(out), flush=True)
 
 
+def profile(data, chunk):
+    """Where one chunk's time goes on this core: the period's steps (lock-step loop), the samples
+    (Hermite), XLA's flop estimates and the steps each record needed."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxid import Walker
+    from jaxid.data import DEFAULT_DT, _iterations, _knots, _states
+
+    p, s, t = data.params[:chunk], data.initial_states[:chunk], data.gait_step_time[:chunk]
+    walker = Walker(m=p[:, 0], k=p[:, 1], l0=p[:, 2]).broadcast()
+    iterations = _iterations(float(t.max()), DEFAULT_DT)
+    ts = jnp.asarray(data.ts)
+    knots_fn = jax.jit(lambda w, s, t: _knots(w, s, t, DEFAULT_DT, iterations))
+
+    def phases(t):
+        n = jnp.floor(ts[None, :] / t[:, None])
+        return jnp.clip(ts[None, :] - n * t[:, None], 0.0, t[:, None])
+
+    states_fn = jax.jit(lambda w, k, t: _states(w, k, phases(t)))
+    knots = jax.block_until_ready(knots_fn(walker, s, t))
+    jax.block_until_ready(states_fn(walker, knots, t))
+
+    def best(f, *a):
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(*a))
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    def flops(f, *a):
+        cost = f.lower(*a).compile().cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        return float(cost.get("flops", float("nan"))) / chunk
+
+    kts = np.asarray(knots.ts)
+    needed = np.argmax(kts >= kts[:, -1:], axis=1)  # iterations each record used
+    return dict(
+        records=chunk,
+        loop_iterations=iterations,
+        iterations_needed_mean=float(needed.mean()),
+        iterations_needed_max=int(needed.max()),
+        events_per_record=float(np.mean(np.asarray(knots.num_events))),
+        knots_seconds=best(knots_fn, walker, s, t),
+        samples_seconds=best(states_fn, walker, knots, t),
+        knots_flops_per_record=flops(knots_fn, walker, s, t),
+        samples_flops_per_record=flops(states_fn, walker, knots, t),
+    )
+
+
 def run_jaxid(args, devices, cache, save=None):
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env["JAX_COMPILATION_CACHE_DIR"] = cache  # the two workers share what compiles the same
+    # The worker imports this checkout's jaxid, as the parent does when run from the repository.
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, __file__, "--worker", "--records", str(args.records), "--seed", str(args.seed)]
     cmd += ["--chunk-size", str(args.chunk_size), "--repeats", str(args.repeats)]
     if save:
@@ -231,6 +285,7 @@ def main():
     jaxid_err = np.max(np.abs(rec["xy64"] - ref), axis=(1, 2))
     obs_err = float(np.max(np.abs(rec["obs"].astype(float) - ref)))
     print(f"jaxid max |dxy| (float64) {jaxid_err.max():.2e} m; stored float32 {obs_err:.2e} m", flush=True)
+    print(f"profile (1 core): {one['profile']}", flush=True)
 
     # SciPy: its table, its tolerance for jaxid's accuracy, then the timings.
     start = time.perf_counter()

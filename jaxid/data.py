@@ -380,7 +380,7 @@ def _periodic(walker, state, step_time, ts, dt, iterations):
 
 def _iterations(step_time_max, dt):
     """Loop iterations for one period: its fixed steps plus two per event, with room to spare."""
-    return math.ceil(step_time_max / dt) + 10
+    return math.ceil(step_time_max / dt) + 6
 
 
 def periodic_records(

@@ -217,11 +217,12 @@ def walker_period_reference(m, k, l0, alpha0, g, state, *, rtol=1e-12, atol=1e-1
     def states(ts):
         ts = np.atleast_1d(np.asarray(ts, float))
         out = np.empty((len(ts), 4))
-        for i, tt in enumerate(ts):
-            for t0, t1, f in pieces:
-                if tt <= t1 or (t0, t1, f) == pieces[-1]:
-                    out[i] = f(tt)
-                    break
+        done = np.zeros(len(ts), bool)
+        for i, (_, t1, f) in enumerate(pieces):
+            take = ~done & ((ts <= t1) | (i == len(pieces) - 1))
+            if take.any():
+                out[take] = f(ts[take]).T
+            done |= take
         return out
 
     return s[1:], t, feet[0], states
@@ -242,7 +243,8 @@ def walker_gait_reference(m, k, l0, alpha0, g, height, guess, *, rtol=1e-12, ato
         return [out[0][0] - height, out[0][2] - u[1]]
 
     sol = root(residual, np.asarray(guess, float), method="hybr", options=dict(xtol=xtol))
-    if not sol.success or np.max(np.abs(residual(sol.x))) > 1e-9:
+    # The residual decides (MINPACK may stop "without progress" once it is at rounding level).
+    if np.max(np.abs(residual(sol.x))) > 1e-9:
         return None
     _, period, length, states = walker_period_reference(
         m, k, l0, alpha0, g, (height, *sol.x), rtol=rtol, atol=atol
