@@ -396,13 +396,14 @@ def periodic_records(
 
     ``walker`` holds 1-D parameters; ``state`` ``(N, 7)`` are mid-stance states on the gaits (foot
     at 0) and ``step_time`` ``(N,)`` their periods. One period is integrated (Dopri8, fixed step
-    ``dt``, default ``walker.dt``) and tiled over ``ts`` (see the module docstring).
+    ``dt``, default the data set's :data:`DEFAULT_DT`) and tiled over ``ts`` (see the module
+    docstring).
 
     **Returns:** ``(ys, obs, status, mismatch, step_length)``: float64 states ``(N, time, 7)`` and
     observations, the integration status (0 ok), the period's return mismatch in metres and the
     step length.
     """
-    dt = walker.dt if dt is None else dt
+    dt = DEFAULT_DT if dt is None else dt
     walker = walker.broadcast()
     if len(walker.batch_shape) != 1:
         raise ValueError(
