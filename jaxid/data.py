@@ -8,8 +8,8 @@ shifted by the step length and ``t`` by the step time. Each save time ``t`` is m
 event-aware Dopri8 (:func:`jaxid.switching.integrate_knots`, fixed step :data:`DEFAULT_DT`,
 events located), and the state at each phase is the quintic Hermite polynomial through the two
 integrator steps around it (positions, velocities and accelerations; measured 2e-12 m from a
-Dopri8 step to the same time at a 10 ms step, and growing as the step's sixth power: below 1e-9 m
-at 25 ms, under the integrator's own error there).
+Dopri8 step to the same time at a 10 ms step; growing as the step's sixth power, about 6e-10 m at
+25 ms, under the integrator's own error there).
 
 **Why not integrate forward?** Most of these gaits are unstable (return-map eigenvalue up to about
 2.7 per step under the default priors, above 1.3 for about a quarter of the records): integrated
@@ -311,8 +311,8 @@ def _states(walker, knots, phase):
     quintic Hermite polynomial through both knots' positions, velocities and accelerations (the
     walker's acceleration is continuous, also at the switches, where the leg force is zero), and
     the velocity is its derivative. Its error is about ``h^6 x^(6) / 46080``: measured 2e-12 m
-    (positions) against a Runge-Kutta step to the same time at ``h = 10`` ms, below 1e-9 m at the
-    default 25 ms, at a small fraction of the cost of a Runge-Kutta step per sample.
+    (positions) against a Runge-Kutta step to the same time at ``h = 10`` ms, so about 6e-10 m at
+    the default 25 ms, at a small fraction of the cost of a Runge-Kutta step per sample.
     """
     kt = knots.ts
     last = kt.shape[1] - 1
