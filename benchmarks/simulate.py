@@ -6,9 +6,12 @@ priors, theta0 ~ U[-1.57, 1.57], 50 samples every 0.05 s). Several jaxid configu
 of records against SciPy DOP853 at rtol 1e-12, and SciPy gets the fastest of {RK45, DOP853} x
 {rtol 1e-3 .. 1e-11 in half decades} whose error is no worse than that configuration's, so every
 comparison is at matched (or better-for-SciPy) accuracy. jaxid is timed after compilation, best of
-``--repeats`` runs with ``block_until_ready``, on one device (jit+vmap) and sharded over all local
-devices (``simulate_batch``; on a CPU every core is a device, see XLA_FLAGS below). The SciPy
-loop is timed on ``--scipy-records`` records (a loop's cost is linear in the record count).
+``--repeats`` runs with ``block_until_ready``, per core (jit+vmap in a subprocess with one XLA
+device, pinned to one core with ``taskset -c 0``) and on every core (``simulate_batch`` sharded
+over one XLA device per core, see XLA_FLAGS below). The SciPy loop is timed per core (one process,
+``--scipy-records`` records; a loop's cost is linear in the record count) and on every core (as
+many processes as cores, each with ``--scipy-records`` records). Ratios compare like with like:
+jaxid on one core against one SciPy process, jaxid on all cores against all processes.
 
     python benchmarks/simulate.py                   # 10^2, 10^3, 10^4 records
     python benchmarks/simulate.py --sizes 100 1000 10000 100000 1000000   # e.g. on a GPU
@@ -26,7 +29,10 @@ if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "
 
 import datetime
 import json
+import multiprocessing
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -105,6 +111,63 @@ def matched_scipy(target_err, P, Y0, reference, Ps, Y0s, repeats):
     return max(timed, key=lambda r: r["records_per_s"]), timed
 
 
+def _loop_part(job):
+    P, Y0, method, rtol = job
+    return scipy_loop(P, Y0, method, rtol)
+
+
+def scipy_all_processes(method, rtol, n_per_process, repeats):
+    """Records/s of the SciPy loop split over one process per core."""
+    cores = os.cpu_count()
+    model, y0 = make_problem(n_per_process * cores, seed=3)
+    P, Y0 = np.asarray(model.params), np.asarray(y0)
+    jobs = [(P[i::cores], Y0[i::cores], method, rtol) for i in range(cores)]
+    with multiprocessing.get_context("spawn").Pool(cores) as pool:
+        pool.map(_loop_part, [(j[0][:2], j[1][:2], method, rtol) for j in jobs])  # start the workers
+        seconds = best_time(lambda: pool.map(_loop_part, jobs), repeats)
+    return len(P) / seconds
+
+
+def one_core_worker(args):
+    """In a subprocess with one XLA device, pinned to one core: jit(vmap) records/s by config and size."""
+    out = {}
+    for name in args.configs:
+        solver_cls, rtol, dtype, pid = CONFIGS[name]
+        controller = diffrax.PIDController(rtol=rtol, atol=rtol * 1e-2, **pid)
+        opts = dict(solver=solver_cls(), stepsize_controller=controller)
+        ts = jnp.asarray(TS, dtype)
+        one_device = jax.jit(lambda model, y0, ts=ts, opts=opts: jax.vmap(
+            lambda mi, yi: simulate(mi, yi, ts, **opts).obs)(model, y0))  # fmt: skip
+        out[name] = {}
+        for n in args.sizes:
+            model, y0 = make_problem(n, dtype)
+            jax.block_until_ready(one_device(model, y0))
+            out[name][n] = n / best_time(lambda f=one_device, m=model, y=y0: f(m, y), args.repeats)
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def one_core_rates(args):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    # The worker imports this checkout's jaxid, as the parent does when run from the repository.
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    cmd = [
+        "taskset",
+        "-c",
+        "0",
+        sys.executable,
+        __file__,
+        "--one-core-worker",
+        "--repeats",
+        str(args.repeats),
+    ]
+    cmd += ["--configs", *args.configs, "--sizes", *map(str, args.sizes)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        raise SystemExit(f"one-core worker failed:\n{proc.stdout}\n{proc.stderr[-4000:]}")
+    return {name: {int(n): r for n, r in rows.items()} for name, rows in json.loads(lines[-1][7:]).items()}
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -115,7 +178,11 @@ def main():
     parser.add_argument("--scipy-records", type=int, default=200)
     parser.add_argument("--accuracy-records", type=int, default=100)
     parser.add_argument("--out", default=None, help="JSON path (default results/simulate-<platform>.json)")
+    parser.add_argument("--one-core-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one_core_worker:
+        return one_core_worker(args)
+    per_core = one_core_rates(args)
 
     model_a, y0_a = make_problem(args.accuracy_records, seed=1)
     P, Y0 = np.asarray(model_a.params), np.asarray(y0_a)
@@ -138,11 +205,12 @@ def main():
         model_acc, y0_acc = make_problem(args.accuracy_records, dtype, seed=1)
         err = float(np.abs(np.asarray(one_device(model_acc, y0_acc)[..., 0], np.float64) - reference).max())
         scipy_best, scipy_all = matched_scipy(err, P, Y0, reference, Ps, Y0s, max(1, args.repeats - 1))
+        scipy_best["records_per_s_all_processes"] = scipy_all_processes(
+            scipy_best["method"], scipy_best["rtol"], args.scipy_records, max(1, args.repeats - 1)
+        )
         rows = []
         for n in args.sizes:
             model, y0 = make_problem(n, dtype)
-            jax.block_until_ready(one_device(model, y0))
-            t_one = best_time(lambda f=one_device, model=model, y0=y0: f(model, y0), args.repeats)
 
             def sharded(model=model, y0=y0, n=n, ts=ts, opts=opts):
                 return simulate_batch(model, y0, ts, chunk_size=n, progress=False, **opts).obs
@@ -152,10 +220,10 @@ def main():
             rows.append(
                 dict(
                     records=n,
-                    jaxid_one_device_records_per_s=n / t_one,
-                    jaxid_all_devices_records_per_s=n / t_all,
-                    speedup_one_device=n / t_one / scipy_best["records_per_s"],
-                    speedup_all_devices=n / t_all / scipy_best["records_per_s"],
+                    jaxid_one_core_records_per_s=per_core[name][n],
+                    jaxid_all_cores_records_per_s=n / t_all,
+                    speedup_per_core=per_core[name][n] / scipy_best["records_per_s"],
+                    speedup_all_cores=n / t_all / scipy_best["records_per_s_all_processes"],
                 )
             )
         results.append(
@@ -174,21 +242,22 @@ def main():
         )
 
     kind = devices[0].device_kind
-    print(f"\ndevices: {len(devices)} x {kind}; SciPy timed on {args.scipy_records} records")
+    print(f"\ndevices: {len(devices)} x {kind}; SciPy timed on {args.scipy_records} records per process")
     header = (
-        f"{'config':<19} {'error':>8} {'scipy matched':>22} {'records':>8} {'jaxid 1 dev':>12} "
-        f"{'jaxid all':>10} {'x 1 dev':>8} {'x all':>7}"
+        f"{'config':<19} {'error':>8} {'scipy matched, 1 / all':>28} {'records':>8} {'jaxid 1 core':>12} "
+        f"{'jaxid all':>10} {'x 1 core':>8} {'x all':>7}"
     )
     print(header + "\n" + "-" * len(header))
     for r in results:
         sc = r["scipy_matched"]
-        sc_desc = f"{sc['method']} {sc['rtol']:.0e} {sc['records_per_s']:.0f}/s"
+        rates = f"{sc['records_per_s']:.0f}/{sc['records_per_s_all_processes']:.0f}"
+        sc_desc = f"{sc['method']} {sc['rtol']:.0e} {rates}"
         for row in r["rows"]:
             print(
-                f"{r['config']:<19} {r['max_abs_theta_error']:>8.1e} {sc_desc:>22} {row['records']:>8} "
-                f"{row['jaxid_one_device_records_per_s']:>12.0f} "
-                f"{row['jaxid_all_devices_records_per_s']:>10.0f} "
-                f"{row['speedup_one_device']:>8.1f} {row['speedup_all_devices']:>7.1f}"
+                f"{r['config']:<19} {r['max_abs_theta_error']:>8.1e} {sc_desc:>28} {row['records']:>8} "
+                f"{row['jaxid_one_core_records_per_s']:>12.0f} "
+                f"{row['jaxid_all_cores_records_per_s']:>10.0f} "
+                f"{row['speedup_per_core']:>8.1f} {row['speedup_all_cores']:>7.1f}"
             )
 
     platform_name = devices[0].platform

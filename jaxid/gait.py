@@ -45,7 +45,8 @@ class Gait(eqx.Module):
     ``x = 0``), ``height``, ``vx``, ``vy`` (the fixed point), ``residual`` (the largest of
     ``|P(s) - s|`` over ``y``, ``vx``, ``vy`` after the solve), ``converged`` (Newton converged,
     the return step did not fail and the residual is below ``tol``), ``eigenvalues`` (of the return
-    map on the energy surface), ``step_time`` [s], ``step_length`` [m] (foot to foot), ``speed``
+    map on the energy surface; ``energy_jacobian`` is that map's 2x2 Jacobian in ``(y, vy)``),
+    ``step_time`` [s], ``step_length`` [m] (foot to foot), ``speed``
     [m/s] (``step_length / step_time``) and ``status`` (the simulation status of the last return
     step; 0 is ok).
     """
@@ -57,6 +58,7 @@ class Gait(eqx.Module):
     residual: Float[Array, "*batch"]
     converged: Bool[Array, "*batch"]
     eigenvalues: Complex[Array, "*batch 2"]
+    energy_jacobian: Float[Array, "*batch 2 2"]
     step_time: Float[Array, "*batch"]
     step_length: Float[Array, "*batch"]
     speed: Float[Array, "*batch"]
@@ -87,7 +89,7 @@ def return_map(model: Walker, section: Float[Array, " 3"], *, dt: float | None =
 
 
 def _energy_surface_jacobian(model: Walker, section, jac):
-    """Eigenvalues of the return map restricted to the energy surface, in coordinates (y, vy)."""
+    """The Jacobian of the return map restricted to the energy surface, in coordinates (y, vy)."""
     y, vx, vy = section[0], section[1], section[2]
     w = model.k / model.m
     # e = (vx^2 + vy^2)/2 + g y + (k/m)(l0 - y)^2/2 at mid-stance (leg length = y).
@@ -98,7 +100,7 @@ def _energy_surface_jacobian(model: Walker, section, jac):
     a = jac[rows][:, rows]
     b = jac[rows, 1]
     c = jnp.stack([dvx_dy, dvx_dvy])
-    return jnp.linalg.eigvals(a + jnp.outer(b, c))
+    return a + jnp.outer(b, c)
 
 
 def _scan_guess(model: Walker, height, grid, dt):
@@ -165,6 +167,7 @@ def _find_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_i
     jac, (out, t_step, foot, status) = jax.jacfwd(with_aux, has_aux=True)(section)
     resid = jnp.max(jnp.abs(out - section))
     converged = _is_converged(sol, status, resid, vx, tol)
+    energy_jac = _energy_surface_jacobian(model, section, jac)
     return Gait(
         state=model.initial_state(height, vx, vy),
         height=height,
@@ -172,7 +175,8 @@ def _find_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_i
         vy=vy,
         residual=resid,
         converged=converged,
-        eigenvalues=_energy_surface_jacobian(model, section, jac),
+        eigenvalues=jnp.linalg.eigvals(energy_jac),
+        energy_jacobian=energy_jac,
         step_time=t_step,
         step_length=foot,
         speed=foot / t_step,

@@ -98,6 +98,10 @@ def _rk_step(tableau, f, t0, t1, y0):
     return y1, y_error, jnp.stack(ks)
 
 
+rk_step = _rk_step
+"""Public name of the unrolled Runge-Kutta step (``y0`` may hold any trailing batch axes)."""
+
+
 def _locate(model, interp, y_discrete, t0, t1, onehot, frac, iterations):
     """Root of the selected event function on the dense output, bracketed by (t0, t1]."""
 
@@ -129,76 +133,10 @@ def _locate(model, interp, y_discrete, t0, t1, onehot, frac, iterations):
     return tau - jnp.where(jnp.abs(der) > 0, val / sg(safe), 0.0)
 
 
-def simulate_hybrid(
-    model: AbstractHybridModel,
-    y0: Float[Array, " state"],
-    ts: Float[Array, " time"],
-    *,
-    t0=None,
-    solver: dfx.AbstractSolver | None = None,
-    dt: float | None = None,
-    max_steps: int | None = None,
-    adjoint: dfx.AbstractAdjoint | None = None,
-    root_iterations: int = 6,
-    throw: bool = False,
-) -> HybridSimulation:
-    """Integrate a hybrid model across its events; called by :func:`jaxid.simulate`.
-
-    Options (keyword-only): ``solver`` (any explicit diffrax Runge-Kutta solver with dense output;
-    default :class:`diffrax.Dopri8`), ``dt`` (the fixed internal step; default
-    ``model.default_dt``), ``max_steps`` (the most iterations, one step or one event location each;
-    default ``2 (T - t0)/dt + 2 len(ts) + 256``), ``adjoint`` (``None`` or
-    :class:`diffrax.ForwardMode`: a ``lax.while_loop``, differentiable by ``jax.jacfwd``/``jax.jvp``;
-    :class:`diffrax.RecursiveCheckpointAdjoint`: a checkpointed loop for ``jax.grad``),
-    ``root_iterations`` (safeguarded Newton iterations per event), ``throw``.
-    """
-    where = "simulate"
-    solver = dfx.Dopri8() if solver is None else solver
-    if not isinstance(solver, dfx.AbstractERK):
-        raise TypeError(
-            f"{where}: solver for a hybrid model must be an explicit diffrax Runge-Kutta solver "
-            f"(e.g. diffrax.Dopri8(), diffrax.Tsit5()), got {type(solver).__name__}"
-        )
-    dt = model.default_dt if dt is None else dt
-    if not (isinstance(dt, (int, float)) and dt > 0):
-        raise ValueError(f"{where}: dt must be a positive number of seconds, got {dt!r}")
-    if adjoint is None or isinstance(adjoint, dfx.ForwardMode):
-        kind = "lax"
-    elif isinstance(adjoint, dfx.RecursiveCheckpointAdjoint):
-        kind = "checkpointed"
-    else:
-        raise ValueError(
-            f"{where}: adjoint for a hybrid model must be None, diffrax.ForwardMode() or "
-            f"diffrax.RecursiveCheckpointAdjoint(), got {type(adjoint).__name__}"
-        )
-    if not (isinstance(root_iterations, int) and root_iterations >= 1):
-        raise ValueError(f"{where}: root_iterations must be a positive int, got {root_iterations!r}")
-
-    ts_in = ts
-    dtype = jnp.result_type(y0.dtype, ts.dtype)
-    y0 = y0.astype(dtype)
-    ts = ts.astype(dtype)
-    n_save = ts.shape[0]
-    t_start = ts[0] if t0 is None else jnp.asarray(t0, dtype=dtype)
-    if max_steps is not None and not (isinstance(max_steps, int) and max_steps >= 1):
-        raise ValueError(f"{where}: max_steps must be a positive int, got {max_steps!r}")
-    limit = 2 * jnp.ceil((ts[-1] - t_start) / dt).astype(jnp.int32) + 2 * n_save + 256
-    limit = limit if max_steps is None else max_steps
-    interval_steps = None
-    if kind == "checkpointed":
-        # The checkpointed loop needs a static bound on the steps between two save times.
-        try:
-            points = (
-                np.asarray(ts_in, float)
-                if t0 is None
-                else np.concatenate([[float(t0)], np.asarray(ts_in, float)])
-            )
-        except (jax.errors.ConcretizationTypeError, TypeError):
-            raise ValueError(
-                f"{where}: a checkpointed hybrid solve needs concrete (not traced) ts and t0"
-            ) from None
-        interval_steps = math.ceil(np.diff(points, prepend=points[0]).max() / dt) + 64
-
+def _stepper(model, solver, dt, root_iterations, dtype, t_start, y0, limit):
+    """The integrator's loop state at ``(t_start, y0)`` and its iteration ``body(carry, t_save)``:
+    one fixed step (shortened to end at ``t_save``), one event location, or the redone step that
+    ends at an event and applies it (see the module docstring). ``limit`` bounds the iterations."""
     actions = jnp.asarray(model.event_actions)
     n_events = len(model.event_actions)
     is_failure = actions > STATUS_OK
@@ -305,6 +243,81 @@ def simulate_hybrid(
             max_error=jnp.maximum(c["max_error"], error),
         )
 
+    return carry0, body
+
+
+def simulate_hybrid(
+    model: AbstractHybridModel,
+    y0: Float[Array, " state"],
+    ts: Float[Array, " time"],
+    *,
+    t0=None,
+    solver: dfx.AbstractSolver | None = None,
+    dt: float | None = None,
+    max_steps: int | None = None,
+    adjoint: dfx.AbstractAdjoint | None = None,
+    root_iterations: int = 6,
+    throw: bool = False,
+) -> HybridSimulation:
+    """Integrate a hybrid model across its events; called by :func:`jaxid.simulate`.
+
+    Options (keyword-only): ``solver`` (any explicit diffrax Runge-Kutta solver with dense output;
+    default :class:`diffrax.Dopri8`), ``dt`` (the fixed internal step; default
+    ``model.default_dt``), ``max_steps`` (the most iterations, one step or one event location each;
+    default ``2 (T - t0)/dt + 2 len(ts) + 256``), ``adjoint`` (``None`` or
+    :class:`diffrax.ForwardMode`: a ``lax.while_loop``, differentiable by ``jax.jacfwd``/``jax.jvp``;
+    :class:`diffrax.RecursiveCheckpointAdjoint`: a checkpointed loop for ``jax.grad``),
+    ``root_iterations`` (safeguarded Newton iterations per event), ``throw``.
+    """
+    where = "simulate"
+    solver = dfx.Dopri8() if solver is None else solver
+    if not isinstance(solver, dfx.AbstractERK):
+        raise TypeError(
+            f"{where}: solver for a hybrid model must be an explicit diffrax Runge-Kutta solver "
+            f"(e.g. diffrax.Dopri8(), diffrax.Tsit5()), got {type(solver).__name__}"
+        )
+    dt = model.default_dt if dt is None else dt
+    if not (isinstance(dt, (int, float)) and dt > 0):
+        raise ValueError(f"{where}: dt must be a positive number of seconds, got {dt!r}")
+    if adjoint is None or isinstance(adjoint, dfx.ForwardMode):
+        kind = "lax"
+    elif isinstance(adjoint, dfx.RecursiveCheckpointAdjoint):
+        kind = "checkpointed"
+    else:
+        raise ValueError(
+            f"{where}: adjoint for a hybrid model must be None, diffrax.ForwardMode() or "
+            f"diffrax.RecursiveCheckpointAdjoint(), got {type(adjoint).__name__}"
+        )
+    if not (isinstance(root_iterations, int) and root_iterations >= 1):
+        raise ValueError(f"{where}: root_iterations must be a positive int, got {root_iterations!r}")
+
+    ts_in = ts
+    dtype = jnp.result_type(y0.dtype, ts.dtype)
+    y0 = y0.astype(dtype)
+    ts = ts.astype(dtype)
+    n_save = ts.shape[0]
+    t_start = ts[0] if t0 is None else jnp.asarray(t0, dtype=dtype)
+    if max_steps is not None and not (isinstance(max_steps, int) and max_steps >= 1):
+        raise ValueError(f"{where}: max_steps must be a positive int, got {max_steps!r}")
+    limit = 2 * jnp.ceil((ts[-1] - t_start) / dt).astype(jnp.int32) + 2 * n_save + 256
+    limit = limit if max_steps is None else max_steps
+    interval_steps = None
+    if kind == "checkpointed":
+        # The checkpointed loop needs a static bound on the steps between two save times.
+        try:
+            points = (
+                np.asarray(ts_in, float)
+                if t0 is None
+                else np.concatenate([[float(t0)], np.asarray(ts_in, float)])
+            )
+        except (jax.errors.ConcretizationTypeError, TypeError):
+            raise ValueError(
+                f"{where}: a checkpointed hybrid solve needs concrete (not traced) ts and t0"
+            ) from None
+        interval_steps = math.ceil(np.diff(points, prepend=points[0]).max() / dt) + 64
+
+    carry0, body = _stepper(model, solver, dt, root_iterations, dtype, t_start, y0, limit)
+
     def advance(c, t_save):
         """Integrate (across events) until the save time ``t_save``; output the state there."""
         c = eqxi.while_loop(
@@ -341,3 +354,107 @@ def simulate_hybrid(
         y_final=final["y"],
         max_error=final["max_error"],
     )
+
+
+class Knots(eqx.Module):
+    """The loop states of :func:`integrate_knots` (batch axes added by ``vmap``).
+
+    **Fields:** ``ts`` and ``ys``, the time and state after each iteration (``ts[0]``, ``ys[0]``:
+    the start; an iteration that only located an event repeats its predecessor); ``status`` (0
+    when ``t_end`` was reached, else a failure code as in :class:`HybridSimulation`);
+    ``num_events``; ``t_final``, ``y_final``.
+    """
+
+    ts: Float[Array, "*batch knot"]
+    ys: Float[Array, "*batch knot state"]
+    status: Int[Array, "*batch"]
+    num_events: Int[Array, "*batch"]
+    t_final: Float[Array, "*batch"]
+    y_final: Float[Array, "*batch state"]
+
+
+def integrate_knots(
+    model: AbstractHybridModel,
+    y0: Float[Array, " state"],
+    t_end,
+    iterations: int,
+    *,
+    t0=0.0,
+    solver: dfx.AbstractSolver | None = None,
+    dt: float | None = None,
+    root_iterations: int = 6,
+) -> Knots:
+    """Integrate a hybrid model from ``(t0, y0)`` to ``t_end`` in exactly ``iterations`` loop
+    iterations (a ``lax.scan``; iterations after ``t_end`` or a failure change nothing), keeping
+    the state after every iteration.
+
+    The steps and events are those of :func:`simulate_hybrid` with no save times before
+    ``t_end``: fixed steps of ``dt`` (the last one shortened to end at ``t_end``), events located
+    and applied. :func:`states_at` then gives the state at any time in ``[t0, t_end]`` by one
+    Runge-Kutta step from the last knot before it, so a batch needs no lock-step iteration per
+    save time. ``status`` is ``STATUS_ITERATION_LIMIT`` when ``iterations`` did not reach ``t_end``.
+    """
+    solver = dfx.Dopri8() if solver is None else solver
+    if not isinstance(solver, dfx.AbstractERK):
+        raise TypeError(
+            f"integrate_knots: solver must be an explicit diffrax Runge-Kutta solver, got {solver!r}"
+        )
+    dt = model.default_dt if dt is None else dt
+    if not (isinstance(iterations, int) and iterations >= 1):
+        raise ValueError(f"integrate_knots: iterations must be a positive int, got {iterations!r}")
+    dtype = jnp.result_type(y0.dtype, jnp.asarray(t_end).dtype)
+    y0 = y0.astype(dtype)
+    t_end = jnp.asarray(t_end, dtype)
+    t_start = jnp.asarray(t0, dtype)
+    carry0, body = _stepper(model, solver, dt, root_iterations, dtype, t_start, y0, iterations + 2)
+
+    def one(c, _):
+        go = (c["status"] == _RUNNING) & (c["t"] < t_end)
+        new = body(c, t_end)
+        c = jax.tree.map(lambda a, b: jnp.where(go, a, b), new, c)
+        return c, (c["t"], c["y"])
+
+    final, (ts, ys) = jax.lax.scan(one, carry0, None, length=iterations)
+    status = jnp.where(
+        final["status"] == _RUNNING,
+        jnp.where(final["t"] >= t_end, STATUS_OK, STATUS_ITERATION_LIMIT),
+        final["status"],
+    )
+    return Knots(
+        ts=jnp.concatenate([t_start[None], ts]),
+        ys=jnp.concatenate([y0[None], ys]),
+        status=status.astype(jnp.int32),
+        num_events=final["num_events"],
+        t_final=final["t"],
+        y_final=final["y"],
+    )
+
+
+def states_at(
+    model: AbstractHybridModel,
+    knots: Knots,
+    ts: Float[Array, " time"],
+    *,
+    solver: dfx.AbstractSolver | None = None,
+) -> Float[Array, "time state"]:
+    """The states at times ``ts`` (within the knots' span) of an :func:`integrate_knots` run: from
+    the last knot at or before each time, one step of ``solver`` (the run's) to that time.
+
+    Every step lies inside one of the run's own steps, so no event falls within it, and the result
+    is a true Runge-Kutta state of the same order as the run's, not an interpolation.
+    """
+    solver = dfx.Dopri8() if solver is None else solver
+    nc = model.continuous_size
+    idx = jnp.clip(jnp.searchsorted(knots.ts, ts, side="right") - 1, 0, knots.ts.shape[0] - 1)
+
+    def one(t, i):
+        t_k, y_k = knots.ts[i], knots.ys[i]
+        yd = y_k[nc:]
+
+        def f(tt, yc):
+            return model.vector_field(tt, jnp.concatenate([yc, yd]))[:nc]
+
+        y1c, _, _ = _rk_step(solver.tableau, f, t_k, t, y_k[:nc])
+        return jnp.concatenate([y1c, yd])
+
+    return jax.vmap(one)(ts, idx)

@@ -155,3 +155,125 @@ def walker_reference(m, k, l0, alpha0, g, state, ts, *, foot=0.0, rtol=1e-11, at
             out[ts > t] = np.nan
             return out, phases, name
         phases += 1
+
+
+def walker_period_reference(m, k, l0, alpha0, g, state, *, rtol=1e-12, atol=1e-13, method="DOP853"):
+    """One step of Geyer's walker from mid-stance to the next, as a scipy ``solve_ivp`` event loop
+    written from the equations alone (independent of jaxid).
+
+    ``state = (y, vx, vy)`` at mid-stance with the stance foot at ``x = 0``. Phases: single support
+    until touch-down (``y`` falls through ``l0 sin(alpha0)`` after mid-stance; the new foot lands at
+    ``x + l0 cos(alpha0)``), double support until the rear leg reaches ``l0``, single support on the
+    new foot until mid-stance (``x`` reaches the foot). Returns ``(section, step_time, step_length,
+    states)``: the new ``(y, vx, vy)``, the period, the new foot's position and a function
+    ``t -> (len(t), 4)`` states ``(x, y, vx, vy)`` for ``0 <= t <= step_time``; ``None`` if the walker
+    fails (falls, stalls or leaves the ground) first.
+    """
+    y_td = l0 * np.sin(alpha0)
+
+    def rhs(feet):
+        def f(t, s):
+            x, y, vx, vy = s
+            ax, ay = 0.0, -g
+            for fx in feet:
+                c = k / m * (l0 / np.hypot(x - fx, y) - 1.0)
+                ax += c * (x - fx)
+                ay += c * y
+            return [vx, vy, ax, ay]
+
+        return f
+
+    def terminal(fun, direction):
+        fun.terminal = True
+        fun.direction = direction
+        return fun
+
+    pieces = []
+    t, s = 0.0, np.array([0.0, *state], float)
+    fails = [terminal(lambda t, s: s[1] - 0.5 * l0, -1), terminal(lambda t, s: s[2], -1)]
+    phases = [
+        ([0.0], terminal(lambda t, s: (s[1] - y_td) if s[0] > 0.0 else 1.0, -1)),
+        None,  # double support: its feet depend on the touch-down
+        None,
+    ]
+    feet, event = phases[0]
+    for phase in range(3):
+        if phase == 1:
+            feet = [0.0, s[0] + l0 * np.cos(alpha0)]
+            event = terminal(lambda t, s: np.hypot(s[0], s[1]) - l0, 1)
+        elif phase == 2:
+            feet = [feet[1]]
+            event = terminal(lambda t, s, f=feet[0]: s[0] - f, 1)
+        lift = terminal(lambda t, s, f=feet[-1]: np.hypot(s[0] - f, s[1]) - l0, 1)
+        sol = solve_ivp(
+            rhs(feet), (t, t + 5.0), s, method=method, rtol=rtol, atol=atol,
+            events=[event, *fails, lift], dense_output=True,
+        )  # fmt: skip
+        if sol.status != 1 or len(sol.t_events[0]) == 0:
+            return None
+        pieces.append((t, sol.t[-1], sol.sol))
+        t, s = float(sol.t[-1]), sol.y[:, -1]
+
+    def states(ts):
+        ts = np.atleast_1d(np.asarray(ts, float))
+        out = np.empty((len(ts), 4))
+        done = np.zeros(len(ts), bool)
+        for i, (_, t1, f) in enumerate(pieces):
+            take = ~done & ((ts <= t1) | (i == len(pieces) - 1))
+            if take.any():
+                out[take] = f(ts[take]).T
+            done |= take
+        return out
+
+    return s[1:], t, feet[0], states
+
+
+def walker_gait_reference(m, k, l0, alpha0, g, height, guess, *, rtol=1e-12, atol=1e-13, xtol=1e-13):
+    """The periodic gait at mid-stance height ``height`` by scipy's ``root`` (MINPACK hybrd, finite
+    differences) on :func:`walker_period_reference`, started from ``guess = (vx, vy)``.
+
+    Returns ``(vx, vy, step_time, step_length, states)`` or ``None`` when no fixed point is found.
+    """
+    from scipy.optimize import root
+
+    def residual(u):
+        out = walker_period_reference(m, k, l0, alpha0, g, (height, u[0], u[1]), rtol=rtol, atol=atol)
+        if out is None:
+            return [1e3, 1e3]
+        return [out[0][0] - height, out[0][2] - u[1]]
+
+    sol = root(residual, np.asarray(guess, float), method="hybr", options=dict(xtol=xtol))
+    # The residual decides (MINPACK may stop "without progress" once it is at rounding level).
+    if np.max(np.abs(residual(sol.x))) > 1e-9:
+        return None
+    _, period, length, states = walker_period_reference(
+        m, k, l0, alpha0, g, (height, *sol.x), rtol=rtol, atol=atol
+    )
+    return sol.x[0], sol.x[1], period, length, states
+
+
+def tile_period(states, period, length, ts):
+    """A periodic record: ``(x, y)`` at ``ts`` from one period's states, ``x`` shifted by
+    ``length`` and ``t`` by ``period`` per step."""
+    ts = np.asarray(ts, float)
+    n = np.floor(ts / period)
+    xy = states(ts - n * period)[:, :2].copy()
+    xy[:, 0] += n * length
+    return xy
+
+
+def walker_find_gait_reference(m, k, l0, alpha0, g, height, *, rtol=1e-11, atol=1e-12):
+    """:func:`walker_gait_reference` from its own starting point: the speed (``vy = 0``) on a grid
+    of 0.2 to 0.5 ``sqrt(g l0)`` whose one-step return is closest to periodic. ``None`` when no
+    fixed point is found."""
+    best, guess = np.inf, None
+    for v in np.linspace(0.2, 0.5, 25) * np.sqrt(g * l0):
+        out = walker_period_reference(m, k, l0, alpha0, g, (height, v, 0.0), rtol=rtol, atol=atol)
+        if out is None:
+            continue
+        misfit = max(abs(out[0][0] - height) / l0, abs(out[0][1] - v) / np.sqrt(g * l0))
+        if misfit < best:
+            best, guess = misfit, (v, 0.0)
+    if guess is None:
+        return None
+    return walker_gait_reference(m, k, l0, alpha0, g, height, guess, rtol=rtol, atol=atol)
