@@ -1,8 +1,10 @@
-"""Matplotlib figures shared by the command line, the experiments and the notebooks."""
+"""Matplotlib figures shared by the command line, the experiments and the notebooks.
+
+pyplot is imported inside the functions that draw, so that ``import jaxid`` does not load matplotlib.
+"""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 
@@ -12,6 +14,8 @@ def plot_trajectories(sim, channel_names, *, max_records: int = 8, title: str | 
     ``sim`` is a batched :class:`jaxid.Simulation` (leading record axis). Failed records are
     drawn dashed in grey. Returns the matplotlib figure.
     """
+    import matplotlib.pyplot as plt
+
     obs, ts, ok = np.asarray(sim.obs), np.asarray(sim.ts), np.asarray(sim.success)
     if obs.ndim == 2:  # one record
         obs, ts, ok = obs[None], ts[None], ok[None]
@@ -32,3 +36,17 @@ def plot_trajectories(sim, channel_names, *, max_records: int = 8, title: str | 
         axes[0].set_title(title)
     fig.tight_layout()
     return fig
+
+
+def agg_pyplot():
+    """``matplotlib.pyplot`` on the file-writing Agg backend, imported on first use.
+
+    For code that only saves figures to files (the studies' reports): importing it at module level
+    would load matplotlib, and switch its backend, whenever the module is imported.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt

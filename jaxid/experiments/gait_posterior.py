@@ -25,6 +25,7 @@ import numpy as np
 
 from ..inference import calibrate, null_axis_angle
 from ..nn import TrainConfig, regression_metrics, scaling_ceiling, train_posterior
+from ..plots import agg_pyplot
 
 PARAMS = ("m", "k", "l0")
 
@@ -96,11 +97,7 @@ def posterior_study(config, x_kin, x_all, params, scaling, priors, out: Path, sa
 
 
 def _figures(out: Path, cal, truth, draws, forces_draws, priors) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = agg_pyplot()
     fig = cal.plot()
     fig.savefig(out / "posterior_calibration.png", dpi=110, bbox_inches="tight")
     plt.close(fig)

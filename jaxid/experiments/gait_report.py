@@ -5,11 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt
 import numpy as np
+
+from ..plots import agg_pyplot
 
 PARAMS = ("m", "k", "l0")
 UNITS = {"m": "kg", "k": "N/m", "l0": "m", "k/m": "1/s^2"}
@@ -246,6 +244,7 @@ def _sweep_markdown(name: str, sweep: dict) -> list[str]:
 
 
 def _save(fig, out: Path, name: str) -> list[str]:
+    plt = agg_pyplot()
     fig.savefig(out / name, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return [name]
@@ -254,6 +253,7 @@ def _save(fig, out: Path, name: str) -> list[str]:
 def main_figures(
     out, data, x_kin, params, te, pred_p, ceil, te_c, targets_c, pred_c, mono_names, report, res_p, res_c
 ) -> list[str]:
+    plt = agg_pyplot()
     out = Path(out)
     names = []
     # Predicted against true.
@@ -308,6 +308,7 @@ def main_figures(
 
 
 def sweep_figure(out, name: str, sweep: dict) -> list[str]:
+    plt = agg_pyplot()
     out = Path(out)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     rows = sweep["rows"]

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt
 import numpy as np
 
 from ..hybrid import MODEL_LABELS, mcc
+from ..plots import agg_pyplot
 
 BETTER_LOW = {"z_p_mse": True, "mcc": False, "recon_mse": True, "pred_mse": True}
 HEADERS = {"z_p_mse": "MSE z_p", "mcc": "MCC z_n", "recon_mse": "MSE rec", "pred_mse": "MSE pred"}
@@ -169,6 +166,7 @@ def markdown(results: dict) -> str:
 
 
 def _save(fig, out: Path, name: str) -> list[str]:
+    plt = agg_pyplot()
     fig.savefig(out / name, dpi=110)
     plt.close(fig)
     return [name]
@@ -181,6 +179,7 @@ def _channel(system) -> int:
 def figures(results: dict, keep: dict, out: Path) -> list[str]:
     """Reconstructions and extrapolations (ID and OOD), latent-vs-truth scatter, training curves,
     MCC against tasks and seed agreement. Returns the file names."""
+    plt = agg_pyplot()
     out = Path(out)
     names = []
     systems = list(keep)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 
 def plot_spectrum(report, ax=None):
     """Singular values of the whitened Jacobian relative to the largest (log scale), retained ones
     filled, with the rank threshold dashed. Returns the figure."""
+    import matplotlib.pyplot as plt
+
     s = report.spectrum
     if ax is None:
         fig, ax = plt.subplots(figsize=(4.2, 3.2))
@@ -39,6 +40,8 @@ def plot_spectrum(report, ax=None):
 
 def plot_null_vectors(report, ax=None):
     """Each null direction as a group of bars over the parameters. Returns the figure."""
+    import matplotlib.pyplot as plt
+
     null = report.spectrum.null_space
     labels = [f"v{j + 1}" for j in range(null.shape[1])]
     c = report.combinations
@@ -71,6 +74,8 @@ def plot_null_vectors(report, ax=None):
 def plot_profiles(profiles, axes=None, scale="log"):
     """One panel per profile: delta chi-square against the profiled quantity, the 95 % threshold
     dashed, the estimate marked, unconverged points as crosses. Returns the figure."""
+    import matplotlib.pyplot as plt
+
     n = len(profiles)
     if n == 0:
         fig, ax = plt.subplots(figsize=(3, 2))
@@ -107,6 +112,8 @@ def plot_profiles(profiles, axes=None, scale="log"):
 
 def plot_report(report):
     """Spectrum and null vectors side by side, profiles below when computed. Returns the figure."""
+    import matplotlib.pyplot as plt
+
     n_prof = len(report.profiles or [])
     cols = max(2, min(n_prof, 3))
     rows = 1 + math.ceil(n_prof / cols)
