@@ -1,6 +1,7 @@
 """jaxid: a JAX-native differentiable simulation toolkit for parameter identifiability."""
 
 from . import identify, nn, sensitivity
+from ._version import __version__
 from .data import GaitDataset, generate_gait_dataset, load_dataset
 from .gait import Gait, find_gait
 from .models import (
@@ -14,8 +15,6 @@ from .models import (
 )
 from .simulate import Simulation, simulate, simulate_batch
 from .switching import HybridSimulation, status_counts
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AbstractHybridModel",

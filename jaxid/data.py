@@ -62,6 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from ._version import __version__
 from .chunking import batch_sharding
 from .gait import find_gait
 from .models.walking import STATUS_NAMES, Walker
@@ -446,8 +447,6 @@ def _chunk_newton(walker, height_ratio, vx_guess, vy_guess, ts, dt, iterations):
 def _versions() -> dict:
     import diffrax
     import optax
-
-    from . import __version__
 
     return dict(
         jaxid=__version__,
