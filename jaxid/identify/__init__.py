@@ -13,7 +13,7 @@ the module docstrings of :mod:`.fisher`, :mod:`.combinations` and :mod:`.profile
 """
 
 from .combinations import Combinations, analyze_null_spaces, format_monomial
-from .experiment import Experiment
+from .experiment import Experiment, value_and_jacobian
 from .fisher import (
     Spectrum,
     collinearity,
@@ -46,5 +46,6 @@ __all__ = [
     "profile_likelihood",
     "sensitivities",
     "spectrum",
+    "value_and_jacobian",
     "whitened_jacobians",
 ]

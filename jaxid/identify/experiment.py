@@ -241,8 +241,22 @@ def _value_and_jacfwd_batched(fn):
 
 @eqx.filter_jit
 def value_and_jacobian(fn, theta):
-    """``(fn(theta), dfn/dtheta)`` in one forward-mode pass, batched over leading axes of ``theta``;
-    compiled once per function and shape (``fn`` is static)."""
+    r"""``(fn(theta), dfn/dtheta)`` in one forward-mode pass, batched over leading axes of ``theta``.
+
+    The Jacobian :math:`J_{\ldots j} = \partial\, \mathrm{fn}(\theta)_{\ldots} / \partial \theta_j` is
+    built column by column from ``p`` Jacobian-vector products :math:`J e_j` (``jax.jvp`` along the
+    unit vectors, vmapped), so ``fn`` must be differentiable in forward mode. Compiled once per
+    function and shape (``fn`` is static). This is the forward-mode pass shared by
+    :mod:`jaxid.identify` and :mod:`jaxid.sensitivity`.
+
+    **Arguments:**
+
+    - ``fn``: a JAX-traceable function from a parameter vector (shape ``(p,)``) to an array.
+    - ``theta``: the parameter vector, or a batch of them along leading axes (shape ``(..., p)``).
+
+    **Returns:** ``(y, jac)`` with ``y = fn(theta)`` (shape ``batch + out``) and ``jac`` of shape
+    ``batch + out + (p,)``.
+    """
     return _value_and_jacfwd_batched(fn)(theta)
 
 

@@ -3,7 +3,7 @@ sensitivity measures (DGSM).
 
 - Local: :math:`s_{ij}(t) = \partial \log y_i(t) / \partial \log \theta_j
   = (\theta_j / y_i(t))\, \partial y_i(t)/\partial\theta_j` at one parameter point, by forward-mode
-  AD (:func:`jaxid.identify.Experiment.value_and_jacobian`'s pass).
+  AD (:func:`jaxid.identify.value_and_jacobian`).
 - DGSM (Sobol and Kucherenko 2009): :math:`\nu_i = E[(\partial f/\partial x_i)^2]` over the prior,
   by ``vmap(jacfwd)`` over scrambled Sobol points. For a uniform prior on :math:`[a_i, b_i]` it
   bounds the total Sobol index: :math:`S_{T_i} \le (b_i - a_i)^2\, \nu_i / (\pi^2 V)`.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
-from ..identify.experiment import _value_and_jacfwd, value_and_jacobian
+from ..identify import value_and_jacobian
 from .sampling import Box, evaluate, sobol_points
 
 
@@ -106,15 +106,15 @@ _WITH_GRADIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def _value_and_gradients(fn):
     """``theta -> [y, dy/dtheta_1, ..., dy/dtheta_p]`` stacked on a leading axis (the forward-mode
-    pass of :mod:`jaxid.identify`), one per ``fn`` so that repeated analyses compile once."""
+    pass of :func:`jaxid.identify.value_and_jacobian`), one per ``fn`` so that repeated analyses
+    compile once."""
     try:
         return _WITH_GRADIENTS[fn]
     except (KeyError, TypeError):
         pass
-    value_and_jac = _value_and_jacfwd(fn)
 
     def stacked(theta):
-        y, jac = value_and_jac(theta)
+        y, jac = value_and_jacobian(fn, theta)
         return jnp.concatenate([y[None], jnp.moveaxis(jac, -1, 0)])
 
     try:
