@@ -14,6 +14,7 @@ from jaxtyping import Array, Bool, Float, Int
 from .chunking import map_chunked
 from .models.base import AbstractHybridModel, AbstractModel, as_param
 from .switching import HybridSimulation, simulate_hybrid
+from .typing import StateBatch, StateVector, TimeGrid
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-9
@@ -66,8 +67,8 @@ def _check_common(model, ts, rtol, atol, max_steps, where):
 
 def simulate(
     model: AbstractModel,
-    y0: Float[Array, " state"],
-    ts: Float[Array, " time"],
+    y0: StateVector,
+    ts: TimeGrid,
     *,
     t0: float | None = None,
     solver: dfx.AbstractSolver | None = None,
@@ -215,8 +216,8 @@ def _batch_size(model: AbstractModel, y0) -> int:
 
 def simulate_batch(
     model: AbstractModel,
-    y0: Float[Array, "batch state"] | Float[Array, " state"],
-    ts: Float[Array, " time"],
+    y0: StateBatch | StateVector,
+    ts: TimeGrid,
     *,
     chunk_size: int = 4096,
     devices: list[jax.Device] | None = None,

@@ -16,10 +16,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array
 
 from ..models.base import AbstractHybridModel, AbstractModel, as_param
 from ..simulate import simulate
+from ..typing import ParamBatch, ParamVector
 
 
 class Experiment:
@@ -50,7 +51,7 @@ class Experiment:
 
     def __init__(
         self,
-        fn: Callable[[Float[Array, " param"]], Array],
+        fn: Callable[[ParamVector], Array],
         noise,
         *,
         relative: bool = False,
@@ -183,7 +184,7 @@ class Experiment:
         )
 
     # ------------------------------------------------------------------ evaluation
-    def value_and_jacobian(self, theta: Float[Array, "*batch param"]):
+    def value_and_jacobian(self, theta: ParamBatch):
         """``(y, dy/dtheta)`` by forward-mode AD, jitted (compiled once per experiment and shape),
         batched over leading axes of ``theta``. ``dy/dtheta`` has shape ``y.shape + (p,)``."""
         return value_and_jacobian(self.fn, jnp.asarray(theta))

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array
 
+from ..typing import ParamBatch, ParamVector
 from .experiment import Experiment, as_experiments, value_and_jacobian
 
 GAP_RATIO = 333.0
@@ -35,8 +36,8 @@ Cramer-Rao bound."""
 
 
 def sensitivities(
-    fn: Callable[[Float[Array, " param"]], Array] | Experiment,
-    theta: Float[Array, "*batch param"],
+    fn: Callable[[ParamVector], Array] | Experiment,
+    theta: ParamBatch,
     *,
     log: bool = False,
 ) -> Array:
@@ -138,7 +139,7 @@ def raise_nonfinite(e: Experiment, theta, ok, ok_y, where, *, single=False):
 
 def fisher_information(
     experiments: Experiment | list[Experiment],
-    theta: Float[Array, "*batch param"],
+    theta: ParamBatch,
     *,
     log: bool = False,
 ) -> np.ndarray:
