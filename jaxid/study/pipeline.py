@@ -572,6 +572,8 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
             draws=config.bayes.draws,
             thin=config.bayes.thin,
             ess_min=config.bayes.ess_min,
+            chunk_size=min(n_bayes, 64),  # no padding of a small subset to a full chunk
+            coords="log" if np.all(prior.support[0] > 0) else "auto",  # scaling ridges are straight in logs
             progress=progress,
         )
         truth_aug = (
