@@ -149,6 +149,52 @@ def _hybrid(args) -> int:
     return 0
 
 
+def _study(args) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from . import study
+
+    if args.list_presets:
+        for name in study.preset_names():
+            print(f"{name}\t{study.preset_path(name)}")
+        return 0
+    if args.config is None:
+        raise SystemExit("jaxid study: give a CONFIG.toml or a preset name (see --list-presets)")
+    try:
+        if args.config in study.preset_names() and not Path(args.config).is_file():
+            config = study.load_preset(args.config)
+        else:
+            config = study.load_config(args.config)
+        changes = {k: v for k, v in dict(records=args.records, seed=args.seed).items() if v is not None}
+        if changes:
+            config = config.replace(**changes)
+    except (TypeError, ValueError) as err:
+        raise SystemExit(f"jaxid study: {err}") from None
+    out = Path(args.out) if args.out else Path("jaxid-output") / "study" / config.name
+    result = study.run(config, out=out, progress=not args.quiet)
+    print(study.report.markdown_table(result.table))
+    print(f"wrote {out / 'report.md'} ({result.seconds} s)")
+    return 0
+
+
+def _add_study_parser(sub) -> None:
+    p = sub.add_parser(
+        "study",
+        help="the identifiability study of any model from a TOML configuration (or a preset)",
+        description="Simulate records of a model, map its Fisher identifiability across the prior, "
+        "train estimators for its parameters and identifiable combinations, compare them with the "
+        "Bayes limit and write a Markdown/JSON/figure report.",
+    )
+    p.add_argument("config", nargs="?", help="a study TOML file or a preset name")
+    p.add_argument("--list-presets", action="store_true", help="list the shipped presets and exit")
+    p.add_argument("--out", help="output folder (default jaxid-output/study/NAME)")
+    p.add_argument("--records", type=int, help="number of records (overrides the file)")
+    p.add_argument("--seed", type=int, help="random seed (overrides the file)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_study)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -231,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     hybrid.add_argument("--out", default="jaxid-output/hybrid", help="output folder")
     hybrid.add_argument("--quiet", action="store_true", help="no progress output")
     hybrid.set_defaults(func=_hybrid)
+    _add_study_parser(sub)
     return parser
 
 

@@ -57,6 +57,11 @@ class Distribution(eqx.Module):
     def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         raise NotImplementedError
 
+    def quantile(self, u: Float[Array, "..."]) -> Float[Array, "..."]:
+        """The inverse distribution function: the value below which a fraction ``u`` in ``(0, 1)``
+        of the mass lies (maps uniform draws to draws of this distribution)."""
+        raise NotImplementedError
+
     def mean_sd(self) -> tuple[float, float]:
         """Mean and standard deviation (by quadrature-free closed forms or, for truncated
         distributions, from 20,000 quasi-random draws)."""
@@ -91,6 +96,10 @@ class Uniform(Distribution):
     def mean_sd(self):
         return 0.5 * (self.low + self.high), (self.high - self.low) / math.sqrt(12.0)
 
+    def quantile(self, u):
+        """``low + u (high - low)``."""
+        return self.low + jnp.asarray(u) * (self.high - self.low)
+
     def __repr__(self):
         return f"Uniform({self.low:g}, {self.high:g})"
 
@@ -121,6 +130,10 @@ class LogUniform(Distribution):
         safe = jnp.where(inside, x, 1.0)
         return jnp.where(inside, -jnp.log(safe) - math.log(math.log(self.high / self.low)), -jnp.inf)
 
+    def quantile(self, u):
+        """``low (high / low)^u``."""
+        return jnp.exp(math.log(self.low) + jnp.asarray(u) * math.log(self.high / self.low))
+
     def __repr__(self):
         return f"LogUniform({self.low:g}, {self.high:g})"
 
@@ -139,6 +152,15 @@ def _truncated(loc, scale, low, high, what):
     if not math.isfinite(log_mass):
         raise ValueError(f"{what}: [low, high] = [{low}, {high}] holds no mass of the distribution")
     return loc, scale, low, high, log_mass
+
+
+def _truncated_ndtri(u, low, high, loc, scale):
+    """Standard-normal quantile of ``u`` rescaled to the mass between the standardised bounds."""
+    from jax.scipy.special import ndtr, ndtri
+
+    pa = 0.0 if math.isinf(low) else float(ndtr((low - loc) / scale))
+    pb = 1.0 if math.isinf(high) else float(ndtr((high - loc) / scale))
+    return ndtri(pa + jnp.asarray(u) * (pb - pa))
 
 
 class Normal(Distribution):
@@ -172,6 +194,10 @@ class Normal(Distribution):
         if math.isinf(self.low) and math.isinf(self.high):
             return self.mean, self.sd
         return super().mean_sd()
+
+    def quantile(self, u):
+        r"""``mean + sd Phi^{-1}(Phi(a) + u (Phi(b) - Phi(a)))``, ``a, b`` the standardised bounds."""
+        return self.mean + self.sd * _truncated_ndtri(u, self.low, self.high, self.mean, self.sd)
 
     def __repr__(self):
         cut = "" if math.isinf(self.low) and math.isinf(self.high) else f", [{self.low:g}, {self.high:g}]"
@@ -213,6 +239,12 @@ class LogNormal(Distribution):
         safe = jnp.where(inside, x, 1.0)
         lp = stats.norm.logpdf(jnp.log(safe), self.mu, self.sigma) - jnp.log(safe) - self.log_mass
         return jnp.where(inside, lp, -jnp.inf)
+
+    def quantile(self, u):
+        r"""``exp(mu + sigma Phi^{-1}(Phi(a) + u (Phi(b) - Phi(a))))`` on the log bounds ``a, b``."""
+        lo = -math.inf if self.low == 0 else math.log(self.low)
+        hi = math.log(self.high) if math.isfinite(self.high) else math.inf
+        return jnp.exp(self.mu + self.sigma * _truncated_ndtri(u, lo, hi, self.mu, self.sigma))
 
     def __repr__(self):
         return f"LogNormal({self.mu:g}, {self.sigma:g})"
@@ -301,6 +333,12 @@ class Prior(eqx.Module):
         lo, hi = self.support
         theta = np.asarray(theta, dtype=float)
         return np.all((theta >= lo) & (theta <= hi), axis=-1)
+
+    def quantile(self, u: Float[Array, "*batch param"]) -> Float[Array, "*batch param"]:
+        """Each marginal's :meth:`Distribution.quantile` along the last axis: maps points of the
+        unit cube to parameter vectors with this prior's distribution."""
+        u = jnp.asarray(u)
+        return jnp.stack([d.quantile(u[..., i]) for i, d in enumerate(self.dists)], axis=-1)
 
     def mean_sd(self) -> tuple[np.ndarray, np.ndarray]:
         """Means and standard deviations of the marginals."""

@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import __version__
 from ..data import add_noise, generate_gait_dataset
+from ..identify.combinations import monomial_values
 from ..nn import TrainConfig, regression_metrics, scaling_ceiling, train
 from .results import jsonable
 
@@ -142,12 +143,6 @@ class GaitStudyConfig:
         smallest = math.ceil(self.batch_size / 0.8)
         grid = {max(self.records // 10, smallest), self.records // 3, self.records}
         return tuple(sorted(s for s in grid if smallest <= s <= self.records))
-
-
-def monomial_values(params: np.ndarray, exponents) -> np.ndarray:
-    """``prod_i params_i ** e_i`` for each exponent row: the monomials' values, ``(N, len(exponents))``."""
-    e = np.asarray(exponents, dtype=np.float64)
-    return np.exp(np.log(params) @ e.T)
 
 
 def fisher_analysis(config: GaitStudyConfig, channels: tuple[str, ...], priors: dict):

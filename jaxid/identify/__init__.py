@@ -12,7 +12,7 @@ Definitions follow Raue et al. (2009) for profiles and Brun et al. (2001) for co
 the module docstrings of :mod:`.fisher`, :mod:`.combinations` and :mod:`.profile`.
 """
 
-from .combinations import Combinations, analyze_null_spaces, format_monomial
+from .combinations import Combinations, analyze_null_spaces, format_monomial, monomial_values
 from .experiment import Experiment, value_and_jacobian
 from .fisher import (
     Spectrum,
@@ -42,6 +42,7 @@ __all__ = [
     "cramer_rao",
     "fisher_information",
     "format_monomial",
+    "monomial_values",
     "numerical_rank",
     "profile_likelihood",
     "sensitivities",

@@ -94,6 +94,14 @@ def _coprime(vec: list[Fraction]) -> list[int]:
     return [v // g for v in ints]
 
 
+def monomial_values(params, exponents) -> np.ndarray:
+    r"""The monomials :math:`\prod_i \theta_i^{a_i}` of positive parameters ``params``
+    ``(N, p)`` for each exponent row ``a`` of ``exponents`` ``(k, p)``: shape ``(N, k)``
+    (computed as :math:`\exp(\log\theta \cdot a)`)."""
+    e = np.asarray(exponents, dtype=np.float64)
+    return np.exp(np.log(np.asarray(params, dtype=np.float64)) @ e.T)
+
+
 def _power(name: str, e: int) -> str:
     return name if e == 1 else f"{name}^{e}"
 

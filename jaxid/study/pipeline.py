@@ -1,0 +1,646 @@
+r"""The study for any model: :func:`run` takes a :class:`~jaxid.study.StudyConfig` and returns a
+:class:`StudyResult` (and, with ``out``, writes ``report.md``, ``results.json``, figures and the
+records).
+
+Steps (each reuses the library's own function):
+
+1. **Data.** Parameters from the prior (and initial states, where drawn), simulated in chunks by
+   :func:`jaxid.simulate_batch` (a function model by :func:`jaxid.chunking.map_chunked`); failed
+   records are rejected and counted by reason, and new candidates drawn until ``records`` are
+   accepted. Gaussian noise of standard deviation :math:`\sigma` (absolute), or
+   :math:`\sigma \cdot \mathrm{sd}_c` with :math:`\mathrm{sd}_c` the record's own channel sd over
+   time (relative, :meth:`jaxid.identify.Experiment.sigma`'s convention), is added.
+2. **Identifiability across the prior.** :func:`jaxid.identify.analyze` at ``draws`` prior draws
+   (one record with the study's channels and noise, the initial state known): the Fisher rank at
+   each draw, null directions, scaling symmetries, identifiable monomials and Cramer-Rao bounds
+   (the *identifiability map*: where the rank drops, how the bounds spread); and total Sobol
+   indices (:func:`jaxid.sensitivity.sobol_indices` on the prior's quantile transform of the unit
+   cube), aggregated over the outputs as :math:`S_{T,i} = \sum_k V_k S_{T,ik} / \sum_k V_k`.
+3. **Learned estimators.** :func:`jaxid.nn.train` for the raw parameters and for the
+   identifiable combinations of step 2 (the monomials with two or more factors of the modal
+   analysis), on :math:`\log\theta` (where every prior is positive; a monomial is linear there,
+   :math:`\log \prod \theta_i^{a_i} = a \cdot \log\theta`), scored on the test split.
+4. **The limit.** :func:`jaxid.inference.sample_posterior` on the first ``bayes.records`` test
+   records (drawn initial-state components are sampled too and marginalised), the Bayes risk
+   (:func:`jaxid.inference.bayes_risk`) and each network against it
+   (:func:`jaxid.inference.compare`: R^2 against the limit and the verdict).
+5. **Report.** A table per parameter and per combination: identifiable or not (and why), the
+   Cramer-Rao bound, the total Sobol index, the network's error, the Bayes limit and the verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+from .. import __version__
+from ..chunking import map_chunked
+from ..experiments.results import jsonable
+from ..identify import Experiment, analyze, monomial_values
+from ..inference import bayes_risk, compare, sample_posterior
+from ..models.base import AbstractHybridModel
+from ..nn import TrainConfig, regression_metrics, train
+from ..priors import Prior
+from ..sensitivity import sobol_indices
+from ..simulate import simulate, simulate_batch
+from .config import ResolvedModel, StudyConfig, validate
+
+__all__ = ["IdentifiabilityMap", "StudyResult", "identifiability_map", "make_observer", "run"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the map theta -> observations
+
+
+class _Observe(eqx.Module):
+    """``theta -> observations (time, channel)`` of the configured model: the studied parameters
+    (then the drawn initial-state components, if ``augmented``) set into the model and its
+    initial state ``y0``. An equinox Module, so ``y0`` is an array leaf: experiments that differ
+    only in their initial state share one compilation."""
+
+    model: object
+    y0: Array
+    ts: Array
+    param_index: tuple[int, ...] = eqx.field(static=True)
+    state_index: tuple[int, ...] = eqx.field(static=True)
+    channel_index: tuple[int, ...] = eqx.field(static=True)
+
+    def __call__(self, theta):
+        p = len(self.param_index)
+        base = self.model.params
+        m = self.model.with_params(base.at[jnp.array(self.param_index)].set(theta[:p]))
+        y0 = self.y0
+        if self.state_index:
+            y0 = y0.at[jnp.array(self.state_index)].set(theta[p:])
+        kwargs = {} if isinstance(m, AbstractHybridModel) else {"adjoint": dfx.ForwardMode()}
+        sim = simulate(m, y0, self.ts, **kwargs)
+        obs = sim.obs[:, jnp.array(self.channel_index)]
+        return jnp.where(sim.success, obs, jnp.nan)
+
+
+class _ObserveFunction(eqx.Module):
+    fn: object = eqx.field(static=True)
+
+    def __call__(self, theta):
+        y = jnp.asarray(self.fn(theta))
+        return y[:, None] if y.ndim == 1 else y
+
+
+def make_observer(config: StudyConfig, resolved: ResolvedModel, *, y0=None, augmented: bool = False):
+    """The map ``theta -> observations (time, channel)`` of one record.
+
+    ``theta`` holds the studied parameters in ``config.params`` order, followed, with
+    ``augmented=True``, by the drawn initial-state components; otherwise the initial state is
+    ``y0`` (default: the configured one with drawn components at their prior centre). Forward-mode
+    differentiable (``Experiment``); a failed simulation gives NaN observations."""
+    if resolved.kind == "function":
+        return _ObserveFunction(resolved.fn)
+    drawn = resolved.drawn_states if augmented else ()
+    return _Observe(
+        model=resolved.model,
+        y0=jnp.asarray(resolved.y0 if y0 is None else y0, dtype=float),
+        ts=jnp.asarray(config.times, dtype=float),
+        param_index=resolved.param_index,
+        state_index=tuple(resolved.state_names.index(s) for s in drawn),
+        channel_index=resolved.channel_index,
+    )
+
+
+def _augmented_prior(config: StudyConfig, resolved: ResolvedModel) -> Prior:
+    dists = dict(zip(config.params.names, config.params.dists, strict=True))
+    for s in resolved.drawn_states:
+        dists[f"{s}(0)"] = config.initial_state[s]
+    return Prior(dists)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. data
+
+
+def _draw(config, resolved, key, n):
+    """``n`` candidate parameter vectors and initial states."""
+    k_theta, k_y0 = jax.random.split(key)
+    theta = np.asarray(config.params.sample(k_theta, n), dtype=np.float64)
+    if resolved.kind == "function":
+        return theta, None
+    y0 = np.broadcast_to(resolved.y0, (n, len(resolved.y0))).copy()
+    keys = jax.random.split(k_y0, max(len(resolved.drawn_states), 1))
+    for s, k in zip(resolved.drawn_states, keys, strict=False):
+        y0[:, resolved.state_names.index(s)] = np.asarray(config.initial_state[s].sample(k, n))
+    return theta, y0
+
+
+def _simulate(config, resolved, theta, y0, progress):
+    """Clean observations ``(n, time, channel)`` and the rejection reason of each record
+    (``None`` when accepted)."""
+    n = theta.shape[0]
+    if resolved.kind == "function":
+        obs = map_chunked(
+            jax.jit(jax.vmap(make_observer(config, resolved))),
+            (theta,),
+            chunk_size=config.chunk_size,
+            progress=progress,
+            desc="simulate",
+        )
+        obs = np.asarray(obs, dtype=np.float64)
+        reasons = [None] * n
+    else:
+        model = resolved.model
+        full = np.broadcast_to(np.asarray(model.params), (n, len(model.param_names))).copy()
+        full[:, list(resolved.param_index)] = theta
+        batch = model.with_params(jnp.asarray(full))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # failures are counted by reason below
+            sims = simulate_batch(
+                batch,
+                jnp.asarray(y0),
+                jnp.asarray(config.times),
+                chunk_size=config.chunk_size,
+                progress=progress,
+            )
+        obs = np.asarray(sims.obs, dtype=np.float64)[..., list(resolved.channel_index)]
+        ok = np.asarray(sims.success)
+        if isinstance(model, AbstractHybridModel):
+            status = np.asarray(sims.status)
+            reasons = [None if ok[i] else model.status_names[int(status[i])] for i in range(n)]
+        else:
+            reasons = [None if ok[i] else "solver failure or non-finite state" for i in range(n)]
+    finite = np.isfinite(obs).reshape(n, -1).all(axis=1)
+    reasons = [r if r is not None or finite[i] else "non-finite observations" for i, r in enumerate(reasons)]
+    return obs, reasons
+
+
+def _add_noise(config, clean, key):
+    eps = np.asarray(jax.random.normal(key, clean.shape, dtype=jnp.float64))
+    if config.relative:
+        sd = clean.std(axis=1, keepdims=True)  # each record's channel sd over time
+        return clean + config.noise * sd * eps
+    return clean + config.noise * eps
+
+
+def _data(config, resolved, key, progress, say):
+    need, rounds = config.records, 0
+    thetas, y0s, obs, rejected = [], [], [], Counter()
+    candidates = 0
+    while need > 0:
+        if rounds == 5:
+            raise RuntimeError(
+                f"run: only {config.records - need} of {config.records} records simulated after "
+                f"{candidates} candidates; rejected: {dict(rejected)}. Narrow the priors."
+            )
+        n = need if rounds == 0 else int(need * 1.5) + 8
+        theta, y0 = _draw(config, resolved, jax.random.fold_in(key, rounds), n)
+        clean, reasons = _simulate(config, resolved, theta, y0, progress)
+        candidates += n
+        ok = np.array([r is None for r in reasons])
+        rejected.update(r for r in reasons if r is not None)
+        keep = np.flatnonzero(ok)[:need]
+        thetas.append(theta[keep])
+        y0s.append(None if y0 is None else y0[keep])
+        obs.append(clean[keep])
+        need -= keep.size
+        rounds += 1
+        if need > 0:
+            say(f"  {int((~ok).sum())} of {n} candidates rejected; drawing more", flush=True)
+    theta = np.concatenate(thetas)
+    y0 = None if y0s[0] is None else np.concatenate(y0s)
+    clean = np.concatenate(obs)
+    return theta, y0, clean, dict(rejected), candidates
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. identifiability
+
+
+@dataclass(frozen=True)
+class IdentifiabilityMap:
+    """The Fisher analysis at prior draws.
+
+    - ``names``; ``thetas`` ``(draws, param)``; ``ranks`` ``(draws,)`` (``-1`` where the
+      simulation failed); ``crb_relative`` ``(draws, param)`` (``inf`` where not identifiable);
+    - ``rank``: the most common rank; ``scaling``, ``scaling_text``: the scaling symmetries and
+      ``monomials``, ``monomial_text``: the identifiable monomials of the most common analysis
+      (``exponents`` as integer rows); ``monomial_crb_relative`` ``(draws, monomial)``;
+    - ``non_scaling``: null directions that are not scaling symmetries (no monomial describes
+      them); ``scale``: ``"log"`` or ``"natural"``; ``reports``: the
+      :class:`~jaxid.identify.IdentifiabilityReport` of each successful draw;
+    - ``sobol_total``: ``{name: aggregated total Sobol index}``.
+    """
+
+    names: tuple[str, ...]
+    thetas: np.ndarray
+    ranks: np.ndarray
+    crb_relative: np.ndarray
+    rank: int
+    scaling: list
+    scaling_text: list
+    monomials: list
+    monomial_text: list
+    monomial_crb_relative: np.ndarray
+    non_scaling: int
+    scale: str
+    reports: list = field(repr=False)
+    sobol_total: dict = field(default_factory=dict)
+    failures: dict = field(default_factory=dict)
+
+    @property
+    def identifiable_fraction(self) -> dict[str, float]:
+        """Per parameter, the fraction of analysed draws with a finite Cramer-Rao bound."""
+        ok = self.ranks >= 0
+        return {n: float(np.mean(np.isfinite(self.crb_relative[ok, i]))) for i, n in enumerate(self.names)}
+
+    def why(self, name: str) -> str:
+        """Why a parameter is or is not identifiable, in words."""
+        i = self.names.index(name)
+        frac = self.identifiable_fraction[name]
+        if frac == 1.0:
+            return "identifiable at every draw"
+        moved = [t for c, t in zip(self.scaling, self.scaling_text, strict=True) if c[i] != 0]
+        if moved:
+            reason = "scaling symmetry " + "; ".join(moved)
+        elif self.non_scaling:
+            reason = f"{self.non_scaling} non-scaling null direction(s)"
+        else:
+            reason = "rank deficient at some draws"
+        return reason if frac == 0 else f"{reason} at {1 - frac:.0%} of the draws"
+
+
+def _identifiability(config, resolved, theta_draws, y0_draws, progress, say):
+    opts = config.identifiability
+    names = config.params.names
+    lo, _ = config.params.support
+    scale = "log" if np.all(lo > 0) else "natural"
+    reports, ranks, crbs, failures = [], [], [], Counter()
+    for i, theta in enumerate(theta_draws):
+        fn = make_observer(config, resolved, y0=None if y0_draws is None else y0_draws[i])
+        exp = Experiment(fn, config.noise, relative=config.relative, param_names=names, name=config.name)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rep = analyze(
+                    exp, theta, scale=scale, check_points=opts.check_points, spread=opts.spread, seed=i
+                )
+        except ValueError as err:
+            failures[str(err).split(";")[0][-120:]] += 1
+            reports.append(None)
+            ranks.append(-1)
+            crbs.append(np.full(len(names), np.nan))
+            continue
+        reports.append(rep)
+        ranks.append(rep.rank)
+        crbs.append(np.asarray(rep.crb_relative, dtype=float))
+        if progress:
+            say(f"  draw {i + 1}/{len(theta_draws)}: rank {rep.rank} of {len(names)}", flush=True)
+    ranks = np.array(ranks)
+    good = [r for r in reports if r is not None]
+    if not good:
+        raise RuntimeError(f"run: the Fisher analysis failed at every prior draw: {dict(failures)}")
+    modal_rank = Counter(r.rank for r in good).most_common(1)[0][0]
+
+    def key(r):
+        c = r.combinations
+        return (r.rank, tuple(c.monomial_text) if c else ())
+
+    modal = Counter(key(r) for r in good if r.rank == modal_rank).most_common(1)[0][0]
+    rep0 = next(r for r in good if key(r) == modal)
+    comb = rep0.combinations
+    mono_text = list(comb.monomial_text) if comb else []
+    mono_crb = np.full((len(reports), len(mono_text)), np.nan)
+    for i, r in enumerate(reports):
+        if r is not None and r.combinations is not None:
+            values = dict(zip(r.combinations.monomial_text, r.monomial_crb_relative, strict=True))
+            mono_crb[i] = [values.get(t, np.inf) for t in mono_text]
+    return IdentifiabilityMap(
+        names=names,
+        thetas=np.asarray(theta_draws),
+        ranks=ranks,
+        crb_relative=np.array(crbs),
+        rank=int(modal_rank),
+        scaling=[list(c) for c in comb.scaling] if comb else [],
+        scaling_text=list(comb.scaling_text) if comb else [],
+        monomials=[list(map(int, m)) for m in comb.monomials] if comb else [],
+        monomial_text=mono_text,
+        monomial_crb_relative=mono_crb,
+        non_scaling=int(comb.non_scaling) if comb else 0,
+        scale=scale,
+        reports=reports,
+        failures=dict(failures),
+    )
+
+
+def identifiability_map(
+    config: StudyConfig, *, key=None, sobol: bool = True, progress: bool = False
+) -> IdentifiabilityMap:
+    """Step 2 alone: :func:`jaxid.identify.analyze` at ``config.identifiability.draws`` prior draws
+    (from ``key``, default from ``config.seed``) and, with ``sobol``, the aggregated total Sobol
+    indices (``sobol_total``)."""
+    resolved = validate(config)
+    key = jax.random.split(jax.random.key(config.seed), 4)[2] if key is None else key
+    say = print if progress else (lambda *a, **k: None)
+    draws_theta, draws_y0 = _draw(config, resolved, key, config.identifiability.draws)
+    idm = _identifiability(config, resolved, draws_theta, draws_y0, progress, say)
+    if sobol:
+        idm = replace(idm, sobol_total=_sobol(config, resolved, progress=False))
+    return idm
+
+
+def _sobol(config, resolved, progress) -> dict[str, float]:
+    """Aggregated total Sobol indices of every unknown (studied parameters and drawn initial
+    states) on the noise-free observations, under the prior (through its quantile transform)."""
+    prior = _augmented_prior(config, resolved)
+    fn = make_observer(config, resolved, augmented=True)
+    eps = 1e-9
+
+    def on_cube(u):
+        return fn(prior.quantile(jnp.clip(u, eps, 1 - eps))).ravel()
+
+    n = 1 << max(3, int(np.ceil(np.log2(config.identifiability.sobol_samples))))
+    bounds = {name: (0.0, 1.0) for name in prior.names}
+    idx = sobol_indices(
+        on_cube, bounds, n, seed=config.seed, bootstrap=50, chunk_size=config.chunk_size, progress=progress
+    )
+    var = np.asarray(idx.variance, dtype=float).ravel()
+    st = np.asarray(idx.ST, dtype=float).reshape(len(prior.names), -1)
+    weights = var / var.sum() if var.sum() > 0 else np.zeros_like(var)
+    return {name: float(st[i] @ weights) for i, name in enumerate(prior.names)}
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. estimators
+
+
+def _train(config, x, targets, names, log, progress, say, desc):
+    est = config.estimators
+    tc = TrainConfig(
+        epochs=est.epochs,
+        batch_size=est.batch_size,
+        learning_rate=est.learning_rate,
+        patience=est.patience,
+        members=est.members,
+        split=config.split,
+        seed=config.seed,
+        progress=progress,
+    )
+    arch = dict(width=est.width) if est.arch == "gru" else dict(depth=est.depth, width=est.width)
+    if est.arch == "mlp":
+        arch["activation"] = est.activation
+    say(f"  training {desc} ({est.arch}, {x.shape[0]} records)", flush=True)
+    y = np.log(targets) if log else targets
+    res = train(x, y, names, arch=est.arch, config=tc, **arch)
+    test = res.split["test"]
+    pred = np.asarray(res.estimator.predict(x[test]), dtype=np.float64)
+    pred = np.exp(pred) if log else pred
+    return res, test, pred, regression_metrics(targets[test], pred, names)
+
+
+# ---------------------------------------------------------------------------------------------
+# the result
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What :func:`run` returns (and writes to ``out``).
+
+    - ``config``; ``data``: records, candidates, rejected records by reason, seconds;
+    - ``identifiability``: the :class:`IdentifiabilityMap` (with ``sobol_total``);
+    - ``combinations``: ``(name, exponents)`` of the combinations estimated;
+    - ``estimators``: per estimator (``params``, ``combinations``) the test metrics and training
+      summary; ``bayes``: the Bayes reference's risk and the comparisons (``None`` if skipped);
+    - ``table``: one row per parameter and per combination (see :mod:`jaxid.study.report`);
+    - ``seconds``; ``out``: the folder written, or ``None``; ``figures``: their file names.
+    """
+
+    config: StudyConfig
+    data: dict
+    identifiability: IdentifiabilityMap
+    combinations: tuple
+    estimators: dict
+    bayes: dict | None
+    table: tuple
+    seconds: float
+    out: Path | None = None
+    figures: tuple = ()
+
+    def to_dict(self) -> dict:
+        """Every number of the study, JSON-ready."""
+        idm = self.identifiability
+        return jsonable(
+            dict(
+                jaxid_version=__version__,
+                config=self.config.to_dict(),
+                data=self.data,
+                identifiability=dict(
+                    names=list(idm.names),
+                    scale=idm.scale,
+                    thetas=idm.thetas.tolist(),
+                    ranks=idm.ranks.tolist(),
+                    rank=idm.rank,
+                    num_params=len(idm.names),
+                    crb_relative=idm.crb_relative.tolist(),
+                    scaling=idm.scaling,
+                    scaling_text=idm.scaling_text,
+                    monomials=dict(zip(idm.monomial_text, idm.monomials, strict=True)),
+                    monomial_crb_relative=idm.monomial_crb_relative.tolist(),
+                    non_scaling=idm.non_scaling,
+                    identifiable_fraction=idm.identifiable_fraction,
+                    sobol_total=idm.sobol_total,
+                    failures=idm.failures,
+                ),
+                combinations={n: list(e) for n, e in self.combinations},
+                estimators=self.estimators,
+                bayes=self.bayes,
+                table=list(self.table),
+                figures=list(self.figures),
+                seconds=self.seconds,
+            )
+        )
+
+    def to_markdown(self) -> str:
+        from .report import markdown
+
+        return markdown(self)
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+
+def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = True) -> StudyResult:
+    """Run the study of ``config`` (steps in the module docstring) and return a
+    :class:`StudyResult`; with ``out``, write ``report.md``, ``results.json``, the figures and
+    ``records.npz`` (the records, their parameters and the configuration) there.
+
+    Needs float64 (``jax.config.update("jax_enable_x64", True)``): Fisher ranks and the Bayes
+    reference are decided at relative precisions float32 does not have. Every configuration
+    check runs before any simulation.
+    """
+    from . import report as report_mod
+
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError(
+            "run: needs float64; call jax.config.update('jax_enable_x64', True) first (Fisher ranks "
+            "and the Bayes reference need it)"
+        )
+    resolved = validate(config)
+    say = print if progress else (lambda *a, **k: None)
+    started = time.perf_counter()
+    key = jax.random.key(config.seed)
+    k_data, k_noise, k_id, k_bayes = jax.random.split(key, 4)
+    names = config.params.names
+    p = len(names)
+
+    # 1. data
+    say(f"[1/5] simulating {config.records} records of {config.model}", flush=True)
+    t0 = time.perf_counter()
+    theta, y0, clean, rejected, candidates = _data(config, resolved, k_data, progress, say)
+    x = _add_noise(config, clean, k_noise)
+    data = dict(
+        records=int(theta.shape[0]),
+        candidates=int(candidates),
+        rejected=rejected,
+        channels=list(resolved.channels),
+        obs_shape=list(x.shape[1:]),
+        seconds=round(time.perf_counter() - t0, 2),
+    )
+
+    # 2. identifiability across the prior, and global sensitivity
+    say(f"[2/5] identifiability at {config.identifiability.draws} prior draws, Sobol indices", flush=True)
+    t0 = time.perf_counter()
+    idm = identifiability_map(config, key=k_id, progress=progress)
+    data["identifiability_seconds"] = round(time.perf_counter() - t0, 2)
+    combos = tuple(
+        (t, tuple(e))
+        for t, e in zip(idm.monomial_text, idm.monomials, strict=True)
+        if np.count_nonzero(e) > 1
+    )
+
+    # 3. estimators
+    say("[3/5] training the estimators", flush=True)
+    log = idm.scale == "log"
+    res_p, test, pred_p, met_p = _train(config, x, theta, names, log, progress, say, f"({', '.join(names)})")
+    estimators = dict(
+        params=dict(names=list(names), metrics=met_p, training=_summary(res_p)), test_records=len(test)
+    )
+    pred_c = targets_c = None
+    if combos:
+        c_names = tuple(n for n, _ in combos)
+        targets_c = monomial_values(theta, [e for _, e in combos])
+        res_c, test_c, pred_c, met_c = _train(
+            config, x, targets_c, c_names, True, progress, say, f"({', '.join(c_names)})"
+        )
+        assert np.array_equal(test, test_c)  # one seeded split for both
+        estimators["combinations"] = dict(
+            names=list(c_names),
+            exponents=[list(e) for _, e in combos],
+            metrics=met_c,
+            training=_summary(res_c),
+        )
+
+    # 4. the Bayes limit
+    bayes = None
+    n_bayes = min(config.bayes.records, len(test))
+    if n_bayes >= 2:
+        say(f"[4/5] the Bayes reference on {n_bayes} test records", flush=True)
+        t0 = time.perf_counter()
+        sub = test[:n_bayes]
+        prior = _augmented_prior(config, resolved)
+        exp = Experiment(
+            make_observer(config, resolved, augmented=True),
+            config.noise,
+            relative=config.relative,
+            param_names=prior.names,
+            name=config.name,
+        )
+        post = sample_posterior(
+            exp,
+            x[sub],
+            prior,
+            key=k_bayes,
+            method=config.bayes.method,
+            chains=config.bayes.chains,
+            warmup=config.bayes.warmup,
+            draws=config.bayes.draws,
+            thin=config.bayes.thin,
+            ess_min=config.bayes.ess_min,
+            chunk_size=min(n_bayes, 64),  # no padding of a small subset to a full chunk
+            coords="log" if np.all(prior.support[0] > 0) else "auto",  # scaling ridges are straight in logs
+            progress=progress,
+        )
+        truth_aug = (
+            theta[sub]
+            if y0 is None or not resolved.drawn_states
+            else np.concatenate(
+                [theta[sub], y0[sub][:, [resolved.state_names.index(s) for s in resolved.drawn_states]]],
+                axis=1,
+            )
+        )
+        bayes = dict(records=n_bayes, records_flagged=int((~post.ok).sum()), records_used=int(post.ok.sum()))
+        if not post.ok.any():
+            bayes["error"] = (
+                "no record's posterior passed its diagnostics "
+                f"(R-hat <= 1.05, ESS >= {config.bayes.ess_min:g}); "
+                "raise bayes.draws or bayes.warmup"
+            )
+            say(f"  {bayes['error']}", flush=True)
+        else:
+            risk = bayes_risk(post, truth_aug)
+            post_p = post.transform(lambda s: s[..., :p], names)
+            cmp_p = compare(post_p, theta[sub], estimates=pred_p[:n_bayes])
+            bayes.update(risk=risk.as_dict(), params=cmp_p.rows())
+        bayes["seconds"] = round(time.perf_counter() - t0, 2)
+        if combos and post.ok.any():
+            exps = np.array([e for _, e in combos], dtype=float)
+            post_c = post.transform(lambda s: np.exp(np.log(s[..., :p]) @ exps.T), [n for n, _ in combos])
+            cmp_c = compare(post_c, targets_c[sub], estimates=pred_c[:n_bayes])
+            bayes["combinations"] = cmp_c.rows()
+    else:
+        say("[4/5] the Bayes reference: skipped (bayes.records < 2)", flush=True)
+
+    # 5. report
+    say("[5/5] report", flush=True)
+    table = report_mod.table(config, idm, combos, estimators, bayes)
+    result = StudyResult(
+        config=config,
+        data=data,
+        identifiability=idm,
+        combinations=combos,
+        estimators=estimators,
+        bayes=bayes,
+        table=tuple(table),
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        figures = report_mod.figures(
+            out, result, theta[test], pred_p, targets_c[test] if combos else None, pred_c
+        )
+        result = replace(result, out=out, figures=tuple(figures))
+        np.savez_compressed(
+            out / "records.npz",
+            obs=x,
+            clean=clean,
+            params=theta,
+            param_names=np.array(names),
+            y0=np.zeros((0,)) if y0 is None else y0,
+            config=json.dumps(jsonable(config.to_dict())),
+        )
+        (out / "results.json").write_text(json.dumps(result.to_dict(), indent=2))
+        (out / "report.md").write_text(result.to_markdown())
+        say(f"wrote {out / 'report.md'}, {out / 'results.json'} and {len(figures)} figure(s)", flush=True)
+    return result
+
+
+def _summary(res) -> dict:
+    h = res.history
+    return dict(epochs_run=h["epochs_run"], best_epoch=h["best_epoch"], seconds=round(res.seconds, 2))
