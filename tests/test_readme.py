@@ -54,3 +54,23 @@ def test_readme_identifiability_section_runs(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "IDENTIFY-OK" in proc.stdout
+
+
+@pytest.mark.slow
+def test_readme_bayes_limit_section_runs(tmp_path):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    code = next(b for b in blocks if "sample_posterior" in b)
+    code = (
+        "import matplotlib\nmatplotlib.use('Agg')\n"
+        + code
+        + (
+            # the numbers the block's comments quote (20 records: R^2 has a sampling spread of ~0.1)
+            "\nassert post.ok.all() and risk.r2[2] > 0.98 and risk.r2[0] < 0.8 and risk.r2[1] < 0.8"
+            "\nassert versus.records == int(post.ok.sum()) and versus.r2[2] > 0.95"
+            "\nassert versus.verdicts == dict.fromkeys('abc', 'limited by the data'), versus.verdicts"
+            "\nprint('BAYES-OK')\n"
+        )
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "BAYES-OK" in proc.stdout
