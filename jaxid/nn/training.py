@@ -406,9 +406,11 @@ def fit_members(
         if header.get("fingerprint") != fp:
             raise _mismatch(where, ckpt, header.get("problem", {}), readable)
         key_data = jax.random.key_data(key) if typed_key else key
-        network, opt_state, best, best_val, key_data = jio.tree_from_bytes(
-            payload, (network, opt_state, best, best_val, key_data), path=ckpt
+        network, opt_state, best, key_data = jio.tree_from_bytes(
+            payload, (network, opt_state, best, key_data), path=ckpt
         )
+        # the validation losses in the header: their dtype is the objective's (float64 under x64)
+        best_val = jnp.asarray(np.asarray(header["best_val"], dtype=header["best_val_dtype"]))
         key = jax.random.wrap_key_data(key_data, impl=jax.random.key_impl(key)) if typed_key else key_data
         history = dict(train_loss=header["train_loss"], val_loss=header["val_loss"])
         best_epoch = np.asarray(header["best_epoch"], dtype=int)
@@ -424,8 +426,10 @@ def fit_members(
             best_epoch=best_epoch.tolist(),
             train_loss=history["train_loss"],
             val_loss=history["val_loss"],
+            best_val=np.asarray(best_val).tolist(),  # floats: exact through JSON
+            best_val_dtype=np.asarray(best_val).dtype.str,
         )
-        state = (network, opt_state, best, best_val, jax.random.key_data(key) if typed_key else key)
+        state = (network, opt_state, best, jax.random.key_data(key) if typed_key else key)
         jio.write_framed(ckpt, header, jio.tree_to_bytes(jax.device_get(state)), kind=CHECKPOINT_KIND)
 
     sharding = None
