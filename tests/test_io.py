@@ -282,3 +282,19 @@ def test_damaged_dataset_files_are_clear_errors(tmp_path, dataset):
     np.save(tmp_path / "single.npy", np.zeros(2))
     with pytest.raises(jio.CorruptFileError, match=_err(tmp_path / "single.npy", r"a single \.npy array")):
         load_dataset(tmp_path / "single.npy")
+
+
+def test_study_figures_are_written_atomically(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from jaxid.experiments.results import save_figure
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [1, 0])
+    path = save_figure(fig, tmp_path / "figs" / "f.png", dpi=50)
+    plt.close(fig)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in path.parent.iterdir()] == ["f.png"]

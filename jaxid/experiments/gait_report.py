@@ -11,6 +11,8 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .results import save_figure
+
 PARAMS = ("m", "k", "l0")
 UNITS = {"m": "kg", "k": "N/m", "l0": "m", "k/m": "1/s^2"}
 AT_CEILING = 0.05
@@ -246,7 +248,7 @@ def _sweep_markdown(name: str, sweep: dict) -> list[str]:
 
 
 def _save(fig, out: Path, name: str) -> list[str]:
-    fig.savefig(out / name, dpi=110, bbox_inches="tight")
+    save_figure(fig, out / name, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return [name]
 
