@@ -68,7 +68,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file next to ``path`` for writing (``mode`` ``"wb"`` or ``"w"``); when the
     ``with`` block ends normally, flush it to disk and rename it over ``path``. If the block
     raises, the temporary file is removed and ``path`` is left as it was. Missing parent
-    directories are created."""
+    directories are created. A process killed while writing (``SIGKILL``) cannot remove its
+    temporary file, ``.<name>.<random>.tmp``: ``path`` is whole, and the leftover may be deleted."""
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
     path = Path(path)
