@@ -120,8 +120,20 @@ def test_train_resumes_bit_identically_after_sigkill(tmp_path, monkeypatch):
     ckpt.write_bytes(bytes(raw))
     with pytest.raises(jio.CorruptFileError, match=re.escape(str(ckpt)) + " is corrupted: the SHA-256"):
         nn.train(x, y, names, config=config, checkpoint=ckpt, **child.NET)
-    # resume=False starts over (and overwrites), to the same result
-    fresh = nn.train(x, y, names, config=config, checkpoint=ckpt, resume=False, **child.NET)
+    # resume=False starts over (and overwrites), to the same result; checkpoint_every=4 writes at
+    # epochs 4, 8, ... and at the end
+    real_write = jio.write_framed
+    written = []
+
+    def record(path, header, payload, **kw):
+        written.append(header["epochs_run"])
+        return real_write(path, header, payload, **kw)
+
+    monkeypatch.setattr(jio, "write_framed", record)
+    opts = dict(checkpoint=ckpt, checkpoint_every=4, resume=False)
+    fresh = nn.train(x, y, names, config=config, **opts, **child.NET)
+    n = full.history["epochs_run"]
+    assert written == list(range(4, n + 1, 4)) + ([n] if n % 4 else [])
     assert fresh.history == full.history
     _assert_same_tree(fresh.estimator, full.estimator)
 
