@@ -54,7 +54,9 @@ import math
 import os
 import platform
 import time
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -62,6 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import io as jio
 from ._version import __version__
 from .chunking import batch_sharding
 from .gait import find_gait
@@ -137,8 +140,13 @@ class GaitDataset:
         n_rej = sum(self.rejected.values())
         return n_rej / self.config.get("candidates", n_rej + len(self))
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write to a ``.npz`` file (arrays plus the configuration as JSON)."""
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write to a ``.npz`` file (arrays plus the configuration as JSON), atomically (a write
+        interrupted at any point leaves the previous file or the new one; :mod:`jaxid.io`).
+        As :func:`numpy.savez`, ``.npz`` is appended to a ``path`` without it; returns the path
+        written (which :func:`load_dataset` also finds from ``path`` itself). The archive's CRC-32
+        of every array is checked on load."""
+        path = _npz_path(path)
         arrays = dict(
             params=self.params,
             obs=self.obs,
@@ -155,32 +163,90 @@ class GaitDataset:
             config=self.config,
             param_names=list(self.param_names),
         )
-        np.savez(path, meta=np.asarray(json.dumps(meta)), **arrays)
+        with jio.atomic_open(path, "wb") as f:
+            np.savez(f, meta=np.asarray(json.dumps(meta)), **arrays)
+        return path
+
+
+def _npz_path(path: str | os.PathLike) -> Path:
+    """``path`` with ``.npz`` appended when it lacks it (what :func:`numpy.savez` does)."""
+    path = Path(path)
+    return path if path.name.endswith(".npz") else path.with_name(path.name + ".npz")
+
+
+_REQUIRED = ("meta", "params", "obs", "ts", "initial_states", "gait_eigenvalue")
 
 
 def load_dataset(path: str | os.PathLike) -> GaitDataset:
-    """Load a data set written by :meth:`GaitDataset.save`."""
-    with np.load(path, allow_pickle=False) as f:
-        meta = json.loads(str(f["meta"]))
+    """Load a data set written by :meth:`GaitDataset.save` (``path`` with or without the ``.npz``
+    that ``save`` appends).
 
-        def optional(name):
-            return f[name] if name in f.files else None
-
-        return GaitDataset(
-            params=f["params"],
-            obs=f["obs"],
-            ts=f["ts"],
-            channels=tuple(meta["channels"]),
-            initial_states=f["initial_states"],
-            gait_eigenvalue=f["gait_eigenvalue"],
-            rejected=dict(meta["rejected"]),
-            config=meta["config"],
-            obs_clean=optional("obs_clean"),
-            param_names=tuple(meta["param_names"]),
-            gait_step_time=optional("gait_step_time"),
-            gait_step_length=optional("gait_step_length"),
-            rejected_params=optional("rejected_params"),
+    Raises :class:`jaxid.io.CorruptFileError` naming the file if it is empty, truncated, not a
+    ``.npz`` archive, an archive without the data set's arrays, or an array whose bytes fail the
+    archive's CRC-32 check; ``FileNotFoundError`` if neither ``path`` nor ``path.npz`` exists."""
+    given = Path(path)
+    path = given
+    if not path.exists() and _npz_path(path).exists():
+        path = _npz_path(path)
+    if not path.exists():
+        also = f" (nor {_npz_path(given)})" if _npz_path(given) != given else ""
+        raise FileNotFoundError(f"load_dataset: {given} does not exist{also}")
+    if path.is_dir():
+        raise IsADirectoryError(f"load_dataset: {path} is a directory, not a data set file")
+    size = path.stat().st_size
+    if size == 0:
+        raise jio.CorruptFileError(f"{path} is empty (0 bytes), not a jaxid gait data set (.npz)")
+    try:
+        f = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+        raise jio.CorruptFileError(
+            f"{path} is not a jaxid gait data set: not a readable .npz archive (truncated, corrupted "
+            f"or another kind of file; {type(err).__name__}: {err})"
+        ) from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise jio.CorruptFileError(
+            f"{path} is not a jaxid gait data set: a single .npy array, not a .npz archive"
         )
+    with f:
+        missing = [name for name in _REQUIRED if name not in f.files]
+        if missing:
+            raise jio.CorruptFileError(
+                f"{path} is not a jaxid gait data set: the archive lacks the arrays {missing} (another "
+                "kind of .npz, or a damaged archive)"
+            )
+        try:
+            meta = json.loads(str(f["meta"]))
+            arrays = {name: f[name] for name in f.files if name != "meta"}
+            channels = tuple(meta["channels"])
+            rejected = dict(meta["rejected"])
+            config = meta["config"]
+            param_names = tuple(meta["param_names"])
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, TypeError) as err:
+            raise jio.CorruptFileError(
+                f"{path} is corrupted: {type(err).__name__}: {err} (an array or the configuration "
+                "fails the archive's CRC-32 check or cannot be read)"
+            ) from None
+    n = arrays["params"].shape[0] if arrays["params"].ndim else -1
+    for name, a in arrays.items():
+        if name != "ts" and (a.ndim == 0 or (a.shape[0] != n and name != "rejected_params")):
+            raise jio.CorruptFileError(
+                f"{path} is corrupted: array {name!r} has shape {a.shape}, not one row per record ({n})"
+            )
+    return GaitDataset(
+        params=arrays["params"],
+        obs=arrays["obs"],
+        ts=arrays["ts"],
+        channels=channels,
+        initial_states=arrays["initial_states"],
+        gait_eigenvalue=arrays["gait_eigenvalue"],
+        rejected=rejected,
+        config=config,
+        obs_clean=arrays.get("obs_clean"),
+        param_names=param_names,
+        gait_step_time=arrays.get("gait_step_time"),
+        gait_step_length=arrays.get("gait_step_length"),
+        rejected_params=arrays.get("rejected_params"),
+    )
 
 
 def add_noise(obs: np.ndarray, fraction: float, key) -> np.ndarray:

@@ -1,13 +1,14 @@
 """Hybrid generative models: MCC, data, the physics parts, the three models' training, the
 context encoder's permutation invariance, checkpoints and ``jaxid hybrid`` at a tiny size."""
 
-import json
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxid import io as jio
 from jaxid import simulate
 from jaxid.hybrid import (
     MODEL_KINDS,
@@ -24,6 +25,7 @@ from jaxid.hybrid import (
     save_model,
     training,
 )
+from jaxid.io import CorruptFileError
 
 # ---------------------------------------------------------------- MCC against hand-computed cases
 
@@ -236,24 +238,32 @@ def test_save_load_and_checkpoint_resume(tmp_path, pendulum_data, monkeypatch):
     y = jnp.asarray(pendulum_data.test.obs[0, 0, : sys.n_train])
     for a, b in zip(model.encode(y), loaded.encode(y), strict=True):
         np.testing.assert_array_equal(a, b)
-    # four calls straight through equal two calls, an interruption, and two resumed calls
+    raw = bytearray((tmp_path / "m.eqx").read_bytes())
+    raw[-3] ^= 0xFF  # one flipped byte in the last array
+    (tmp_path / "m.eqx").write_bytes(bytes(raw))
+    with pytest.raises(CorruptFileError, match=r"m\.eqx is corrupted: the SHA-256 checksum"):
+        load_model(tmp_path / "m.eqx")
+    # four calls straight through equal two calls, an interruption while the third checkpoint is
+    # being written, and two resumed calls. The checkpoint is one file, replaced atomically, so it
+    # may have any name (a ".json" one used to be overwritten by its own header).
     config = HybridTrainConfig(steps=40, batch_size=8, context_size=3, steps_per_call=10, progress=False)
     full = fit(model, pendulum_data, config)
-    ckpt = tmp_path / "ckpt.eqx"
-    real = training._val_recon
-    calls = []
+    ckpt = tmp_path / "state.json"
+    real = os.replace
+    writes = []
 
     def interrupt_third(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
+        writes.append(1)
+        if len(writes) == 3:
+            raise KeyboardInterrupt  # the new checkpoint is written, not yet renamed
         return real(*args)
 
-    monkeypatch.setattr(training, "_val_recon", interrupt_third)
+    monkeypatch.setattr(os, "replace", interrupt_third)
     with pytest.raises(KeyboardInterrupt):
         fit(model, pendulum_data, config, checkpoint=ckpt)
-    monkeypatch.setattr(training, "_val_recon", real)
-    assert json.loads(ckpt.with_suffix(".json").read_text())["done"] == 2
+    monkeypatch.setattr(os, "replace", real)
+    assert jio.read_header(ckpt, kind=training.CHECKPOINT_KIND)["done"] == 2  # the second, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.eqx", "state.json"]  # no temporary left
     with pytest.raises(ValueError, match="another configuration"):
         fit(
             model,
@@ -265,7 +275,12 @@ def test_save_load_and_checkpoint_resume(tmp_path, pendulum_data, monkeypatch):
     resumed = fit(model, pendulum_data, config, checkpoint=ckpt, resume=True)
     assert resumed.history == full.history
     for a, b in zip(resumed.model.encode(y), full.model.encode(y), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6)
+        np.testing.assert_array_equal(a, b)  # bit-identical
+    raw = bytearray(ckpt.read_bytes())
+    raw[len(raw) // 2 + 100] ^= 0x01
+    ckpt.write_bytes(bytes(raw))
+    with pytest.raises(CorruptFileError, match=r"state\.json is corrupted: the SHA-256 checksum"):
+        fit(model, pendulum_data, config, checkpoint=ckpt, resume=True)
 
 
 def test_fit_errors(pendulum_data):

@@ -35,6 +35,7 @@ import jax
 import numpy as np
 
 from .. import __version__
+from .. import io as jio
 from ..data import add_noise, generate_gait_dataset
 from ..identify.combinations import monomial_values
 from ..nn import TrainConfig, regression_metrics, scaling_ceiling, train
@@ -339,8 +340,8 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
     results["sweeps"] = sweeps
     results["figures"] = figures
     results["seconds"] = round(time.perf_counter() - started, 1)
-    (out / "results.json").write_text(json.dumps(jsonable(results), indent=2))
-    (out / "report.md").write_text(gait_report.markdown(results))
+    jio.atomic_write_text(out / "results.json", json.dumps(jsonable(results), indent=2))
+    jio.atomic_write_text(out / "report.md", gait_report.markdown(results))
     say(f"wrote {out / 'report.md'}, {out / 'results.json'} and {len(figures)} figures", flush=True)
     return results
 

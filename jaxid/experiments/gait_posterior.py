@@ -26,6 +26,7 @@ import numpy as np
 from ..inference import calibrate, null_axis_angle
 from ..nn import TrainConfig, regression_metrics, scaling_ceiling, train_posterior
 from ..plots import agg_pyplot
+from .results import save_figure
 
 PARAMS = ("m", "k", "l0")
 
@@ -99,7 +100,7 @@ def posterior_study(config, x_kin, x_all, params, scaling, priors, out: Path, sa
 def _figures(out: Path, cal, truth, draws, forces_draws, priors) -> list[str]:
     plt = agg_pyplot()
     fig = cal.plot()
-    fig.savefig(out / "posterior_calibration.png", dpi=110, bbox_inches="tight")
+    save_figure(fig, out / "posterior_calibration.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     records = min(3, len(truth))
     fig, axes = plt.subplots(1, records, figsize=(4.2 * records, 3.8), squeeze=False)
@@ -117,6 +118,6 @@ def _figures(out: Path, cal, truth, draws, forces_draws, priors) -> list[str]:
         )
     axes[0, 0].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(out / "posterior_pairs.png", dpi=110)
+    save_figure(fig, out / "posterior_pairs.png", dpi=110)
     plt.close(fig)
     return ["posterior_calibration.png", "posterior_pairs.png"]

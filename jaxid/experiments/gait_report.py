@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..plots import agg_pyplot
+from .results import save_figure
 
 PARAMS = ("m", "k", "l0")
 UNITS = {"m": "kg", "k": "N/m", "l0": "m", "k/m": "1/s^2"}
@@ -245,7 +246,7 @@ def _sweep_markdown(name: str, sweep: dict) -> list[str]:
 
 def _save(fig, out: Path, name: str) -> list[str]:
     plt = agg_pyplot()
-    fig.savefig(out / name, dpi=110, bbox_inches="tight")
+    save_figure(fig, out / name, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return [name]
 

@@ -32,6 +32,7 @@ import jax
 import numpy as np
 
 from .. import __version__
+from .. import io as jio
 from ..hybrid import (
     MODEL_KINDS,
     SYSTEMS,
@@ -273,8 +274,8 @@ def run_hybrid_study(config: HybridStudyConfig, out: str | Path) -> dict:
         results["systems"][name] = entry
     results["seconds"] = round(time.perf_counter() - start, 1)
     results["figures"] = figures(results, keep, out)
-    (out / "results.json").write_text(json.dumps(jsonable(results), indent=2))
-    (out / "report.md").write_text(markdown(results))
+    jio.atomic_write_text(out / "results.json", json.dumps(jsonable(results), indent=2))
+    jio.atomic_write_text(out / "report.md", markdown(results))
     say(f"wrote {out / 'report.md'} ({results['seconds']} s)")
     return results
 

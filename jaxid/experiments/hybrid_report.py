@@ -8,6 +8,7 @@ import numpy as np
 
 from ..hybrid import MODEL_LABELS, mcc
 from ..plots import agg_pyplot
+from .results import save_figure
 
 BETTER_LOW = {"z_p_mse": True, "mcc": False, "recon_mse": True, "pred_mse": True}
 HEADERS = {"z_p_mse": "MSE z_p", "mcc": "MCC z_n", "recon_mse": "MSE rec", "pred_mse": "MSE pred"}
@@ -167,7 +168,7 @@ def markdown(results: dict) -> str:
 
 def _save(fig, out: Path, name: str) -> list[str]:
     plt = agg_pyplot()
-    fig.savefig(out / name, dpi=110)
+    save_figure(fig, out / name, dpi=110)
     plt.close(fig)
     return [name]
 

@@ -1,10 +1,24 @@
-"""What the studies share when they write ``results.json``."""
+"""What the studies share when they write their reports: JSON-able results, and figures written
+atomically (a study interrupted while saving leaves no half-written file)."""
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import numpy as np
+
+from .. import io as jio
+
+
+def save_figure(fig, path: str | os.PathLike, **savefig_options) -> Path:
+    """``fig.savefig`` to ``path`` atomically (:func:`jaxid.io.atomic_open`), the format from the
+    suffix; returns the path."""
+    path = Path(path)
+    with jio.atomic_open(path, "wb") as f:
+        fig.savefig(f, format=path.suffix.lstrip(".") or "png", **savefig_options)
+    return path
 
 
 def jsonable(obj):

@@ -33,11 +33,15 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from .. import io as jio
 from ..chunking import map_chunked
 from .datasets import HybridData, HybridSplit
 from .metrics import mcc
 from .models import make_model
 from .systems import get_system
+
+MODEL_KIND = "hybrid model"
+CHECKPOINT_KIND = "hybrid checkpoint"
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,10 @@ def fit(
     are shared between task counts.
 
     ``checkpoint``: a file written after every call (model, optimiser, key, best model and
-    history); with ``resume=True`` an existing checkpoint of the same configuration is continued.
+    history in one checksummed file, replaced atomically: an interruption at any point leaves the
+    previous checkpoint or the new one, whatever its name); with ``resume=True`` an existing
+    checkpoint of the same configuration is continued, to the same result as an uninterrupted
+    run. A damaged checkpoint raises :class:`jaxid.io.CorruptFileError`.
     Raises :class:`FloatingPointError` if training ends with a non-finite loss.
     """
     config.validate(data.train.per_task)
@@ -261,18 +268,17 @@ def fit(
     ckpt = Path(checkpoint) if checkpoint is not None else None
     meta_ckpt = dict(config=asdict(config), system=sys.name, kind=model.kind, tasks=tasks)
     if ckpt is not None and resume and ckpt.exists():
-        header = json.loads(ckpt.with_suffix(".json").read_text())
-        if header["meta"] != json.loads(json.dumps(meta_ckpt)):
+        header, payload = jio.read_framed(ckpt, kind=CHECKPOINT_KIND)
+        if header.get("meta") != json.loads(json.dumps(meta_ckpt)):
             raise ValueError(f"fit: checkpoint {ckpt} was written with another configuration")
         template = (params, opt_state, aux, key, best)
-        params, opt_state, aux, key, best = eqx.tree_deserialise_leaves(ckpt, template)
+        params, opt_state, aux, key, best = jio.tree_from_bytes(payload, template, path=ckpt)
         history, best_val, best_step, done = (
             header["history"],
             header["best_val"],
             header["best_step"],
             header["done"],
         )
-        history.setdefault("train_traj", [math.nan] * len(history["step"]))  # older checkpoints
     start = time.perf_counter()
     label = desc or f"fit {model.kind}"
     with tqdm(
@@ -296,13 +302,12 @@ def fit(
                 best, best_val, best_step = params, val, step
             bar.update(h.steps)
             bar.set_postfix(loss=f"{history['train_loss'][-1]:.4g}", val=f"{val:.3g}")
-            if ckpt is not None:
-                ckpt.parent.mkdir(parents=True, exist_ok=True)
-                eqx.tree_serialise_leaves(ckpt, (params, opt_state, aux, key, best))
+            if ckpt is not None:  # one file, header and arrays together, replaced atomically
                 header = dict(
                     meta=meta_ckpt, history=history, best_val=best_val, best_step=best_step, done=call + 1
                 )
-                ckpt.with_suffix(".json").write_text(json.dumps(header))
+                payload = jio.tree_to_bytes((params, opt_state, aux, key, best))
+                jio.write_framed(ckpt, header, payload, kind=CHECKPOINT_KIND)
     if not math.isfinite(best_val):
         raise FloatingPointError(
             f"fit: {model.kind} on {sys.name} never decoded the validation split to finite values; "
@@ -320,18 +325,18 @@ def fit(
 
 def save_model(path: str | os.PathLike, model, spec: dict) -> None:
     """Write ``model`` and the ``spec`` that rebuilds it (``kind``, ``system``, ``scales``,
-    ``options``): a JSON header line, then the equinox leaves. Read back with :func:`load_model`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        f.write((json.dumps(spec) + "\n").encode())
-        eqx.tree_serialise_leaves(f, model)
+    ``options``) atomically (:mod:`jaxid.io`): a JSON header line with the spec and the payload's
+    length and SHA-256, then the equinox leaves. Read back with :func:`load_model`."""
+    jio.write_framed(path, dict(spec=spec), jio.tree_to_bytes(model), kind=MODEL_KIND)
 
 
 def load_model(path: str | os.PathLike):
-    """Read a model written by :func:`save_model`. **Returns:** ``(model, spec)``."""
-    with open(path, "rb") as f:
-        spec = json.loads(f.readline().decode())
+    """Read a model written by :func:`save_model`. **Returns:** ``(model, spec)``. Raises
+    :class:`jaxid.io.CorruptFileError` naming the file if it is empty, truncated, not a hybrid
+    model file, or its bytes do not match their checksum."""
+    header, payload = jio.read_framed(path, kind=MODEL_KIND)
+    try:
+        spec = header["spec"]
         skeleton = make_model(
             spec["kind"],
             get_system(spec["system"]),
@@ -339,4 +344,6 @@ def load_model(path: str | os.PathLike):
             key=jax.random.PRNGKey(0),
             **spec.get("options", {}),
         )
-        return eqx.tree_deserialise_leaves(f, skeleton), spec
+    except (KeyError, TypeError, ValueError) as err:
+        raise jio.CorruptFileError(f"{path}: its header does not describe a hybrid model ({err})") from None
+    return jio.tree_from_bytes(payload, skeleton, path=path), spec

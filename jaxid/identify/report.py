@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_write_text
 from . import plots
 from .combinations import Combinations, analyze_null_spaces
 from .experiment import Experiment, as_experiments
@@ -147,10 +148,10 @@ class IdentifiabilityReport:
         return _json(out)
 
     def to_json(self, path: str | Path | None = None) -> str:
-        """The :meth:`to_dict` form as a JSON string, also written to ``path`` if given."""
+        """The :meth:`to_dict` form as a JSON string, also written to ``path`` (atomically) if given."""
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
-            Path(path).write_text(text)
+            atomic_write_text(path, text)
         return text
 
     def to_markdown(self) -> str:

@@ -3,7 +3,6 @@ and targets, with prediction, saving and loading."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
@@ -13,9 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .. import io as jio
 from .networks import make_network
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a checksummed framed file (jaxid.io); 1 had no checksum
+KIND = "estimator"
 
 
 class Estimator(eqx.Module):
@@ -102,10 +103,10 @@ class Estimator(eqx.Module):
         return (mean, preds.std(0)) if return_std else mean
 
     def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
-        """Write to ``path``: a JSON header line (architecture, names, ``metadata``) then the
-        arrays (``equinox.tree_serialise_leaves``)."""
+        """Write to ``path`` atomically (:mod:`jaxid.io`): a JSON header line (architecture, names,
+        ``metadata``, the payload's length and SHA-256) then the arrays
+        (``equinox.tree_serialise_leaves``). Read back with :func:`load_estimator`."""
         header = dict(
-            format=FORMAT_VERSION,
             arch=self.arch,
             options=dict(self.options),
             in_shape=list(self.in_shape),
@@ -113,20 +114,16 @@ class Estimator(eqx.Module):
             members=self.members,
             metadata=metadata or {},
         )
-        with open(path, "wb") as f:
-            f.write((json.dumps(header) + "\n").encode())
-            eqx.tree_serialise_leaves(f, self)
+        jio.write_framed(path, header, jio.tree_to_bytes(self), kind=KIND, format=FORMAT_VERSION)
 
 
 def load_estimator(path: str | os.PathLike) -> tuple[Estimator, dict]:
-    """Read an estimator written by :meth:`Estimator.save`; returns ``(estimator, metadata)``."""
-    with open(path, "rb") as f:
-        try:
-            header = json.loads(f.readline().decode())
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ValueError(f"load_estimator: {path} is not a jaxid estimator file") from None
-        if header.get("format") != FORMAT_VERSION:
-            raise ValueError(f"load_estimator: {path} has format {header.get('format')}, expected 1")
+    """Read an estimator written by :meth:`Estimator.save`; returns ``(estimator, metadata)``.
+
+    Raises :class:`jaxid.io.CorruptFileError` naming the file if it is empty, truncated, not an
+    estimator file, or its bytes do not match their checksum."""
+    header, payload = jio.read_framed(path, kind=KIND, formats=(FORMAT_VERSION,))
+    try:
         skeleton = Estimator.init(
             header["arch"],
             tuple(header["in_shape"]),
@@ -135,7 +132,9 @@ def load_estimator(path: str | os.PathLike) -> tuple[Estimator, dict]:
             members=header["members"],
             **header["options"],
         )
-        return eqx.tree_deserialise_leaves(f, skeleton), header["metadata"]
+    except (KeyError, TypeError, ValueError) as err:
+        raise jio.CorruptFileError(f"{path}: its header does not describe an estimator ({err})") from None
+    return jio.tree_from_bytes(payload, skeleton, path=path), header["metadata"]
 
 
 @eqx.filter_jit

@@ -27,7 +27,6 @@ epoch, Adam, early stopping with best-checkpoint restore, data parallel over dev
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -39,9 +38,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .. import io as jio
 from .networks import ARCHITECTURES, make_network
 from .training import (
     TrainConfig,
+    check_checkpoint_options,
     check_split,
     check_training_data,
     fit_members,
@@ -49,7 +50,8 @@ from .training import (
     safe_scale,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a checksummed framed file (jaxid.io); 1 had no checksum
+KIND = "posterior estimator"
 FLOWS = ("maf", "coupling")
 TRANSFORMERS = ("affine", "spline")
 _FLOW_DEFAULTS = dict(
@@ -278,12 +280,10 @@ class PosteriorEstimator(eqx.Module):
         return s.mean(1), s.std(1, ddof=1)
 
     def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
-        """Write to ``path``: a JSON header line (architecture, flow, names, ``metadata``) then the
-        arrays (``equinox.tree_serialise_leaves``); read back with
-        :func:`load_posterior_estimator`."""
+        """Write to ``path`` atomically (:mod:`jaxid.io`): a JSON header line (architecture, flow,
+        names, ``metadata``, the payload's length and SHA-256) then the arrays
+        (``equinox.tree_serialise_leaves``); read back with :func:`load_posterior_estimator`."""
         header = dict(
-            format=FORMAT_VERSION,
-            kind="posterior",
             arch=self.arch,
             options=dict(self.options),
             flow_options=dict(self.flow_options),
@@ -292,24 +292,15 @@ class PosteriorEstimator(eqx.Module):
             members=self.members,
             metadata=metadata or {},
         )
-        with open(path, "wb") as f:
-            f.write((json.dumps(header) + "\n").encode())
-            eqx.tree_serialise_leaves(f, self)
+        jio.write_framed(path, header, jio.tree_to_bytes(self), kind=KIND, format=FORMAT_VERSION)
 
 
 def load_posterior_estimator(path: str | os.PathLike) -> tuple[PosteriorEstimator, dict]:
     """Read a posterior estimator written by :meth:`PosteriorEstimator.save`; returns
-    ``(estimator, metadata)``."""
-    where = "load_posterior_estimator"
-    with open(path, "rb") as f:
-        try:
-            header = json.loads(f.readline().decode())
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ValueError(f"{where}: {path} is not a jaxid posterior estimator file") from None
-        if not isinstance(header, dict) or header.get("kind") != "posterior":
-            raise ValueError(f"{where}: {path} is not a jaxid posterior estimator file")
-        if header.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{where}: {path} has format {header.get('format')}, expected {FORMAT_VERSION}")
+    ``(estimator, metadata)``. Raises :class:`jaxid.io.CorruptFileError` naming the file if it is
+    empty, truncated, not a posterior estimator file, or its bytes do not match their checksum."""
+    header, payload = jio.read_framed(path, kind=KIND, formats=(FORMAT_VERSION,))
+    try:
         skeleton = PosteriorEstimator.init(
             header["arch"],
             tuple(header["in_shape"]),
@@ -319,7 +310,11 @@ def load_posterior_estimator(path: str | os.PathLike) -> tuple[PosteriorEstimato
             flow_options=header["flow_options"],
             **header["options"],
         )
-        return eqx.tree_deserialise_leaves(f, skeleton), header["metadata"]
+    except (KeyError, TypeError, ValueError) as err:
+        raise jio.CorruptFileError(
+            f"{path}: its header does not describe a posterior estimator ({err})"
+        ) from None
+    return jio.tree_from_bytes(payload, skeleton, path=path), header["metadata"]
 
 
 def _embed(est: PosteriorEstimator, x, batch_size: int):
@@ -415,6 +410,9 @@ def train_posterior(
     knots: int = 8,
     interval: float = 4.0,
     embed_dim: int = 16,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = True,
     **arch_options,
 ) -> PosteriorResult:
     """Train an amortized posterior of ``names`` given trajectories ``x``
@@ -428,9 +426,13 @@ def train_posterior(
     seeded split, standardisation from the training split, Adam, early stopping on the
     validation negative log-likelihood, ``members`` trained together (their mixture);
     ``loss_weights`` and ``prior_weight`` do not apply and must be left unset.
+
+    ``checkpoint``, ``checkpoint_every``, ``resume``: as for :func:`train`, an atomic checkpoint
+    of the whole training state from which an interrupted call resumes to a bit-identical result.
     """
     where = "train_posterior"
     config = TrainConfig() if config is None else config
+    check_checkpoint_options(where, checkpoint, checkpoint_every, resume)
     names = tuple(names)
     x, theta = check_training_data(x, theta, names, config, where=where, target="theta")
     if arch not in ARCHITECTURES:
@@ -487,6 +489,10 @@ def train_posterior(
         devices=devices,
         where=where,
         desc=f"posterior {arch}+{fopts['flow']}",
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        describe=dict(estimator="posterior", arch=arch, names=list(names), options=arch_options, flow=fopts),
     )
     return PosteriorResult(
         estimator=eqx.tree_at(lambda e: e.model, est, fit.network),

@@ -25,10 +25,13 @@ loss above and ``jaxid.nn.train_posterior`` a negative log-likelihood.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -38,6 +41,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from .. import io as jio
 from .estimator import Estimator
 
 
@@ -265,13 +269,77 @@ def check_split(n: int, config: TrainConfig, where: str = "train") -> tuple[dict
 @dataclass(frozen=True)
 class Fit:
     """What :func:`fit_members` returns: the best ``network`` of every member, the ``history``
-    (as in :class:`TrainResult`) and the timings."""
+    (as in :class:`TrainResult`) and the timings (of this call only when it resumed a
+    checkpoint)."""
 
     network: eqx.Module
     history: dict
     seconds: float
     first_epoch_seconds: float
     samples_per_second: float
+
+
+CHECKPOINT_KIND = "training checkpoint"
+
+
+def check_checkpoint_options(where: str, checkpoint, checkpoint_every, resume) -> Path | None:
+    """Check the ``checkpoint``, ``checkpoint_every`` and ``resume`` options of the training
+    functions; return the checkpoint path (or ``None``)."""
+    if checkpoint is not None and not isinstance(checkpoint, str | os.PathLike):
+        raise TypeError(
+            f"{where}: checkpoint must be a path (str or os.PathLike) or None, got {checkpoint!r}"
+        )
+    every = checkpoint_every
+    if not (isinstance(every, int) and not isinstance(every, bool) and every >= 1):
+        raise ValueError(f"{where}: checkpoint_every must be a positive int (epochs), got {every!r}")
+    if not isinstance(resume, bool):
+        raise TypeError(f"{where}: resume must be True or False, got {resume!r}")
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint)
+    if path.is_dir():
+        raise IsADirectoryError(f"{where}: checkpoint {path} is a directory; give a file path")
+    return path
+
+
+def _is_typed_key(key) -> bool:
+    return jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+
+
+def _checkpoint_identity(network, data, objective, config, hyper, n_devices, describe) -> tuple[str, dict]:
+    """The fingerprint a checkpoint must match to be resumed (SHA-256 of the configuration, the
+    objective, the initial network's arrays, the data's shapes and bytes, the device count and
+    ``describe``) and the readable part of it stored beside it for error messages."""
+    loss_fn, val_fn, args = objective
+    cfg = config.to_dict()
+    cfg.pop("progress")
+    readable = dict(
+        config=cfg,
+        data_shapes=[list(np.shape(a)) for a in data],
+        describe=describe or {},
+        devices=n_devices,
+    )
+    names = [f"{f.__module__}.{f.__qualname__}" for f in (loss_fn, val_fn)]
+    fp = jio.fingerprint(
+        readable, list(hyper), names, repr(args), jio.sha256(jio.tree_to_bytes(network)), *data
+    )
+    return fp, json.loads(json.dumps(readable, default=repr))
+
+
+def _mismatch(where: str, path: Path, stored: dict, readable: dict) -> ValueError:
+    diffs = [
+        f"config.{k}: {stored.get('config', {}).get(k)!r} there, {v!r} here"
+        for k, v in readable["config"].items()
+        if stored.get("config", {}).get(k) != v
+    ]
+    for name in ("data_shapes", "describe", "devices"):
+        if stored.get(name) != readable[name]:
+            diffs.append(f"{name}: {stored.get(name)!r} there, {readable[name]!r} here")
+    what = "; ".join(diffs) if diffs else "the same options and shapes, but other data, network or objective"
+    return ValueError(
+        f"{where}: checkpoint {path} was written for another training problem ({what}); delete it, "
+        "choose another checkpoint path, or pass resume=False to start over"
+    )
 
 
 def fit_members(
@@ -284,6 +352,10 @@ def fit_members(
     devices: Sequence,
     where: str = "train",
     desc: str = "train",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = True,
+    describe: dict | None = None,
 ) -> Fit:
     """Train ``config.members`` stacked networks (leading member axis on every array) on
     standardised ``data = (x_train, y_train, x_val, y_val)``: Adam, one jitted scan over the
@@ -293,7 +365,18 @@ def fit_members(
     ``objective = (loss, val_loss, args)``: module-level functions ``loss(model, xb, yb, *args)``
     (a minibatch mean) and ``val_loss(model, x_val, y_val, *args)`` of one member, with hashable
     ``args``. Floating-point arrays are trained; other arrays are kept as they are.
+
+    ``checkpoint``: a file that holds the whole training state (networks, optimiser state, random
+    key, best networks and validation losses, early-stopping counter, history and epoch count),
+    written atomically (:mod:`jaxid.io`) every ``checkpoint_every`` epochs and when training
+    ends. With ``resume`` (the default) an existing checkpoint is continued: the result is
+    bit-identical to an uninterrupted run, wherever the interruption fell (a finished
+    checkpoint returns at once). A checkpoint of another problem (its fingerprint: the SHA-256
+    of ``config``, the objective, the initial networks, the data and ``describe``, a JSON-able
+    description of the problem) raises ``ValueError``; a damaged one
+    :class:`jaxid.io.CorruptFileError`. ``resume=False`` starts over and overwrites it.
     """
+    ckpt = check_checkpoint_options(where, checkpoint, checkpoint_every, resume)
     x_train = data[0]
     n_train, batch = x_train.shape[0], config.batch_size
     n_batches = n_train // batch
@@ -311,8 +394,45 @@ def fit_members(
     opt_state = jax.vmap(opt.init)(params)
     best = params
     best_val = jnp.full(config.members, jnp.inf, jnp.float32)
-    sharding = None
     initial = network
+    history = dict(train_loss=[], val_loss=[])
+    best_epoch = np.zeros(config.members, dtype=int)
+    stall, start_epoch, finished = 0, 0, False
+    typed_key = _is_typed_key(key)
+    if ckpt is not None:
+        fp, readable = _checkpoint_identity(network, data, objective, config, hyper, len(devices), describe)
+    if ckpt is not None and resume and ckpt.exists():
+        header, payload = jio.read_framed(ckpt, kind=CHECKPOINT_KIND)
+        if header.get("fingerprint") != fp:
+            raise _mismatch(where, ckpt, header.get("problem", {}), readable)
+        key_data = jax.random.key_data(key) if typed_key else key
+        network, opt_state, best, key_data = jio.tree_from_bytes(
+            payload, (network, opt_state, best, key_data), path=ckpt
+        )
+        # the validation losses in the header: their dtype is the objective's (float64 under x64)
+        best_val = jnp.asarray(np.asarray(header["best_val"], dtype=header["best_val_dtype"]))
+        key = jax.random.wrap_key_data(key_data, impl=jax.random.key_impl(key)) if typed_key else key_data
+        history = dict(train_loss=header["train_loss"], val_loss=header["val_loss"])
+        best_epoch = np.asarray(header["best_epoch"], dtype=int)
+        stall, start_epoch, finished = header["stall"], header["epochs_run"], header["finished"]
+
+    def save_checkpoint(epochs_run: int, done: bool) -> None:
+        header = dict(
+            fingerprint=fp,
+            problem=readable,
+            epochs_run=epochs_run,
+            finished=done,
+            stall=stall,
+            best_epoch=best_epoch.tolist(),
+            train_loss=history["train_loss"],
+            val_loss=history["val_loss"],
+            best_val=np.asarray(best_val).tolist(),  # floats: exact through JSON
+            best_val_dtype=np.asarray(best_val).dtype.str,
+        )
+        state = (network, opt_state, best, jax.random.key_data(key) if typed_key else key)
+        jio.write_framed(ckpt, header, jio.tree_to_bytes(jax.device_get(state)), kind=CHECKPOINT_KIND)
+
+    sharding = None
     if len(devices) > 1:
         mesh = Mesh(np.array(devices), ("batch",))
         sharding = NamedSharding(mesh, PartitionSpec(None, "batch"))
@@ -320,14 +440,13 @@ def fit_members(
         dynamic, static = eqx.partition((network, opt_state, best, best_val, data), eqx.is_array)
         network, opt_state, best, best_val, data = eqx.combine(jax.device_put(dynamic, replicated), static)
 
-    history = dict(train_loss=[], val_loss=[])
-    best_epoch = np.zeros(config.members, dtype=int)
-    stall = 0
     start = time.perf_counter()
     first = 0.0
-    epochs_run = 0
-    with tqdm(total=config.epochs, unit="epoch", desc=desc, disable=not config.progress) as bar:
-        for epoch in range(config.epochs):
+    epochs_run = start_epoch
+    with tqdm(
+        total=config.epochs, initial=start_epoch, unit="epoch", desc=desc, disable=not config.progress
+    ) as bar:
+        for epoch in range(start_epoch, config.epochs if not finished else start_epoch):
             key, sub = jax.random.split(key)
             network, opt_state, best, best_val, tr, val = _epoch(
                 network, opt_state, best, best_val, sub, *data, hyper, objective, sharding
@@ -339,7 +458,7 @@ def fit_members(
                     "lower config.learning_rate"
                 )
             epochs_run = epoch + 1
-            if epoch == 0:
+            if epoch == start_epoch:
                 first = time.perf_counter() - start
             improved = val <= np.asarray(best_val)
             best_epoch[improved] = epoch + 1
@@ -348,10 +467,14 @@ def fit_members(
             stall = 0 if improved.any() else stall + 1
             bar.update(1)
             bar.set_postfix(train=f"{tr.mean():.3g}", val=f"{val.mean():.3g}")
-            if config.patience is not None and stall >= config.patience:
+            stop = config.patience is not None and stall >= config.patience
+            done = stop or epochs_run == config.epochs
+            if ckpt is not None and (done or epochs_run % checkpoint_every == 0):
+                save_checkpoint(epochs_run, done)
+            if stop:
                 break
     seconds = time.perf_counter() - start
-    later = max(epochs_run - 1, 0)
+    later = max(epochs_run - start_epoch - 1, 0)
     samples = later * n_batches * batch * config.members
     history.update(
         best_epoch=best_epoch.tolist(),
@@ -376,6 +499,9 @@ def train(
     *,
     arch: str = "mlp",
     config: TrainConfig | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = True,
     **arch_options,
 ) -> TrainResult:
     """Train an estimator of ``names`` from trajectories ``x`` ``(records, time, channel)`` to
@@ -385,8 +511,15 @@ def train(
     :func:`jaxid.nn.make_network`); ``config`` a :class:`TrainConfig`. The data are split by
     ``config.split`` (seeded); standardisation statistics come from the training split only.
     Deterministic given ``config.seed`` (on the same devices).
+
+    ``checkpoint``: a file the whole training state is written to, atomically, every
+    ``checkpoint_every`` epochs and at the end; run the same call again after an interruption
+    (``resume=True``, the default) and it continues from there to a bit-identical result. A
+    checkpoint of another configuration or data set is refused with a ``ValueError``
+    (:func:`fit_members`).
     """
     config = TrainConfig() if config is None else config
+    check_checkpoint_options("train", checkpoint, checkpoint_every, resume)
     names = tuple(names)
     x, y = check_training_data(x, y, names, config)
     split, devices = check_split(x.shape[0], config)
@@ -429,6 +562,10 @@ def train(
         key=key,
         devices=devices,
         desc=f"train {arch}",
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        describe=dict(estimator="point", arch=arch, names=list(names), options=arch_options),
     )
     return TrainResult(
         estimator=eqx.tree_at(lambda e: e.network, est, fit.network),
