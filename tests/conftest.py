@@ -1,5 +1,49 @@
-"""Test configuration: float64 everywhere (Fisher ranks and tight references need it)."""
+"""Test configuration.
+
+- float64 everywhere (Fisher ranks and tight references need it).
+- One JAX compilation cache per test run, shared by the pytest-xdist workers and by the
+  subprocesses the tests start (README blocks, notebooks, the command line): a function compiled
+  by one of them is not compiled again by another. The directory is new for each run (set by the
+  first process, inherited by the rest), so a run never reads executables from an earlier one.
+- Under pytest-xdist, the tests of one module run in one worker (their module-scoped fixtures,
+  mostly compiled simulations and trained networks, are built once), except the notebook and
+  README runs, which are independent subprocesses and are spread over the workers one by one.
+"""
+
+import os
+import shutil
+import tempfile
 
 import jax
+import pytest
 
 jax.config.update("jax_enable_x64", True)
+
+_CACHE_VAR = "JAX_COMPILATION_CACHE_DIR"
+if _CACHE_VAR not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="jaxid-test-compile-cache-")
+    os.environ[_CACHE_VAR] = _cache
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
+    _OWNED_CACHE = _cache
+else:
+    _OWNED_CACHE = None
+jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_VAR])
+jax.config.update(
+    "jax_persistent_cache_min_compile_time_secs",
+    float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")),
+)
+
+# modules whose tests are independent subprocesses: distributed one test at a time
+SPREAD = {"test_notebooks", "test_readme"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(module))
+
+
+def pytest_unconfigure(config):
+    if _OWNED_CACHE is not None and not hasattr(config, "workerinput"):
+        shutil.rmtree(_OWNED_CACHE, ignore_errors=True)

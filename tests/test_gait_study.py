@@ -15,7 +15,18 @@ TINY = ["--records", "100", "--duration", "3", "--epochs", "3", "--batch-size", 
 
 @pytest.mark.slow
 def test_gait_cli_tiny_writes_a_complete_report(tmp_path):
-    args = ["gait", *TINY, "--sweep", "size,noise,arch", "--sizes", "60,100", "--out", str(tmp_path)]
+    args = [
+        "gait",
+        *TINY,
+        "--sweep",
+        "size,noise",
+        "--sizes",
+        "60,100",
+        "--noise-levels",
+        "0,0.05",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(args) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["data"]["records"] == 100
@@ -27,20 +38,20 @@ def test_gait_cli_tiny_writes_a_complete_report(tmp_path):
     assert [r["target"] for r in table] == ["m", "k", "l0", "k/m", "l0"]
     for row in table:
         assert set(row) >= {"r2", "rmse", "ceiling_r2", "ceiling_rmse", "crb_relative", "verdict"}
-    # The ceiling is a real estimate: for m it is far from exact recovery, for l0 exact.
+    # The ceiling is a real estimate: for m (a scaling orbit inside the prior box) far from exact
+    # recovery. (Its value is tested against an independent Monte Carlo in tests/test_nn.py.)
     ceil = results["estimators"]["ceiling"]["metrics"]
-    assert ceil["l0"]["r2"] == 1.0 and ceil["m"]["r2"] < 0.9
+    assert ceil["m"]["r2"] < 0.9
     sweeps = results["sweeps"]
     assert [r["records"] for r in sweeps["size"]["rows"]] == [60, 100]
-    assert [r["noise"] for r in sweeps["noise"]["rows"]] == [0.0, 0.01, 0.05, 0.1]
-    assert {r["spec"]["arch"] for r in sweeps["arch"]["rows"]} == {"mlp", "cnn", "gru"}
+    assert [r["noise"] for r in sweeps["noise"]["rows"]] == [0.0, 0.05] and "arch" not in sweeps
     report = (tmp_path / "report.md").read_text()
     for heading in ("## Data", "## Fisher information", "## Estimators", "## Sweep: data size"):
         assert heading in report
     assert "| m | (m, k, l0) |" in report and "| k/m | (k/m, l0) |" in report
     for fig in results["figures"]:
         assert (tmp_path / fig).stat().st_size > 5_000, fig
-    assert len(results["figures"]) == 9
+    assert len(results["figures"]) == 8  # 4 of the study, 2 sweeps, 2 of the posterior network
     post = results["posterior"]  # the posterior network: coverage at each level, the ridge's angle
     assert set(post["coverage"]["0.9"]) == {"m", "k", "l0"} and post["null_angle_deg"] is not None
     assert "## Posterior network" in report

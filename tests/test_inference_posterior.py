@@ -141,13 +141,13 @@ def test_errors_name_the_argument():
 @pytest.mark.slow
 def test_walker_ridge_matches_the_scaling_ceiling_and_force_plates_collapse_it():
     walker = jaxid.Walker(m=80.0, k=20000.0, l0=1.0, channels=("x", "y", "grf_x", "grf_y"))
-    y0, ts = walker.initial_state(0.9782, 1.090), jnp.arange(0.0, 1.0, 0.1)
+    y0, ts = walker.initial_state(0.9782, 1.090), jnp.arange(0.0, 0.6, 0.1)  # one step and a half
     prior = {"m": (70.0, 90.0), "k": (17000.0, 23000.0)}
     kin = Experiment.from_model(walker, y0, ts, noise=1e-4, params=("m", "k"), channels=("x", "y"))
     plate = Experiment.from_model(walker, y0, ts, noise=1.0, params=("m", "k"), channels=("grf_x", "grf_y"))
-    truth = np.array([[80.0, 20000.0], [72.0, 21000.0]])
+    truth = np.array([[72.0, 21000.0]])  # one record: each chain step is a walker simulation
     y_kin = np.stack([np.asarray(kin.fn(jnp.asarray(t))) for t in truth])
-    short = dict(warmup=600, draws=500, thin=2, progress=False)  # each step is a walker simulation
+    short = dict(warmup=400, draws=400, thin=1, progress=False)
     post = sample_posterior(kin, y_kin, prior, key=jax.random.key(0), **short)
     ceiling = scaling_ceiling(truth, [1, 1], prior, ("m", "k"))
     # the posterior mean on the orbit k/m = const is the ceiling, within 4 Monte Carlo errors
@@ -156,10 +156,12 @@ def test_walker_ridge_matches_the_scaling_ceiling_and_force_plates_collapse_it()
     np.testing.assert_allclose(ratio.mean(1), truth[:, 1] / truth[:, 0], rtol=1e-4)
     # spread along the ridge: on the orbit k = r m inside the box the density of m is
     # proportional to m (the ridge's width in k grows with m), on [max(70, 17000/r), min(90, 23000/r)]
+    # (sd 2.6 here); 20 % is about four standard errors of an sd from this chain's ESS (> 100), and a
+    # chain that had not crossed the ridge would have a far smaller sd
     for n, (m, k) in enumerate(truth):
         grid = np.linspace(max(70.0, 17000 * m / k), min(90.0, 23000 * m / k), 2001)
         sd = np.sqrt(np.average(grid**2, weights=grid) - np.average(grid, weights=grid) ** 2)
-        assert abs(post.sd[n, 0] - sd) < 0.1 * sd, (post.sd[n, 0], sd)
+        assert post.ess[n, 0] > 100 and abs(post.sd[n, 0] - sd) < 0.2 * sd, (post.sd[n, 0], sd, post.ess)
     y_plate = np.stack([np.asarray(plate.fn(jnp.asarray(t))) for t in truth])
     both = sample_posterior([kin, plate], [y_kin, y_plate], prior, key=jax.random.key(1), **short)
     assert np.all(both.sd[:, 0] < 0.05 * post.sd[:, 0])  # the ridge collapses
