@@ -75,15 +75,22 @@ class _Observe(eqx.Module):
     param_index: tuple[int, ...] = eqx.field(static=True)
     state_index: tuple[int, ...] = eqx.field(static=True)
     channel_index: tuple[int, ...] = eqx.field(static=True)
+    t0: float | None = eqx.field(static=True, default=None)
+    offset: Array | None = None
 
     def __call__(self, theta):
         p = len(self.param_index)
         base = self.model.params
-        m = self.model.with_params(base.at[jnp.array(self.param_index)].set(theta[:p]))
+        params = base.at[jnp.array(self.param_index)].set(theta[:p])
+        if self.offset is not None:
+            params = params + self.offset
+        m = self.model.with_params(params)
         y0 = self.y0
         if self.state_index:
             y0 = y0.at[jnp.array(self.state_index)].set(theta[p:])
         kwargs = {} if isinstance(m, AbstractHybridModel) else {"adjoint": dfx.ForwardMode()}
+        if self.t0 is not None:
+            kwargs["t0"] = self.t0
         sim = simulate(m, y0, self.ts, **kwargs)
         obs = sim.obs[:, jnp.array(self.channel_index)]
         return jnp.where(sim.success, obs, jnp.nan)
@@ -97,23 +104,37 @@ class _ObserveFunction(eqx.Module):
         return y[:, None] if y.ndim == 1 else y
 
 
-def make_observer(config: StudyConfig, resolved: ResolvedModel, *, y0=None, augmented: bool = False):
+def make_observer(
+    config: StudyConfig,
+    resolved: ResolvedModel,
+    *,
+    y0=None,
+    augmented: bool = False,
+    times=None,
+    t0: float | None = None,
+    offset=None,
+):
     """The map ``theta -> observations (time, channel)`` of one record.
 
     ``theta`` holds the studied parameters in ``config.params`` order, followed, with
     ``augmented=True``, by the drawn initial-state components; otherwise the initial state is
     ``y0`` (default: the configured one with drawn components at their prior centre). Forward-mode
-    differentiable (``Experiment``); a failed simulation gives NaN observations."""
+    differentiable (``Experiment``); a failed simulation gives NaN observations. For experiment
+    design: ``times`` replaces the configured save times, ``t0`` the start time (default the first
+    save time), and ``offset`` (one value per model parameter) is added to the model's parameters
+    (a known added mass)."""
     if resolved.kind == "function":
         return _ObserveFunction(resolved.fn)
     drawn = resolved.drawn_states if augmented else ()
     return _Observe(
         model=resolved.model,
         y0=jnp.asarray(resolved.y0 if y0 is None else y0, dtype=float),
-        ts=jnp.asarray(config.times, dtype=float),
+        ts=jnp.asarray(config.times if times is None else times, dtype=float),
         param_index=resolved.param_index,
         state_index=tuple(resolved.state_names.index(s) for s in drawn),
         channel_index=resolved.channel_index,
+        t0=None if t0 is None else float(t0),
+        offset=None if offset is None else jnp.asarray(offset, dtype=float),
     )
 
 
