@@ -25,7 +25,9 @@ Steps (each reuses the library's own function):
    (:func:`jaxid.inference.bayes_risk`) and each network against it
    (:func:`jaxid.inference.compare`: R^2 against the limit and the verdict).
 5. **Report.** A table per parameter and per combination: identifiable or not (and why), the
-   Cramer-Rao bound, the total Sobol index, the network's error, the Bayes limit and the verdict.
+   Cramer-Rao bound, the total Sobol index, the network's error, the Bayes limit and the verdict;
+   with a ``[design]`` table, the ranking of its candidate additions
+   (:func:`jaxid.study.design.study_design`: what would make the rest identifiable).
 """
 
 from __future__ import annotations
@@ -439,7 +441,8 @@ class StudyResult:
     - ``estimators``: per estimator (``params``, ``combinations``) the test metrics and training
       summary; ``bayes``: the Bayes reference's risk and the comparisons (``None`` if skipped);
     - ``table``: one row per parameter and per combination (see :mod:`jaxid.study.report`);
-    - ``seconds``; ``out``: the folder written, or ``None``; ``figures``: their file names.
+    - ``seconds``; ``out``: the folder written, or ``None``; ``figures``: their file names;
+    - ``design``: the :class:`~jaxid.study.DesignRanking` of the ``[design]`` candidates, or ``None``.
     """
 
     config: StudyConfig
@@ -452,6 +455,7 @@ class StudyResult:
     seconds: float
     out: Path | None = None
     figures: tuple = ()
+    design: object = None
 
     def to_dict(self) -> dict:
         """Every number of the study, JSON-ready."""
@@ -484,6 +488,7 @@ class StudyResult:
                 table=list(self.table),
                 figures=list(self.figures),
                 seconds=self.seconds,
+                design=None if self.design is None else self.design.to_dict(),
             )
         )
 
@@ -544,6 +549,14 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
         for t, e in zip(idm.monomial_text, idm.monomials, strict=True)
         if np.count_nonzero(e) > 1
     )
+    design = None
+    if config.design is not None:
+        from .design import study_design
+
+        say(f"  experiment design: {len(config.design.candidates)} candidate addition(s)", flush=True)
+        t0 = time.perf_counter()
+        design = study_design(config, key=jax.random.fold_in(k_id, 1), resolved=resolved)
+        data["design_seconds"] = round(time.perf_counter() - t0, 2)
 
     # 3. estimators
     say("[3/5] training the estimators", flush=True)
@@ -639,6 +652,7 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
         bayes=bayes,
         table=tuple(table),
         seconds=round(time.perf_counter() - started, 1),
+        design=design,
     )
     if out is not None:
         out = Path(out)
