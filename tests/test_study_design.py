@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import jaxid
+from jaxid.cli import main
 from jaxid.identify import Experiment, fisher_information
 from jaxid.study import config_from_dict, load_preset, rank_designs, run, study_design
 
@@ -179,3 +180,39 @@ def test_presets_still_load_without_design():
     assert load_preset("pendulum").design is None
     cfg = pendulum_config()
     assert cfg.to_dict()["design"]["candidates"]["added_mass"] == {"added": {"m": 0.5}}
+
+
+PENDULUM_TOML = """
+[model]
+name = "pendulum"
+[params]
+m = [0.5, 2.0]
+L = [0.5, 2.0]
+b = { log_uniform = [0.05, 0.5] }
+g = [9.0, 10.6]
+[initial_state]
+theta = 0.5
+omega = 0.0
+[observation]
+times = { start = 0.0, stop = 2.0, num = 21 }
+channels = ["theta"]
+"""
+
+
+def test_cli_design_needs_a_design_table(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text(PENDULUM_TOML)
+    with pytest.raises(SystemExit, match=r"jaxid study: --design: the configuration has no \[design\]"):
+        main(["study", str(path), "--design"])
+
+
+@pytest.mark.slow
+def test_cli_design_prints_the_ranking(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default output folder would be created here
+    path = tmp_path / "study.toml"
+    design = '[design]\ndraws = 1\ntargets = ["m"]\n[design.candidates.added_mass]\nadded = { m = 0.5 }\n'
+    path.write_text(PENDULUM_TOML + design)
+    assert main(["study", str(path), "--design"]) == 0
+    out = capsys.readouterr().out
+    assert "+ added_mass" in out and "Smallest set of additions that identifies m" in out
+    assert not (tmp_path / "jaxid-output").exists()  # nothing simulated or written
