@@ -106,6 +106,7 @@ def test_ranking_equals_closed_form_and_one_candidate_fixes_the_rank():
     # a - b is orthogonal to the null direction: adds information but no rank
     useless = ranking.row("obs_a_minus_b")
     assert useless.criteria.min_rank == 2 and useless.identified == () and useless.null_information == 0
+    assert useless.null_resolved == 0 and ranking.row("obs_c").null_resolved == 1
     assert ranking.rows[-1].additions == ("obs_a_minus_b",)
     for n in ("obs_c", "obs_a"):
         r = np.asarray(rows[n])[None]
@@ -133,7 +134,8 @@ def test_smallest_set_needs_two_and_is_searched_by_size():
     cands = {n: linear(r, 0.1, n) for n, r in rows.items()}
     ranking = rank_designs(base, cands, THETAS[:1])
     assert all(r.criteria.min_rank == 2 or n == "sum_again" for r in ranking.rows for n in r.additions)
-    assert ranking.row("sum_again").criteria.min_rank == 1
+    assert ranking.row("sum_again").criteria.min_rank == 1 and ranking.row("sum_again").null_resolved == 0
+    assert ranking.row("a").null_resolved == 1 and ranking.row("a").null_information == 0  # 1 of 2
     # by hand: the pairs whose rows with (1, 1, 1) span R^3, and the best of them by the order
     ok = [
         pair

@@ -93,6 +93,7 @@ def test_pendulum_added_mass_and_length_make_it_identifiable(pendulum_ranking):
     assert r.row("added_mass").criteria.min_rank == 3 and r.row("added_mass").identified == ("m",)
     for name in ("added_length", "bob_x"):
         assert r.row(name).criteria.min_rank == 3 and r.row(name).identified == ("L", "g")
+        assert r.row(name).null_resolved == 1
     assert r.rows[-1].additions == ("second_start",)
     assert "added_mass" in r.smallest_set and len(r.smallest_set) == 2
     assert r.smallest.criteria.full_rank

@@ -13,7 +13,7 @@ each candidate, and for sets of candidates, and ranks the single candidates by
    basis of the base's null space at draw :math:`d`, the information of the combined design along
    it, :math:`\lambda_{\min}(N_d^T F N_d)` (``0`` when the combined design is still rank deficient
    there), averaged over the draws,
-4. the geometric mean of the targets' Cramer-Rao bounds (smaller is better), then
+4. the geometric mean of the targets' finite Cramer-Rao bounds (smaller is better), then
    :math:`\log\det F` (D-optimality).
 
 It then searches sets of candidates in increasing size and reports the smallest that makes every
@@ -51,14 +51,18 @@ class DesignRow:
     """One design: the base plus ``additions`` (candidate names).
 
     - ``criteria``: its :class:`~jaxid.identify.DesignCriteria` over the draws;
+    - ``null_resolved``: how many of the base's null directions the design resolves (the smallest
+      rank gain over the draws);
     - ``null_information``: the mean over the draws of :math:`\\lambda_{\\min}(N_d^T F N_d)` on the
-      base's null directions (``nan`` when the base has full rank at every draw);
+      base's null directions (``0`` at a draw where some stay unresolved; ``nan`` when the base
+      has full rank at every draw);
     - ``tightening``: per target, the base's mean bound divided by this design's (``inf`` where
       the base has no finite bound and this design has one, ``nan`` where neither has).
     """
 
     additions: tuple[str, ...]
     criteria: DesignCriteria = field(repr=False)
+    null_resolved: int
     null_information: float
     tightening: np.ndarray
 
@@ -69,9 +73,11 @@ class DesignRow:
         return tuple(t for t, ok in zip(c.targets, c.identifiable, strict=True) if ok)
 
     def sort_key(self) -> tuple:
+        """The ranking order (smaller first): targets identified, rank, information along the
+        base's null directions, geometric mean of the finite target bounds, log det, size."""
         c = self.criteria
-        crb = c.mean_crb
-        geo = float(np.exp(np.mean(np.log(crb)))) if np.all(np.isfinite(crb)) else math.inf
+        crb = c.mean_crb[np.isfinite(c.mean_crb)]
+        geo = float(np.exp(np.mean(np.log(crb)))) if crb.size else math.inf
         null = 0.0 if math.isnan(self.null_information) else self.null_information
         return (-len(self.identified), -c.min_rank, -null, geo, -c.mean_log_det, len(self.additions))
 
@@ -116,21 +122,27 @@ class DesignRanking:
         """The ranking as a Markdown table (bounds relative in log parameters), then the smallest set."""
         unit = _pct if self.log else _num
         head = (
-            "| rank | design | identifiable targets | min rank | info on base null directions "
-            "| mean log det F | " + " | ".join(f"CRB {t} (tightening)" for t in self.targets) + " |"
+            "| rank | design | identifiable targets | min rank | base null directions resolved "
+            "| info on them | mean log det F | "
+            + " | ".join(f"CRB {t} (tightening)" for t in self.targets)
+            + " |"
         )
-        lines = [head, "|---" * (6 + len(self.targets)) + "|"]
+        lines = [head, "|---" * (7 + len(self.targets)) + "|"]
         base = self.base
         p = len(self.names)
+        nullity = p - base.min_rank
         lines.append(
-            f"| - | base | {', '.join(_identified(base)) or 'none'} | {base.min_rank} of {p} | - | "
-            f"{_num(base.mean_log_det)} | " + " | ".join(unit(v) for v in base.mean_crb) + " |"
+            f"| - | base | {', '.join(_identified(base)) or 'none'} | {base.min_rank} of {p} | "
+            f"{nullity} null | - | {_num(base.mean_log_det)} | "
+            + " | ".join(unit(v) for v in base.mean_crb)
+            + " |"
         )
         for i, r in enumerate(self.rows, 1):
             c = r.criteria
             lines.append(
                 f"| {i} | + {' + '.join(r.additions)} | {', '.join(r.identified) or 'none'} | "
-                f"{c.min_rank} of {p} | {_num(r.null_information)} | {_num(c.mean_log_det)} | "
+                f"{c.min_rank} of {p} | {r.null_resolved} of {nullity} | {_num(r.null_information)} | "
+                f"{_num(c.mean_log_det)} | "
                 + " | ".join(
                     f"{unit(v)} ({_times(t)})" for v, t in zip(c.mean_crb, r.tightening, strict=True)
                 )
@@ -184,6 +196,7 @@ class DesignRanking:
             dict(
                 additions=list(r.additions),
                 identified=list(r.identified),
+                null_resolved=r.null_resolved,
                 null_information=r.null_information,
                 tightening=dict(zip(self.targets, r.tightening.tolist(), strict=True)),
                 **crit(r.criteria),
@@ -390,7 +403,13 @@ def rank_designs(
         b, m = base_crit.mean_crb, c.mean_crb
         with np.errstate(invalid="ignore", divide="ignore"):
             tight = np.where(np.isfinite(b) & np.isfinite(m), b / m, np.where(np.isfinite(m), np.inf, np.nan))
-        return DesignRow(additions=tuple(additions), criteria=c, null_information=null_info, tightening=tight)
+        return DesignRow(
+            additions=tuple(additions),
+            criteria=c,
+            null_resolved=int(np.min(c.ranks - base_crit.ranks)),
+            null_information=null_info,
+            tightening=tight,
+        )
 
     rows = sorted((make_row((n,)) for n in cand), key=DesignRow.sort_key)
     by_name = {r.additions: r for r in rows}
