@@ -38,6 +38,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import diffrax as dfx
 import equinox as eqx
@@ -57,6 +58,9 @@ from ..priors import Prior
 from ..sensitivity import sobol_indices
 from ..simulate import simulate, simulate_batch
 from .config import ResolvedModel, StudyConfig, validate
+
+if TYPE_CHECKING:
+    from .design import DesignRanking
 
 __all__ = ["IdentifiabilityMap", "StudyResult", "identifiability_map", "make_observer", "run"]
 
@@ -455,7 +459,7 @@ class StudyResult:
     seconds: float
     out: Path | None = None
     figures: tuple = ()
-    design: object = None
+    design: DesignRanking | None = None
 
     def to_dict(self) -> dict:
         """Every number of the study, JSON-ready."""
