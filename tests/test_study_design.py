@@ -143,6 +143,8 @@ def test_study_run_writes_the_design_ranking(tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["design"]["smallest_set"] == ["added_mass"]
     assert (tmp_path / "design.png").is_file()
+    # the ranking alone (jaxid study --design) draws the same prior points as the run
+    np.testing.assert_array_equal(study_design(config).thetas, result.design.thetas)
 
 
 # ---------------------------------------------------------------------------- checks

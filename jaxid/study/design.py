@@ -515,13 +515,15 @@ def _all_channels(resolved: ResolvedModel) -> ResolvedModel:
 
 def study_design(config: StudyConfig, *, key=None, resolved: ResolvedModel | None = None) -> DesignRanking:
     """The ranking of the candidates of ``config.design`` (the study's ``[design]`` table) at
-    ``design.draws`` prior draws (from ``key``, default from ``config.seed``), on log parameters
+    ``design.draws`` prior draws (from ``key``, default from ``config.seed`` as in
+    :func:`~jaxid.study.run`), on log parameters
     when every prior is positive; see :func:`rank_designs`."""
     resolved = validate(config) if resolved is None else resolved
     opts = config.design
     if opts is None:
         raise ValueError("design: the configuration has no [design] table")
-    key = jax.random.fold_in(jax.random.key(config.seed), 18) if key is None else key
+    if key is None:  # the key jaxid.study.run uses: its rankings are the same
+        key = jax.random.fold_in(jax.random.split(jax.random.key(config.seed), 4)[2], 1)
     draws = opts.draws if opts.draws is not None else config.identifiability.draws
     thetas = np.asarray(config.params.sample(key, draws), dtype=np.float64)
     log = bool(np.all(config.params.support[0] > 0))
