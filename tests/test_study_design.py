@@ -134,14 +134,15 @@ def test_study_run_writes_the_design_ranking(tmp_path):
         estimators={"depth": 1, "width": 8, "epochs": 2, "batch_size": 8, "patience": 2},
         identifiability={"draws": 2, "check_points": 1, "sobol_samples": 8},
         bayes={"records": 0},
-        design={"draws": 2, "candidates": {"added_mass": {"added": {"m": 0.5}}}, "targets": ["m"]},
+        # a channel-only candidate: a view of one simulation, one compilation for the design
+        design={"draws": 2, "candidates": {"bob_x": {"channels": ["x"]}}, "targets": ["L"]},
     )
     result = run(config, out=tmp_path, progress=False)
-    assert result.design is not None and result.design.smallest_set == ("added_mass",)
+    assert result.design is not None and result.design.smallest_set == ("bob_x",)
     report = (tmp_path / "report.md").read_text()
-    assert "## What would make it identifiable" in report and "+ added_mass" in report
+    assert "## What would make it identifiable" in report and "+ bob_x" in report
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["design"]["smallest_set"] == ["added_mass"]
+    assert saved["design"]["smallest_set"] == ["bob_x"]
     assert (tmp_path / "design.png").is_file()
     # the ranking alone (jaxid study --design) draws the same prior points as the run
     np.testing.assert_array_equal(study_design(config).thetas, result.design.thetas)
