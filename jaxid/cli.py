@@ -169,6 +169,11 @@ def _study(args) -> int:
         changes = {k: v for k, v in dict(records=args.records, seed=args.seed).items() if v is not None}
         if changes:
             config = config.replace(**changes)
+        if args.design:
+            if config.design is None:
+                raise ValueError("--design: the configuration has no [design] table of candidates")
+            print(study.study_design(config).table())
+            return 0
     except (TypeError, ValueError) as err:
         raise SystemExit(f"jaxid study: {err}") from None
     out = Path(args.out) if args.out else Path("jaxid-output") / "study" / config.name
@@ -192,6 +197,9 @@ def _add_study_parser(sub) -> None:
     p.add_argument("--records", type=int, help="number of records (overrides the file)")
     p.add_argument("--seed", type=int, help="random seed (overrides the file)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--design", action="store_true", help="only rank the [design] candidates (no records, no training)"
+    )
     p.set_defaults(func=_study)
 
 

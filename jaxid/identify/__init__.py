@@ -9,10 +9,23 @@ Typical use::
     print(report)                   # Markdown summary; report.plot(), report.to_json()
 
 Definitions follow Raue et al. (2009) for profiles and Brun et al. (2001) for collinearity; see
-the module docstrings of :mod:`.fisher`, :mod:`.combinations` and :mod:`.profile`.
+the module docstrings of :mod:`.fisher`, :mod:`.combinations` and :mod:`.profile`; experiment design
+criteria (E- and D-optimality, Cramer-Rao bounds over prior draws) are in :mod:`.design`.
 """
 
 from .combinations import Combinations, analyze_null_spaces, format_monomial, monomial_values
+from .design import (
+    DesignCriteria,
+    FisherCriteria,
+    criteria_over_draws,
+    design_criteria,
+    fisher_criteria,
+    information_root,
+    information_roots,
+    log_det,
+    smallest_eigenvalue,
+    target_directions,
+)
 from .experiment import Experiment, value_and_jacobian
 from .fisher import (
     Spectrum,
@@ -31,7 +44,9 @@ from .report import IdentifiabilityReport, analyze
 __all__ = [
     "CHI2_95",
     "Combinations",
+    "DesignCriteria",
     "Experiment",
+    "FisherCriteria",
     "IdentifiabilityReport",
     "Profile",
     "Spectrum",
@@ -40,13 +55,21 @@ __all__ = [
     "collinearity",
     "collinearity_index",
     "cramer_rao",
+    "criteria_over_draws",
+    "design_criteria",
+    "fisher_criteria",
     "fisher_information",
     "format_monomial",
+    "information_root",
+    "information_roots",
+    "log_det",
     "monomial_values",
     "numerical_rank",
     "profile_likelihood",
     "sensitivities",
+    "smallest_eigenvalue",
     "spectrum",
+    "target_directions",
     "value_and_jacobian",
     "whitened_jacobians",
 ]

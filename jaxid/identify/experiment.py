@@ -79,6 +79,7 @@ class Experiment:
         self.theta0 = None if theta0 is None else np.asarray(theta0, dtype=float)
         self.channels = None if channels is None else tuple(channels)
         self.describe_failure = describe_failure
+        self._view_of = None  # (parent, channel positions) for a view made by select()
 
     def __repr__(self):
         kind = "relative" if self.relative else "absolute"
@@ -183,10 +184,77 @@ class Experiment:
             describe_failure=describe_failure,
         )
 
+    # ------------------------------------------------------------------ views
+    def select(
+        self,
+        channels: Sequence[str] | Sequence[int],
+        *,
+        noise=None,
+        relative: bool | None = None,
+        name: str | None = None,
+    ) -> Experiment:
+        """The same experiment observed on fewer channels (the last axis of the observations), with
+        its own noise: a view that shares this experiment's compiled simulation.
+
+        Its :meth:`value_and_jacobian` evaluates this experiment's (compiled once) and keeps the
+        ``channels``, so several views (kinematics, a force plate, one force component) of one
+        simulation cost one compilation. ``channels`` are names from :attr:`channels` or integer
+        positions; ``noise`` and ``relative`` default to this experiment's (a per-channel
+        ``noise`` of the parent is sliced to the view's channels).
+        """
+        where = f"Experiment.select ({self.name!r})"
+        if isinstance(channels, (str, int)):
+            channels = [channels]
+        channels = list(channels)
+        if not channels:
+            raise ValueError(f"{where}: channels must name at least one channel")
+        if all(isinstance(c, str) for c in channels):
+            if self.channels is None:
+                raise ValueError(f"{where}: this experiment has no channel names; give channel positions")
+            bad = [c for c in channels if c not in self.channels]
+            if bad:
+                raise ValueError(f"{where}: channels {bad} not among {self.channels}")
+            idx = [self.channels.index(c) for c in channels]
+            names = tuple(channels)
+        elif all(isinstance(c, int) and not isinstance(c, bool) for c in channels):
+            idx = channels
+            names = None if self.channels is None else tuple(self.channels[i] for i in idx)
+        else:
+            raise TypeError(f"{where}: channels must be all names or all integer positions, got {channels!r}")
+        if len(set(idx)) != len(idx):
+            raise ValueError(f"{where}: channels repeat: {channels!r}")
+        if noise is None:
+            noise = self.noise
+            if noise.ndim == 1 and noise.shape[0] > 1:
+                noise = noise[np.array(idx)]
+        idx_arr = jnp.asarray(idx)
+        parent_fn = self.fn
+
+        def fn(theta):
+            return jnp.asarray(parent_fn(theta))[..., idx_arr]
+
+        view = Experiment(
+            fn,
+            noise,
+            relative=self.relative if relative is None else relative,
+            name=name or f"{self.name}[{', '.join(map(str, names or idx))}]",
+            param_names=self.param_names,
+            theta0=self.theta0,
+            channels=names,
+            describe_failure=self.describe_failure,
+        )
+        view._view_of = (self, np.asarray(idx))
+        return view
+
     # ------------------------------------------------------------------ evaluation
     def value_and_jacobian(self, theta: ParamBatch):
         """``(y, dy/dtheta)`` by forward-mode AD, jitted (compiled once per experiment and shape),
-        batched over leading axes of ``theta``. ``dy/dtheta`` has shape ``y.shape + (p,)``."""
+        batched over leading axes of ``theta``. ``dy/dtheta`` has shape ``y.shape + (p,)``. A view
+        (:meth:`select`) evaluates its parent and keeps its channels."""
+        if self._view_of is not None:
+            parent, idx = self._view_of
+            y, jac = parent.value_and_jacobian(theta)
+            return y[..., idx], jac[..., idx, :]
         return value_and_jacobian(self.fn, jnp.asarray(theta))
 
     def sigma(self, y: np.ndarray) -> np.ndarray:

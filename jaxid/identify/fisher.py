@@ -200,7 +200,8 @@ def numerical_rank(s, shape: tuple[int, int], *, rule: str = "auto", rtol: float
       for exact arithmetic data, too strict for sensitivities from an ODE solver, whose noise sits
       near the solver tolerance.
     - ``"gap"``: split at the largest gap in :math:`\log_{10} s` when that gap is at least
-      :data:`GAP_RATIO` (333x) and the value below it is under :math:`\sqrt{\epsilon}\, s_1`.
+      :data:`GAP_RATIO` (333x) and the value below it is under :math:`\sqrt{\epsilon}\, s_1`
+      (values below :math:`\epsilon\, s_1` count as :math:`\epsilon\, s_1`: round-off, not a gap).
       Without such a gap the matrix has full rank (as far as this rule can tell).
     - ``"auto"`` (default): the gap rule when it finds a gap, else the tolerance rule.
     - ``rtol``: if given, overrides the rule: :math:`s_i > \mathrm{rtol}\; s_1`.
@@ -223,8 +224,10 @@ def numerical_rank(s, shape: tuple[int, int], *, rule: str = "auto", rtol: float
         r = int(np.sum(s > thr))
         return r, thr, "rtol", f"s_i > {rtol:g} s_1"
     if rule in ("auto", "gap") and p > 1:
-        with np.errstate(divide="ignore"):
-            ratios = s[:-1] / s[1:]
+        # values below the round-off floor s_1 eps count as equal: an exact zero next to a
+        # round-off value (a padded or stacked matrix) is no gap, the drop to the round-off is
+        sc = np.maximum(s, s1 * eps)
+        ratios = sc[:-1] / sc[1:]
         ok = (ratios >= GAP_RATIO) & (s[1:] < np.sqrt(eps) * s1)
         if np.any(ok):
             i = int(np.argmax(np.where(ok, ratios, -np.inf)))

@@ -5,10 +5,12 @@ estimators, the Bayes limit, one report), presets shipped as TOML files (:func:`
 
 from importlib import resources
 
-from . import report
+from . import design, report
 from .config import (
     BUILTIN_MODELS,
     BayesOptions,
+    DesignCandidate,
+    DesignOptions,
     EstimatorOptions,
     IdentifiabilityOptions,
     StudyConfig,
@@ -17,6 +19,7 @@ from .config import (
     parse_prior,
     resolve_model,
 )
+from .design import DesignRanking, DesignRow, rank_designs, study_design
 from .pipeline import IdentifiabilityMap, StudyResult, identifiability_map, make_observer, run
 
 
@@ -42,12 +45,17 @@ def load_preset(name: str, *, check: bool = True) -> StudyConfig:
 __all__ = [
     "BUILTIN_MODELS",
     "BayesOptions",
+    "DesignCandidate",
+    "DesignOptions",
+    "DesignRanking",
+    "DesignRow",
     "EstimatorOptions",
     "IdentifiabilityMap",
     "IdentifiabilityOptions",
     "StudyConfig",
     "StudyResult",
     "config_from_dict",
+    "design",
     "identifiability_map",
     "load_config",
     "load_preset",
@@ -55,7 +63,9 @@ __all__ = [
     "parse_prior",
     "preset_names",
     "preset_path",
+    "rank_designs",
     "report",
     "resolve_model",
     "run",
+    "study_design",
 ]

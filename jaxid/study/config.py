@@ -40,6 +40,20 @@ form (every table but ``[params]`` optional)::
     [bayes]                       # jaxid.inference.sample_posterior on test records
     records = 20  draws = 400  warmup = 400  chains = 4
 
+    [design]                      # what would make it identifiable (jaxid.study.design)
+    targets = ["m", "L"]          # default: every studied parameter
+    draws = 4                     # prior draws (default identifiability.draws)
+    max_size = 2                  # the largest set of candidates searched (default: all)
+    [design.candidates.velocity]  # each candidate: a record added to the base, with the base's
+    channels = ["omega"]          #   channels, times, noise and initial state unless given
+    noise = 0.05
+    [design.candidates.longer]
+    times = { start = 4.1, stop = 8.0, num = 40 }   # added save times; the record starts at the
+    [design.candidates.second_start]                #   base's first save time
+    initial_state = { theta = 1.2 }
+    [design.candidates.added_mass]
+    added = { m = 0.5 }           # a known amount added to parameters in this record
+
 Everything is checked by :func:`validate` before any work starts: an unknown key (named, with
 the closest known one), a model parameter without a prior or a value, a parameter with both, a
 prior that reaches values the model refuses (a mass prior below zero), a model that does not
@@ -67,6 +81,8 @@ from ..priors import Distribution, LogNormal, LogUniform, Normal, Prior, Uniform
 __all__ = [
     "BUILTIN_MODELS",
     "BayesOptions",
+    "DesignCandidate",
+    "DesignOptions",
     "EstimatorOptions",
     "IdentifiabilityOptions",
     "ResolvedModel",
@@ -155,6 +171,39 @@ class BayesOptions:
 
 
 @dataclass(frozen=True)
+class DesignCandidate:
+    """One candidate addition of the ``[design]`` table: a record added to the base, with the
+    base's value for every field left ``None`` (or empty).
+
+    - ``channels``: observed channels; ``times``: save times (the simulation starts at the base's
+      first save time, so ``times`` after the base's make a longer record); ``noise``, ``relative``;
+    - ``initial_state``: ``{state: value}`` replacing the base's; ``added``: ``{parameter: amount}``
+      added to the model's parameters in this record (a known added mass).
+    """
+
+    name: str
+    channels: tuple[str, ...] | None = None
+    times: tuple[float, ...] | None = None
+    noise: float | None = None
+    relative: bool | None = None
+    initial_state: Mapping[str, float] = field(default_factory=dict)
+    added: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DesignOptions:
+    """The ``[design]`` table: the ``candidates`` (:class:`DesignCandidate`), the ``targets``
+    that should become identifiable (``None``: every studied parameter), the prior ``draws``
+    (``None``: ``identifiability.draws``) and ``max_size``, the largest set of candidates searched
+    (``None``: all). See :func:`jaxid.study.design.rank_designs`."""
+
+    candidates: tuple[DesignCandidate, ...]
+    targets: tuple[str, ...] | None = None
+    draws: int | None = None
+    max_size: int | None = None
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """One study (see the module docstring for the TOML form and its checks).
 
@@ -166,7 +215,8 @@ class StudyConfig:
       estimators and marginalised by the Bayes reference); empty for a function model.
     - ``times``: save times; ``channels``: observed channels (``None``: all); ``noise``, ``relative``.
     - ``records``, ``split``, ``chunk_size``, ``seed``; ``estimators``, ``identifiability``,
-      ``bayes``: the options of each step.
+      ``bayes``: the options of each step; ``design``: the candidate additions to rank
+      (:class:`DesignOptions`, ``None``: no design step).
     """
 
     model: str
@@ -186,6 +236,7 @@ class StudyConfig:
     estimators: EstimatorOptions = field(default_factory=EstimatorOptions)
     identifiability: IdentifiabilityOptions = field(default_factory=IdentifiabilityOptions)
     bayes: BayesOptions = field(default_factory=BayesOptions)
+    design: DesignOptions | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -216,7 +267,24 @@ class StudyConfig:
             estimators=_asdict(self.estimators),
             identifiability=_asdict(self.identifiability),
             bayes=_asdict(self.bayes),
+            design=None if self.design is None else _design_dict(self.design),
         )
+
+
+def _design_dict(d: DesignOptions) -> dict:
+    return dict(
+        targets=None if d.targets is None else list(d.targets),
+        draws=d.draws,
+        max_size=d.max_size,
+        candidates={
+            c.name: {
+                k: (list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, Mapping) else v)
+                for k, v in _asdict(c).items()
+                if k != "name" and v is not None and v != {}
+            }
+            for c in d.candidates
+        },
+    )
 
 
 def _asdict(obj) -> dict:
@@ -468,7 +536,9 @@ def resolve_model(config: StudyConfig) -> ResolvedModel:
 
 
 _TOP = ("name", "seed", "records", "split", "chunk_size", "model", "params", "fixed", "initial_state",
-        "observation", "estimators", "identifiability", "bayes")  # fmt: skip
+        "observation", "estimators", "identifiability", "bayes", "design")  # fmt: skip
+_DESIGN = ("targets", "draws", "max_size", "candidates")
+_CANDIDATE = ("channels", "times", "noise", "relative", "initial_state", "added")
 _MODEL = ("name", "options")
 _OBSERVATION = ("times", "channels", "noise", "relative")
 
@@ -495,8 +565,120 @@ def _options(cls, given, where):
     return cls(**out)
 
 
-def _times(spec) -> tuple[float, ...]:
-    where = "observation.times"
+def _names(value, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(c, str) for c in value):
+        raise TypeError(f"{where}: must be a non-empty list of names, got {value!r}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"{where}: names repeat: {list(value)!r}")
+    return tuple(value)
+
+
+def _numbers(table, where: str) -> dict[str, float]:
+    if not isinstance(table, Mapping):
+        raise TypeError(f"{where}: must be a table of numbers, got {table!r}")
+    return {k: _number(v, f"{where}.{k}") for k, v in table.items()}
+
+
+def _design(spec) -> DesignOptions:
+    where = "design"
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"{where}: must be a table, got {spec!r}")
+    _check_keys(spec, _DESIGN, where)
+    cands = spec.get("candidates")
+    if not isinstance(cands, Mapping) or not cands:
+        raise ValueError(
+            f"{where}.candidates: missing; give at least one table [design.candidates.NAME] with "
+            f"any of {', '.join(_CANDIDATE)}"
+        )
+    out = []
+    for name, c in cands.items():
+        w = f"{where}.candidates.{name}"
+        if not isinstance(c, Mapping):
+            raise TypeError(f"{w}: must be a table, got {c!r}")
+        _check_keys(c, _CANDIDATE, w)
+        noise = None
+        if "noise" in c:
+            noise = _number(c["noise"], f"{w}.noise")
+            if not noise > 0:
+                raise ValueError(f"{w}.noise: must be > 0, got {noise}")
+        relative = c.get("relative")
+        if relative is not None and not isinstance(relative, bool):
+            raise TypeError(f"{w}.relative: must be true or false, got {relative!r}")
+        out.append(
+            DesignCandidate(
+                name=str(name),
+                channels=_names(c["channels"], f"{w}.channels") if "channels" in c else None,
+                times=_times(c["times"], f"{w}.times") if "times" in c else None,
+                noise=noise,
+                relative=relative,
+                initial_state=_numbers(c.get("initial_state", {}), f"{w}.initial_state"),
+                added=_numbers(c.get("added", {}), f"{w}.added"),
+            )
+        )
+    draws = spec.get("draws")
+    max_size = spec.get("max_size")
+    return DesignOptions(
+        candidates=tuple(out),
+        targets=_names(spec["targets"], f"{where}.targets") if "targets" in spec else None,
+        draws=None if draws is None else _positive_int(draws, f"{where}.draws"),
+        max_size=None if max_size is None else _positive_int(max_size, f"{where}.max_size"),
+    )
+
+
+def _check_design(config: StudyConfig, resolved: ResolvedModel) -> None:
+    d = config.design
+    if not isinstance(d, DesignOptions):
+        raise TypeError(f"design: must be a DesignOptions, got {type(d).__name__}")
+    if not d.candidates:
+        raise ValueError("design.candidates: give at least one candidate")
+    studied = config.params.names
+    for t in d.targets or ():
+        if t not in studied:
+            raise ValueError(f"design.targets: {t!r} is not a studied parameter (they are {studied})")
+    if d.max_size is not None and d.max_size > len(d.candidates):
+        raise ValueError(f"design.max_size: {d.max_size} is more than the {len(d.candidates)} candidate(s)")
+    names = [c.name for c in d.candidates]
+    if len(set(names)) != len(names):
+        raise ValueError(f"design.candidates: names repeat: {names}")
+    if resolved.kind == "function":
+        raise ValueError(
+            f"design: {config.model!r} is a function theta -> observations, which has no channels, "
+            "times or initial state to vary; rank your own experiments with "
+            "jaxid.study.design.rank_designs instead"
+        )
+    model = resolved.model
+    obs = tuple(model.obs_names)
+    for c in d.candidates:
+        w = f"design.candidates.{c.name}"
+        bad = [ch for ch in c.channels or () if ch not in obs]
+        if bad:
+            raise ValueError(f"{w}.channels: {type(model).__name__} has no channel(s) {bad} (it has {obs})")
+        if c.times is not None and c.times[0] < config.times[0]:
+            raise ValueError(
+                f"{w}.times: the record starts at the base's first save time {config.times[0]:g}; "
+                f"save times before it ({c.times[0]:g}) are not allowed"
+            )
+        for s in c.initial_state:
+            if s not in resolved.state_names:
+                close = difflib.get_close_matches(s, resolved.state_names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"{w}.initial_state.{s}: {type(model).__name__} has no state {s!r}{hint} "
+                    f"(its state is {resolved.state_names})"
+                )
+        for n in c.added:
+            if n not in model.param_names:
+                close = difflib.get_close_matches(n, model.param_names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"{w}.added.{n}: {type(model).__name__} has no parameter {n!r}{hint} "
+                    f"(it has {model.param_names})"
+                )
+
+
+def _times(spec, where: str = "observation.times") -> tuple[float, ...]:
     if isinstance(spec, Mapping):
         _check_keys(spec, ("start", "stop", "num"), where)
         for k in ("start", "stop", "num"):
@@ -605,6 +787,7 @@ def config_from_dict(data: Mapping, *, check: bool = True) -> StudyConfig:
         estimators=_options(EstimatorOptions, data.get("estimators", {}), "estimators"),
         identifiability=_options(IdentifiabilityOptions, data.get("identifiability", {}), "identifiability"),
         bayes=_options(BayesOptions, data.get("bayes", {}), "bayes"),
+        design=_design(data["design"]) if "design" in data else None,
     )
     if check:
         validate(config)
@@ -636,7 +819,10 @@ def validate(config: StudyConfig) -> ResolvedModel:
             f"estimators.batch_size: {est.batch_size} is larger than the training split ({n_train} of "
             f"{config.records} records); lower it or raise records"
         )
-    return resolve_model(config)
+    resolved = resolve_model(config)
+    if config.design is not None:
+        _check_design(config, resolved)
+    return resolved
 
 
 def load_config(path: str | Path, *, check: bool = True) -> StudyConfig:

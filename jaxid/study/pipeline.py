@@ -25,7 +25,9 @@ Steps (each reuses the library's own function):
    (:func:`jaxid.inference.bayes_risk`) and each network against it
    (:func:`jaxid.inference.compare`: R^2 against the limit and the verdict).
 5. **Report.** A table per parameter and per combination: identifiable or not (and why), the
-   Cramer-Rao bound, the total Sobol index, the network's error, the Bayes limit and the verdict.
+   Cramer-Rao bound, the total Sobol index, the network's error, the Bayes limit and the verdict;
+   with a ``[design]`` table, the ranking of its candidate additions
+   (:func:`jaxid.study.design.study_design`: what would make the rest identifiable).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import diffrax as dfx
 import equinox as eqx
@@ -56,6 +59,9 @@ from ..sensitivity import sobol_indices
 from ..simulate import simulate, simulate_batch
 from .config import ResolvedModel, StudyConfig, validate
 
+if TYPE_CHECKING:
+    from .design import DesignRanking
+
 __all__ = ["IdentifiabilityMap", "StudyResult", "identifiability_map", "make_observer", "run"]
 
 
@@ -75,15 +81,22 @@ class _Observe(eqx.Module):
     param_index: tuple[int, ...] = eqx.field(static=True)
     state_index: tuple[int, ...] = eqx.field(static=True)
     channel_index: tuple[int, ...] = eqx.field(static=True)
+    t0: float | None = eqx.field(static=True, default=None)
+    offset: Array | None = None
 
     def __call__(self, theta):
         p = len(self.param_index)
         base = self.model.params
-        m = self.model.with_params(base.at[jnp.array(self.param_index)].set(theta[:p]))
+        params = base.at[jnp.array(self.param_index)].set(theta[:p])
+        if self.offset is not None:
+            params = params + self.offset
+        m = self.model.with_params(params)
         y0 = self.y0
         if self.state_index:
             y0 = y0.at[jnp.array(self.state_index)].set(theta[p:])
         kwargs = {} if isinstance(m, AbstractHybridModel) else {"adjoint": dfx.ForwardMode()}
+        if self.t0 is not None:
+            kwargs["t0"] = self.t0
         sim = simulate(m, y0, self.ts, **kwargs)
         obs = sim.obs[:, jnp.array(self.channel_index)]
         return jnp.where(sim.success, obs, jnp.nan)
@@ -97,23 +110,37 @@ class _ObserveFunction(eqx.Module):
         return y[:, None] if y.ndim == 1 else y
 
 
-def make_observer(config: StudyConfig, resolved: ResolvedModel, *, y0=None, augmented: bool = False):
+def make_observer(
+    config: StudyConfig,
+    resolved: ResolvedModel,
+    *,
+    y0=None,
+    augmented: bool = False,
+    times=None,
+    t0: float | None = None,
+    offset=None,
+):
     """The map ``theta -> observations (time, channel)`` of one record.
 
     ``theta`` holds the studied parameters in ``config.params`` order, followed, with
     ``augmented=True``, by the drawn initial-state components; otherwise the initial state is
     ``y0`` (default: the configured one with drawn components at their prior centre). Forward-mode
-    differentiable (``Experiment``); a failed simulation gives NaN observations."""
+    differentiable (``Experiment``); a failed simulation gives NaN observations. For experiment
+    design: ``times`` replaces the configured save times, ``t0`` the start time (default the first
+    save time), and ``offset`` (one value per model parameter) is added to the model's parameters
+    (a known added mass)."""
     if resolved.kind == "function":
         return _ObserveFunction(resolved.fn)
     drawn = resolved.drawn_states if augmented else ()
     return _Observe(
         model=resolved.model,
         y0=jnp.asarray(resolved.y0 if y0 is None else y0, dtype=float),
-        ts=jnp.asarray(config.times, dtype=float),
+        ts=jnp.asarray(config.times if times is None else times, dtype=float),
         param_index=resolved.param_index,
         state_index=tuple(resolved.state_names.index(s) for s in drawn),
         channel_index=resolved.channel_index,
+        t0=None if t0 is None else float(t0),
+        offset=None if offset is None else jnp.asarray(offset, dtype=float),
     )
 
 
@@ -418,7 +445,8 @@ class StudyResult:
     - ``estimators``: per estimator (``params``, ``combinations``) the test metrics and training
       summary; ``bayes``: the Bayes reference's risk and the comparisons (``None`` if skipped);
     - ``table``: one row per parameter and per combination (see :mod:`jaxid.study.report`);
-    - ``seconds``; ``out``: the folder written, or ``None``; ``figures``: their file names.
+    - ``seconds``; ``out``: the folder written, or ``None``; ``figures``: their file names;
+    - ``design``: the :class:`~jaxid.study.DesignRanking` of the ``[design]`` candidates, or ``None``.
     """
 
     config: StudyConfig
@@ -431,6 +459,7 @@ class StudyResult:
     seconds: float
     out: Path | None = None
     figures: tuple = ()
+    design: DesignRanking | None = None
 
     def to_dict(self) -> dict:
         """Every number of the study, JSON-ready."""
@@ -463,6 +492,7 @@ class StudyResult:
                 table=list(self.table),
                 figures=list(self.figures),
                 seconds=self.seconds,
+                design=None if self.design is None else self.design.to_dict(),
             )
         )
 
@@ -523,6 +553,14 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
         for t, e in zip(idm.monomial_text, idm.monomials, strict=True)
         if np.count_nonzero(e) > 1
     )
+    design = None
+    if config.design is not None:
+        from .design import study_design
+
+        say(f"  experiment design: {len(config.design.candidates)} candidate addition(s)", flush=True)
+        t0 = time.perf_counter()
+        design = study_design(config, key=jax.random.fold_in(k_id, 1), resolved=resolved)
+        data["design_seconds"] = round(time.perf_counter() - t0, 2)
 
     # 3. estimators
     say("[3/5] training the estimators", flush=True)
@@ -618,6 +656,7 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
         bayes=bayes,
         table=tuple(table),
         seconds=round(time.perf_counter() - started, 1),
+        design=design,
     )
     if out is not None:
         out = Path(out)

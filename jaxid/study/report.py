@@ -160,6 +160,16 @@ def markdown(result) -> str:
     lines += ["", "Total Sobol indices (aggregated over the observations, variance-weighted):", ""]
     lines += ["| input | S_T |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in idm.sobol_total.items()]
+    if result.design is not None:
+        lines += ["", "## What would make it identifiable", ""]
+        dz = result.design
+        lines.append(
+            f"Candidate additions to one record, ranked by the targets they make identifiable, the rank, "
+            f"the information they add along the base's null directions and the Cramer-Rao bounds "
+            f"({'relative, on log parameters' if dz.log else 'natural parameters'}), at "
+            f"{dz.thetas.shape[0]} prior draws (`jaxid.study.design`):"
+        )
+        lines += ["", dz.table()]
     lines += ["", "## Estimators", ""]
     est = c.estimators
     lines.append(
@@ -194,8 +204,9 @@ def markdown(result) -> str:
 
 
 def figures(out: Path, result, truth, pred, truth_c, pred_c) -> list[str]:
-    """``identifiability.png`` (rank per draw, relative bounds per draw) and ``estimates.png``
-    (network estimates against the truth on the test split)."""
+    """``identifiability.png`` (rank per draw, relative bounds per draw), ``estimates.png``
+    (network estimates against the truth on the test split) and, with a design ranking,
+    ``design.png`` (:meth:`~jaxid.study.DesignRanking.plot`)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -234,4 +245,10 @@ def figures(out: Path, result, truth, pred, truth_c, pred_c) -> list[str]:
     fig.tight_layout()
     fig.savefig(out / "estimates.png", dpi=110)
     plt.close(fig)
-    return ["identifiability.png", "estimates.png"]
+    names = ["identifiability.png", "estimates.png"]
+    if result.design is not None:
+        fig = result.design.plot()
+        fig.savefig(out / "design.png", dpi=110)
+        plt.close(fig)
+        names.append("design.png")
+    return names
