@@ -2,6 +2,7 @@
 
 from . import identify, nn, sensitivity
 from .data import GaitDataset, generate_gait_dataset, load_dataset
+from .errors import NonFiniteError
 from .gait import Gait, find_gait
 from .models import (
     AbstractHybridModel,
@@ -26,6 +27,7 @@ __all__ = [
     "Gait",
     "GaitDataset",
     "HybridSimulation",
+    "NonFiniteError",
     "Pendulum",
     "Simulation",
     "Walker",

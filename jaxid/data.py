@@ -63,6 +63,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .chunking import batch_sharding
+from .errors import require_float64
 from .gait import find_gait
 from .models.walking import STATUS_NAMES, Walker
 from .switching import integrate_knots
@@ -499,10 +500,7 @@ def generate_gait_dataset(
     Needs float64: call ``jax.config.update("jax_enable_x64", True)`` first.
     """
     where = "generate_gait_dataset"
-    if not jax.config.jax_enable_x64:
-        raise RuntimeError(
-            f'{where}: needs float64; call jax.config.update("jax_enable_x64", True) before using jaxid'
-        )
+    require_float64(where)
     if not (isinstance(n, int) and n >= 1):
         raise ValueError(f"{where}: n must be a positive int, got {n!r}")
     if not (isinstance(chunk_size, int) and chunk_size >= 1):

@@ -34,6 +34,7 @@ import optax
 from tqdm.auto import tqdm
 
 from ..chunking import map_chunked
+from ..errors import NonFiniteError
 from .datasets import HybridData, HybridSplit
 from .metrics import mcc
 from .models import make_model
@@ -192,7 +193,7 @@ def evaluate(model, split: HybridSplit, *, context_size: int = 5) -> dict:
     z_p, z_a, _, dec = infer(model, split, context_size=context_size)
     if not np.all(np.isfinite(dec)) or not np.all(np.isfinite(z_p)):
         bad = int(np.sum(~np.all(np.isfinite(dec.reshape(dec.shape[0], -1)), -1)))
-        raise FloatingPointError(f"evaluate: {bad} sequences decoded to non-finite values")
+        raise NonFiniteError(f"evaluate: {bad} sequences decoded to non-finite values")
     clean = split.flat("clean")
     err = (dec - clean) ** 2
     return {
@@ -231,7 +232,8 @@ def fit(
 
     ``checkpoint``: a file written after every call (model, optimiser, key, best model and
     history); with ``resume=True`` an existing checkpoint of the same configuration is continued.
-    Raises :class:`FloatingPointError` if training ends with a non-finite loss.
+    Raises :class:`jaxid.NonFiniteError` (a :class:`FloatingPointError`) if training ends with a
+    non-finite loss.
     """
     config.validate(data.train.per_task)
     sys = data.system
@@ -304,7 +306,7 @@ def fit(
                 )
                 ckpt.with_suffix(".json").write_text(json.dumps(header))
     if not math.isfinite(best_val):
-        raise FloatingPointError(
+        raise NonFiniteError(
             f"fit: {model.kind} on {sys.name} never decoded the validation split to finite values; "
             "try a smaller learning_rate"
         )

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from ..errors import NonFiniteError
 from .experiment import Experiment, as_experiments, value_and_jacobian
 
 GAP_RATIO = 333.0
@@ -85,7 +86,8 @@ def whitened_jacobians(
 
     Returns ``(W, ys, sigmas)``: ``W`` of shape ``(*batch, n_obs, p)`` (experiments stacked along
     the rows, natural parameters), and per experiment the noise-free observations and noise levels.
-    Raises a :class:`ValueError` naming ``theta`` when any observation or sensitivity is not finite;
+    Raises :class:`jaxid.NonFiniteError` (a ``ValueError``) naming ``theta`` when any observation or
+    sensitivity is not finite;
     with ``require_finite=False`` (or a boolean mask over the batch: the points that must be
     finite) it returns ``(W, ys, sigmas, finite)`` instead, ``finite`` a boolean mask over the
     batch (the noise of a failed point is set to 1).
@@ -129,7 +131,7 @@ def raise_nonfinite(e: Experiment, theta, ok, ok_y, where, *, single=False):
         detail = f" ({e.describe_failure(point)})"
     shown = np.array2string(np.asarray(point), max_line_width=10**6, precision=6)
     at = f"theta[{', '.join(map(str, idx))}] = {shown}" if batch and not single else f"theta = {shown}"
-    raise ValueError(
+    raise NonFiniteError(
         f"{where}: experiment {e.name!r} gave non-finite {what} at {at}{detail}; "
         "the simulation failed or the function returned NaN/inf there. Check theta (and the "
         "initial state), or drop this parameter set."

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import require_float64
 from . import plots
 from .combinations import Combinations, analyze_null_spaces
 from .experiment import Experiment, as_experiments
@@ -299,6 +300,7 @@ def analyze(
     argument for non-positive noise, a wrong ``theta`` shape, or a failed simulation at ``theta``.
     """
     where = "analyze"
+    require_float64(where)
     experiments = as_experiments(experiments, where)
     if scale not in ("log", "natural"):
         raise ValueError(f"{where}: scale must be 'log' or 'natural', got {scale!r}")

@@ -38,6 +38,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from ..errors import NonFiniteError
 from .estimator import Estimator
 
 
@@ -334,7 +335,7 @@ def fit_members(
             )
             tr, val = np.asarray(tr), np.asarray(val)
             if not np.all(np.isfinite(tr)):
-                raise FloatingPointError(
+                raise NonFiniteError(
                     f"{where}: the training loss became non-finite at epoch {epoch + 1} ({tr}); "
                     "lower config.learning_rate"
                 )

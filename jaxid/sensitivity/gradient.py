@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
+from ..errors import NonFiniteError
 from ..identify.experiment import _value_and_jacfwd, value_and_jacobian
 from .sampling import Box, evaluate, sobol_points
 
@@ -91,7 +92,7 @@ def local_sensitivity(fn: Callable, theta, names: Sequence[str] | None = None, r
         raise ValueError(f"local_sensitivity: {len(names)} names for {theta.shape[0]} parameters")
     y, jac = (np.asarray(v) for v in _forward(lambda: value_and_jacobian(fn, theta), "local_sensitivity"))
     if not (np.all(np.isfinite(y)) and np.all(np.isfinite(jac))):
-        raise ValueError(
+        raise NonFiniteError(
             f"local_sensitivity: non-finite outputs or derivatives at theta = {np.asarray(theta)}"
         )
     scale = np.max(np.abs(y), axis=tuple(range(y.ndim - 1)), keepdims=True) if y.ndim else np.abs(y)
