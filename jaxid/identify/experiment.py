@@ -78,6 +78,7 @@ class Experiment:
         self.theta0 = None if theta0 is None else np.asarray(theta0, dtype=float)
         self.channels = None if channels is None else tuple(channels)
         self.describe_failure = describe_failure
+        self.user_function = True  # checked (traceable, one float array, indexing) before first use
 
     def __repr__(self):
         kind = "relative" if self.relative else "absolute"
@@ -171,7 +172,7 @@ class Experiment:
             bad = sorted({names[int(s)] for s in np.ravel(status) if int(s) != 0})
             return f"{type(model).__name__} simulation failed: {', '.join(bad) or 'non-finite observations'}"
 
-        return cls(
+        experiment = cls(
             fn,
             noise,
             relative=relative,
@@ -181,6 +182,8 @@ class Experiment:
             channels=channels,
             describe_failure=describe_failure,
         )
+        experiment.user_function = False
+        return experiment
 
     # ------------------------------------------------------------------ evaluation
     def value_and_jacobian(self, theta: Float[Array, "*batch param"]):

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..errors import NonFiniteError
+from ..errors import NonFiniteError, check_user_function
 from .experiment import Experiment, as_experiments, value_and_jacobian
 
 GAP_RATIO = 333.0
@@ -99,6 +99,8 @@ def whitened_jacobians(
     finite = np.ones(batch, dtype=bool)
     must = np.broadcast_to(np.asarray(require_finite, dtype=bool), batch)
     for e in experiments:
+        if e.user_function:
+            check_user_function(e.fn, theta, where, name=f"the function of experiment {e.name!r}")
         y, jac = jax.device_get(e.value_and_jacobian(theta))
         y, jac = np.asarray(y, dtype=float), np.asarray(jac, dtype=float)
         ok_y = np.isfinite(y).reshape(*batch, -1).all(-1)
@@ -154,9 +156,27 @@ def fisher_information(
     experiments = as_experiments(experiments, where)
     theta = _check_theta(theta, _num_params(experiments), where, log=log)
     w, _, _ = whitened_jacobians(experiments, theta, where=where)
+    check_unused_parameters(experiments, w, where)
     if log:
         w = w * theta[..., None, :]
     return np.swapaxes(w, -1, -2) @ w
+
+
+def check_unused_parameters(experiments, w, where: str) -> None:
+    """When nothing declares the number of parameters (plain functions without ``param_names`` or
+    ``theta0``), a parameter with an exactly zero sensitivity column is taken for a ``theta``
+    longer than the function's parameter vector, and refused naming ``theta``."""
+    if _num_params(experiments) is not None:
+        return
+    cols = np.asarray(w).reshape(-1, w.shape[-2], w.shape[-1])
+    unused = np.flatnonzero(np.all(cols == 0, axis=(0, 1)))
+    if unused.size:
+        raise ValueError(
+            f"{where}: the observations do not depend on theta[{', '.join(map(str, unused))}] at all "
+            f"(exactly zero sensitivity); theta has {w.shape[-1]} values: does the function take that "
+            "many parameters? To analyse a parameter without effect, declare the parameters with "
+            "Experiment(..., param_names=...)"
+        )
 
 
 def _num_params(experiments) -> int | None:

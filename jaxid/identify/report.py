@@ -18,6 +18,7 @@ from .fisher import (
     Spectrum,
     _check_theta,
     _num_params,
+    check_unused_parameters,
     collinearity,
     cramer_rao,
     direction_crb,
@@ -332,6 +333,7 @@ def analyze(
             stacklevel=2,
         )
     pts, w_all = pts[finite], w_all[finite]
+    check_unused_parameters(experiments, w_all, where)
     w_log_all = w_all * pts[:, None, :] if positive else None
     w0 = w_log_all[0] if scale == "log" else w_all[0]
     spec = spectrum(w0, rule=rank_rule, rtol=rank_rtol)
