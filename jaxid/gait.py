@@ -259,6 +259,13 @@ def _run_find(
     model = model.broadcast()
     shape = model.batch_shape
     dtype = model.m.dtype
+    for name, value in (("height", height), ("vx_guess", vx_guess), ("vy_guess", vy_guess)):
+        got = jnp.shape(value) if value is not None else ()
+        if got not in ((), shape):
+            raise ValueError(
+                f"find_gait: {name} must be a scalar or match the walker's batch shape {shape}, "
+                f"got shape {got}"
+            )
     height = (
         model.l0 * height_ratio if height is None else jnp.broadcast_to(jnp.asarray(height, dtype), shape)
     )

@@ -34,7 +34,7 @@ import optax
 from tqdm.auto import tqdm
 
 from ..chunking import map_chunked
-from ..errors import NonFiniteError
+from ..errors import NonFiniteError, check_positive_int
 from .datasets import HybridData, HybridSplit
 from .metrics import mcc
 from .models import make_model
@@ -65,6 +65,11 @@ class HybridTrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"HybridTrainConfig: {name} must be a positive number, got {value!r}")
+        if self.steps % self.steps_per_call:
+            raise ValueError(
+                f"HybridTrainConfig: steps ({self.steps}) must be a multiple of steps_per_call "
+                f"({self.steps_per_call}); training runs whole calls of steps_per_call steps"
+            )
         if per_task is not None and self.context_size > per_task:
             raise ValueError(
                 f"HybridTrainConfig: context_size ({self.context_size}) exceeds the sequences per task "
@@ -150,6 +155,7 @@ def _run_steps(params, static, opt_state, aux, key, obs, n_tasks, h: _Hyper):
 def context_sets(split: HybridSplit, k: int) -> np.ndarray:
     """Every sequence's context set: its task's first ``k`` sequences (training window),
     shape ``(sequence, k, time, channel)`` with tasks and sequences merged."""
+    check_positive_int("context_sets", "context_size", k)
     if k > split.per_task:
         raise ValueError(f"context_sets: context size {k} exceeds the sequences per task ({split.per_task})")
     ctx = split.obs[:, :k]
@@ -189,6 +195,9 @@ def evaluate(model, split: HybridSplit, *, context_size: int = 5) -> dict:
     **Returns:** ``{"z_p_mse", "mcc", "recon_mse", "pred_mse", "z_p", "z_a", "decoded"}``; the
     arrays have tasks and sequences merged. Raises if the model decodes a non-finite value.
     """
+    check_positive_int("evaluate", "context_size", context_size)
+    if not isinstance(split, HybridSplit):
+        raise TypeError(f"evaluate: split must be a HybridSplit (e.g. data.test), got {type(split).__name__}")
     sys = model.decoder.system
     z_p, z_a, _, dec = infer(model, split, context_size=context_size)
     if not np.all(np.isfinite(dec)) or not np.all(np.isfinite(z_p)):
@@ -235,6 +244,14 @@ def fit(
     Raises :class:`jaxid.NonFiniteError` (a :class:`FloatingPointError`) if training ends with a
     non-finite loss.
     """
+    if not isinstance(config, HybridTrainConfig):
+        raise TypeError(
+            f"fit: config must be a jaxid.hybrid.HybridTrainConfig, got {type(config).__name__}; "
+            "build one with HybridTrainConfig(**options)"
+        )
+    if not isinstance(data, HybridData):
+        what = "a split (pass the whole HybridData)" if isinstance(data, HybridSplit) else type(data).__name__
+        raise TypeError(f"fit: data must be the jaxid.hybrid.HybridData of make_hybrid_data, got {what}")
     config.validate(data.train.per_task)
     sys = data.system
     if model.decoder.system != sys:

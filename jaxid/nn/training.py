@@ -388,6 +388,11 @@ def train(
     Deterministic given ``config.seed`` (on the same devices).
     """
     config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise TypeError(
+            f"train: config must be a jaxid.nn.TrainConfig, got {type(config).__name__}; "
+            "build one with TrainConfig(**options)"
+        )
     names = tuple(names)
     x, y = check_training_data(x, y, names, config)
     split, devices = check_split(x.shape[0], config)
