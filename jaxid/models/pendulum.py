@@ -26,10 +26,10 @@ class Pendulum(AbstractModel):
 
     with viscous damping ``b`` (torque ``-b \dot\theta``). State ``(theta, omega)``.
     Only ``g/L`` and ``b/(m L^2)`` enter the angle dynamics, so from ``theta`` alone two of the
-    four parameters are identifiable; the bob position (``observe="position"``) also reveals ``L``.
+    four parameters are identifiable; the bob position (``observe_mode="position"``) also reveals ``L``.
 
     **Arguments:** ``m`` [kg], ``L`` [m], ``b`` [N m s] (default 0), ``g`` [m/s^2]
-    (default 9.81); ``observe``: ``"angle"`` (theta), ``"position"`` (bob x, y) or ``"both"``.
+    (default 9.81); ``observe_mode``: ``"angle"`` (theta), ``"position"`` (bob x, y) or ``"both"``.
     """
 
     m: Scalar = eqx.field(converter=param_field)

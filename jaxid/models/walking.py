@@ -28,7 +28,7 @@ only through ``k/m``; the ground reaction forces (in newtons) scale with ``k`` a
 Failures, each reported with its own status code (never a NaN): **fall** (``y`` below
 ``fall_height * l0``), **stall** (``vx`` reaches 0), **flight** (the stance leg reaches ``l0``
 in single support: the walker would leave the ground), **front-leg lift-off** (the front leg
-reaches ``l0`` in double support) and **phase time-out** (a phase longer than ``max_phase_time``).
+reaches ``l0`` in double support) and **phase time-out** (a phase longer than ``phase_time_limit``).
 
 The state carries the discrete part with zero time derivative:
 ``(x, y, vx, vy, foot_rear, foot_front, double_support)``. In single support ``foot_rear`` is the
@@ -86,7 +86,7 @@ class Walker(AbstractHybridModel):
     **Options** (static): ``channels``, the observation channels (default the CoM ``("x", "y")``;
     any of :data:`CHANNELS`; ``grf_x``/``grf_y`` are the ground reaction forces summed over the legs
     in contact, in newtons); ``fall_height``, the CoM height (as a fraction of ``l0``) below which
-    the walker has fallen (default 0.5); ``max_phase_time`` in seconds (default 2.0);
+    the walker has fallen (default 0.5); ``phase_time_limit`` in seconds (default 2.0);
     ``stop_at_midstance``, end the record successfully at the first mid-stance (stance leg vertical,
     ``x = foot_front``) after a step, which gives the step-to-step return map used by
     :func:`jaxid.find_gait`; ``dt``, the internal step of the event-aware integrator (default 10 ms).
