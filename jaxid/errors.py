@@ -54,7 +54,8 @@ def check_real_number(where: str, name: str, value, *, low=None, low_open=True, 
     if finite and not math.isfinite(value):
         raise ValueError(f"{where}: {name} must be finite, got {value!r}")
     if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{where}: {name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+        bound = "a positive number" if low == 0 and low_open else f"{'>' if low_open else '>='} {low}"
+        raise ValueError(f"{where}: {name} must be {bound}, got {value!r}")
     return value
 
 
@@ -84,6 +85,8 @@ def check_user_function(
        :func:`jax.experimental.checkify.checkify` with index checks.
     """
     theta = jnp.asarray(theta)
+    if theta.ndim > 1:  # a batch of points: the function takes one
+        theta = theta.reshape(-1, theta.shape[-1])[0]
     key = (tuple(theta.shape), str(theta.dtype), index_check, forward)
     try:
         if key in _CHECKED.get(fn, ()):
@@ -135,7 +138,7 @@ def check_user_function(
 def _check_indexing(fn, theta, where, name):
     from jax.experimental import checkify
 
-    point = theta if theta.ndim == 1 else theta.reshape(-1, theta.shape[-1])[0]
+    point = theta
     try:
         err, _ = jax.jit(checkify.checkify(fn, errors=checkify.index_checks))(point)
         message = err.get()

@@ -59,13 +59,13 @@ def _check_common(model, ts, rtol, atol, max_steps, where):
     for name, value in (("rtol", rtol), ("atol", atol)):
         # rtol = inf would accept every step: "success" with a large error
         if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value < np.inf):
-            raise ValueError(f"{where}: {name} must be a positive finite number, got {value!r}")
+            raise ValueError(f"{where}: {name} must be a positive number and finite, got {value!r}")
     if isinstance(max_steps, bool) or not (isinstance(max_steps, int) and max_steps >= 1):
         raise ValueError(f"{where}: max_steps must be a positive int, got {max_steps!r}")
     return ts
 
 
-def _check_objects(where, solver, stepsize_controller, adjoint, dt0):
+def _check_objects(where, solver, stepsize_controller, adjoint, dt0, hybrid=False):
     """Options that take objects get objects (an instance, not a string or a class)."""
     pid = "diffrax.PIDController(rtol=1e-7, atol=1e-9)"
     for name, value, kind, example in (
@@ -80,9 +80,9 @@ def _check_objects(where, solver, stepsize_controller, adjoint, dt0):
             f"{where}: {name} must be a {kind.__module__.split('.')[0]}.{kind.__name__} instance such as "
             f"{example}, got {what}"
         )
-    if dt0 is not None and not isinstance(dt0, jax.core.Tracer):
+    if dt0 is not None and not hybrid and not isinstance(dt0, jax.core.Tracer):  # hybrid: checked as dt
         if isinstance(dt0, bool) or not (isinstance(dt0, (int, float, np.floating)) and 0 < dt0 < np.inf):
-            raise ValueError(f"{where}: dt0 must be a positive finite number or None, got {dt0!r}")
+            raise ValueError(f"{where}: dt0 must be a positive number and finite, got {dt0!r}")
 
 
 def simulate(
@@ -150,7 +150,7 @@ def simulate(
             f"{where}: rtol, atol and stepsize_controller do not apply to the hybrid model "
             f"{type(model).__name__}; it steps with a fixed dt0 (default model.default_dt)"
         )
-    _check_objects(where, solver, stepsize_controller, adjoint, dt0)
+    _check_objects(where, solver, stepsize_controller, adjoint, dt0, hybrid)
     rtol = DEFAULT_RTOL if rtol is None else rtol
     atol = DEFAULT_ATOL if atol is None else atol
     ts = _check_common(model, ts, rtol, atol, DEFAULT_MAX_STEPS if max_steps is None else max_steps, where)

@@ -280,7 +280,7 @@ def simulate_hybrid(
             f"(e.g. diffrax.Dopri8(), diffrax.Tsit5()), got {type(solver).__name__}"
         )
     dt = model.default_dt if dt is None else dt
-    if not (isinstance(dt, (int, float)) and dt > 0):
+    if isinstance(dt, bool) or not (isinstance(dt, (int, float)) and 0 < dt < math.inf):
         raise ValueError(f"{where}: dt must be a positive number of seconds, got {dt!r}")
     if adjoint is None or isinstance(adjoint, dfx.ForwardMode):
         kind = "lax"

@@ -41,7 +41,7 @@ def test_host_callback_is_named():
     [
         (dict(bootstrap=0), "bootstrap must be an int >= 2"),
         (dict(bootstrap=-5), "bootstrap must be an int >= 2"),
-        (dict(level=0), "level must be > 0"),
+        (dict(level=0), "level must be a positive number"),
         (dict(level=1.0), r"level must lie in \(0, 1\)"),
     ],
 )

@@ -12,9 +12,9 @@ import jaxid
 
 def test_infinite_tolerances_are_refused():
     m = jaxid.Pendulum(m=1.0, L=1.0)
-    with pytest.raises(ValueError, match="rtol must be a positive finite number, got inf"):
+    with pytest.raises(ValueError, match="rtol must be a positive number and finite, got inf"):
         jaxid.simulate(m, jnp.array([0.1, 0.0]), jnp.linspace(0, 1, 3), rtol=float("inf"))
-    with pytest.raises(ValueError, match="dt0 must be a positive finite number"):
+    with pytest.raises(ValueError, match="dt0 must be a positive number and finite"):
         jaxid.simulate(m, jnp.array([0.1, 0.0]), jnp.linspace(0, 1, 3), dt0=-0.1)
 
 

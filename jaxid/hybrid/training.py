@@ -56,6 +56,11 @@ class HybridTrainConfig:
     seed: int = 0
     progress: bool = True
 
+    @property
+    def call_steps(self) -> int:
+        """Steps per jitted call: ``steps_per_call``, or ``steps`` when that is smaller."""
+        return min(self.steps_per_call, self.steps)
+
     def validate(self, per_task: int | None = None) -> None:
         for name in ("steps", "batch_size", "context_size", "steps_per_call"):
             value = getattr(self, name)
@@ -65,10 +70,10 @@ class HybridTrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"HybridTrainConfig: {name} must be a positive number, got {value!r}")
-        if self.steps % self.steps_per_call:
+        if self.steps % self.call_steps:
             raise ValueError(
                 f"HybridTrainConfig: steps ({self.steps}) must be a multiple of steps_per_call "
-                f"({self.steps_per_call}); training runs whole calls of steps_per_call steps"
+                f"({self.steps_per_call}) when larger; training runs whole calls of steps_per_call steps"
             )
         if per_task is not None and self.context_size > per_task:
             raise ValueError(
@@ -262,10 +267,10 @@ def fit(
     if not (isinstance(tasks, int) and 1 <= tasks <= data.train.n_tasks):
         raise ValueError(f"fit: tasks must be an int in [1, {data.train.n_tasks}], got {tasks!r}")
     n_tasks = jnp.asarray(tasks)
-    n_calls = math.ceil(config.steps / config.steps_per_call)
+    n_calls = config.steps // config.call_steps
     h = _Hyper(
-        steps=config.steps_per_call,
-        total=n_calls * config.steps_per_call,
+        steps=config.call_steps,
+        total=n_calls * config.call_steps,
         batch=config.batch_size,
         context=config.context_size,
         lr=float(config.learning_rate),
