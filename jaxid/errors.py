@@ -19,6 +19,7 @@ import numbers
 import weakref
 
 import jax
+import jax.extend.core as jax_core
 import jax.numpy as jnp
 import numpy as np
 
@@ -82,7 +83,8 @@ def check_user_function(
     3. With ``index_check`` it must not read past the end of ``theta``: JAX clamps an
        out-of-bounds index (``theta[2]`` of a 2-vector reads ``theta[1]``), which would silently
        analyse another function. Checked once per function and shape by running ``fn`` under
-       :func:`jax.experimental.checkify.checkify` with index checks.
+       :func:`jax.experimental.checkify.checkify` with index checks (skipped for functions that
+       hold a ``while`` loop, such as an ODE solve: the check would compile them twice).
     """
     theta = jnp.asarray(theta)
     if theta.ndim > 1:  # a batch of points: the function takes one
@@ -94,7 +96,7 @@ def check_user_function(
     except TypeError:
         pass
     try:
-        out = jax.eval_shape(fn, theta)
+        jaxpr, out = jax.make_jaxpr(fn, return_shape=True)(theta)
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError) as err:
         raise TypeError(
             f"{where}: {name} must be traceable by JAX and differentiable in forward mode: it converts "
@@ -127,7 +129,9 @@ def check_user_function(
                 "callback (jax.pure_callback) has no forward-mode derivative (give it a jax.custom_jvp "
                 "rule or write it in jax.numpy)"
             ) from err
-    if index_check and theta.ndim >= 1:
+    if index_check and theta.ndim >= 1 and not _has_loop(jaxpr.jaxpr):
+        # a function with a loop (an ODE solve) is not checked: the check would compile it a
+        # second time, and its own (deliberately clamped) indexing cannot be told from fn's
         _check_indexing(fn, theta, where, name)
     try:
         _CHECKED.setdefault(fn, set()).add(key)
@@ -149,9 +153,20 @@ def _check_indexing(fn, theta, where, name):
                 "callback (jax.pure_callback, io_callback) has no forward-mode derivative"
             ) from exc
         return
-    if message:
+    if message and f"array of shape {tuple(point.shape)}" in message:
         raise ValueError(
             f"{where}: {name} indexes past the end of its parameter vector (theta has "
             f"{point.shape[-1]} entries): {message.splitlines()[0].strip()}; JAX would clamp the index "
             "and analyse another function. Give theta all the parameters fn reads."
         )
+
+
+def _has_loop(jaxpr) -> bool:
+    """Whether a jaxpr (or one nested in it) holds a ``while`` loop."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "while":
+            return True
+        for sub in jax_core.jaxprs_in_params(eqn.params):
+            if _has_loop(sub):
+                return True
+    return False
