@@ -3,6 +3,7 @@
 from . import identify, nn, sensitivity
 from ._version import __version__
 from .data import GaitDataset, generate_gait_dataset, load_dataset
+from .errors import NonFiniteError
 from .gait import Gait, find_gait
 from .models import (
     AbstractHybridModel,
@@ -25,6 +26,7 @@ __all__ = [
     "Gait",
     "GaitDataset",
     "HybridSimulation",
+    "NonFiniteError",
     "Pendulum",
     "Simulation",
     "Walker",

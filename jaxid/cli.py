@@ -4,9 +4,54 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _writable_out(command: str, out: str) -> Path:
+    """The output folder, created; an unwritable one ends the command with one line."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".jaxid-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise SystemExit(f"jaxid {command}: --out {out!r} is not a writable folder ({reason})") from None
+    return path
 
 
 def _demo(args) -> int:
@@ -19,10 +64,7 @@ def _demo(args) -> int:
     from . import ForcedDampedPendulum, __version__, simulate_batch
     from .plots import plot_trajectories
 
-    if args.records < 1:
-        raise SystemExit("jaxid demo: --records must be >= 1")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _writable_out("demo", args.out)
     key_params, key_y0 = jax.random.split(jax.random.PRNGKey(args.seed))
     model = ForcedDampedPendulum.sample(key_params, args.records)
     theta0 = jax.random.uniform(key_y0, (args.records,), minval=-1.57, maxval=1.57)
@@ -63,6 +105,7 @@ def _float_list(text: str) -> tuple[float, ...]:
 
 
 def _gait(args) -> int:
+    _writable_out("gait", args.out)
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -99,7 +142,7 @@ def _gait(args) -> int:
             seed=args.seed, sweeps=sweeps, progress=not args.quiet, posterior=not args.no_posterior, **given
         )
         config.validate()
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         raise SystemExit(f"jaxid gait: {err}") from None
     results = run_gait_study(config, args.out)
     if args.quiet:
@@ -112,6 +155,7 @@ def _str_list(text: str) -> tuple[str, ...]:
 
 
 def _hybrid(args) -> int:
+    _writable_out("hybrid", args.out)
     import jax
 
     jax.config.update("jax_enable_x64", True)  # the truth simulations; the models train in float32
@@ -207,8 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="simulate a batch of forced damped pendulums and plot them")
-    demo.add_argument("--records", type=int, default=1000, help="number of records (default 1000)")
-    demo.add_argument("--chunk-size", type=int, default=4096, help="records per compiled batch")
+    demo.add_argument("--records", type=_positive_int, default=1000, help="number of records (default 1000)")
+    demo.add_argument("--chunk-size", type=_positive_int, default=4096, help="records per compiled batch")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", default="jaxid-output/demo", help="output folder")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -223,18 +267,18 @@ def build_parser() -> argparse.ArgumentParser:
         "laptop CPU); --full is the seed study's setting (10^6 records, 500 epochs, batch 1000) for a GPU.",
     )
     gait.add_argument("--full", action="store_true", help="10^6 records, 500 epochs, batch 1000")
-    gait.add_argument("--records", type=int, help="number of records (default 10000)")
-    gait.add_argument("--duration", type=float, help="seconds per record (default 15)")
-    gait.add_argument("--noise", type=float, help="observation noise, fraction of each channel's sd")
-    gait.add_argument("--epochs", type=int, help="maximum epochs (default 200)")
-    gait.add_argument("--batch-size", type=int, help="minibatch size (default 100)")
-    gait.add_argument("--learning-rate", type=float, help="Adam learning rate (default 1e-3)")
-    gait.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 30)")
+    gait.add_argument("--records", type=_positive_int, help="number of records (default 10000)")
+    gait.add_argument("--duration", type=_positive_float, help="seconds per record (default 15)")
+    gait.add_argument("--noise", type=_fraction, help="observation noise, fraction of each channel's sd")
+    gait.add_argument("--epochs", type=_positive_int, help="maximum epochs (default 200)")
+    gait.add_argument("--batch-size", type=_positive_int, help="minibatch size (default 100)")
+    gait.add_argument("--learning-rate", type=_positive_float, help="Adam learning rate (default 1e-3)")
+    gait.add_argument("--patience", type=_positive_int, help="early-stopping patience in epochs (default 30)")
     gait.add_argument("--arch", choices=("mlp", "cnn", "gru"), help="estimator network (default mlp)")
-    gait.add_argument("--depth", type=int, help="hidden layers (default 7)")
-    gait.add_argument("--width", type=int, help="units per layer (default 50)")
+    gait.add_argument("--depth", type=_positive_int, help="hidden layers (default 7)")
+    gait.add_argument("--width", type=_positive_int, help="units per layer (default 50)")
     gait.add_argument("--activation", help="activation (default relu)")
-    gait.add_argument("--members", type=int, help="deep-ensemble members (default 1)")
+    gait.add_argument("--members", type=_positive_int, help="deep-ensemble members (default 1)")
     gait.add_argument(
         "--sweep",
         default="forces",
@@ -267,15 +311,17 @@ def build_parser() -> argparse.ArgumentParser:
     hybrid.add_argument(
         "--models", type=_str_list, help="comma-separated: aphynity,hybrid_vae,meta_hybrid_vae"
     )
-    hybrid.add_argument("--tasks", type=int, help="training tasks (default 40)")
-    hybrid.add_argument("--per-task", type=int, help="sequences per task (default 20)")
-    hybrid.add_argument("--test-tasks", type=int, help="ID test tasks (default 10)")
-    hybrid.add_argument("--ood-tasks", type=int, help="OOD test tasks (default 10)")
-    hybrid.add_argument("--context-size", type=int, help="context sequences per task, K (default 5)")
-    hybrid.add_argument("--steps", type=int, help="training steps per model (default 600)")
-    hybrid.add_argument("--batch-size", type=int, help="minibatch size (default 64)")
-    hybrid.add_argument("--learning-rate", type=float, help="Adam learning rate (default 2e-3)")
-    hybrid.add_argument("--width", type=int, help="units per hidden layer (default 64)")
+    hybrid.add_argument("--tasks", type=_positive_int, help="training tasks (default 40)")
+    hybrid.add_argument("--per-task", type=_positive_int, help="sequences per task (default 20)")
+    hybrid.add_argument("--test-tasks", type=_positive_int, help="ID test tasks (default 10)")
+    hybrid.add_argument("--ood-tasks", type=_positive_int, help="OOD test tasks (default 10)")
+    hybrid.add_argument(
+        "--context-size", type=_positive_int, help="context sequences per task, K (default 5)"
+    )
+    hybrid.add_argument("--steps", type=_positive_int, help="training steps per model (default 600)")
+    hybrid.add_argument("--batch-size", type=_positive_int, help="minibatch size (default 64)")
+    hybrid.add_argument("--learning-rate", type=_positive_float, help="Adam learning rate (default 2e-3)")
+    hybrid.add_argument("--width", type=_positive_int, help="units per hidden layer (default 64)")
     hybrid.add_argument("--task-counts", type=_int_list, help="task counts of the MCC-vs-tasks sweep")
     hybrid.add_argument("--task-sweep", type=_str_list, help="systems of the task sweep (default pendulum)")
     hybrid.add_argument(

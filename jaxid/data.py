@@ -67,6 +67,7 @@ from tqdm.auto import tqdm
 from . import io as jio
 from ._version import __version__
 from .chunking import batch_sharding
+from .errors import check_real_number, require_float64
 from .gait import find_gait
 from .models.walking import STATUS_NAMES, Walker
 from .switching import integrate_knots
@@ -564,16 +565,24 @@ def generate_gait_dataset(
     Needs float64: call ``jax.config.update("jax_enable_x64", True)`` first.
     """
     where = "generate_gait_dataset"
-    if not jax.config.jax_enable_x64:
-        raise RuntimeError(
-            f'{where}: needs float64; call jax.config.update("jax_enable_x64", True) before using jaxid'
-        )
+    require_float64(where)
     if not (isinstance(n, int) and n >= 1):
         raise ValueError(f"{where}: n must be a positive int, got {n!r}")
     if not (isinstance(chunk_size, int) and chunk_size >= 1):
         raise ValueError(f"{where}: chunk_size must be a positive int, got {chunk_size!r}")
-    if not duration > 0 or not save_dt > 0:
-        raise ValueError(f"{where}: duration and save_dt must be > 0, got {duration}, {save_dt}")
+    duration = check_real_number(where, "duration", duration, low=0)
+    save_dt = check_real_number(where, "save_dt", save_dt, low=0)
+    if save_dt > duration:
+        raise ValueError(
+            f"{where}: save_dt ({save_dt}) exceeds duration ({duration}); the record would be one sample"
+        )
+    steps = duration / save_dt
+    if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
+        raise ValueError(
+            f"{where}: save_dt ({save_dt}) must divide duration ({duration}) into whole steps "
+            f"(duration / save_dt = {steps:.6g}); the save grid is 0, save_dt, ..., duration"
+        )
+    noise = check_real_number(where, "noise", noise, low=0, low_open=False)
     if not noise >= 0:
         raise ValueError(f"{where}: noise must be >= 0 (a fraction of each channel's sd), got {noise}")
     ranges = dict(DEFAULT_PRIORS)

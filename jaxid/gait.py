@@ -30,6 +30,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Bool, Complex, Float, Int
 
+from .errors import require_float64
 from .models.base import STATUS_OK
 from .models.walking import Walker
 from .simulate import simulate
@@ -242,6 +243,7 @@ def _run_find(
     state_only=False,
 ):
     """:func:`find_gait`'s checks and call (``state_only``: the starting state and ``converged`` only)."""
+    require_float64("find_gait")
     if not isinstance(model, Walker):
         raise TypeError(f"find_gait: model must be a jaxid.Walker, got {type(model).__name__}")
     if len(model.batch_shape) > 1:
@@ -257,6 +259,13 @@ def _run_find(
     model = model.broadcast()
     shape = model.batch_shape
     dtype = model.m.dtype
+    for name, value in (("height", height), ("vx_guess", vx_guess), ("vy_guess", vy_guess)):
+        got = jnp.shape(value) if value is not None else ()
+        if got not in ((), shape):
+            raise ValueError(
+                f"find_gait: {name} must be a scalar or match the walker's batch shape {shape}, "
+                f"got shape {got}"
+            )
     height = (
         model.l0 * height_ratio if height is None else jnp.broadcast_to(jnp.asarray(height, dtype), shape)
     )

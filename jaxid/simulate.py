@@ -58,11 +58,32 @@ def _check_common(model, ts, rtol, atol, max_steps, where):
         if np.any(np.diff(t_np) <= 0):
             raise ValueError(f"{where}: ts must be strictly increasing")
     for name, value in (("rtol", rtol), ("atol", atol)):
-        if not (isinstance(value, (int, float)) and value > 0):
-            raise ValueError(f"{where}: {name} must be a positive number, got {value!r}")
-    if not (isinstance(max_steps, int) and max_steps >= 1):
+        # rtol = inf would accept every step: "success" with a large error
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value < np.inf):
+            raise ValueError(f"{where}: {name} must be a positive number and finite, got {value!r}")
+    if isinstance(max_steps, bool) or not (isinstance(max_steps, int) and max_steps >= 1):
         raise ValueError(f"{where}: max_steps must be a positive int, got {max_steps!r}")
     return ts
+
+
+def _check_objects(where, solver, stepsize_controller, adjoint, dt0, hybrid=False):
+    """Options that take objects get objects (an instance, not a string or a class)."""
+    pid = "diffrax.PIDController(rtol=1e-7, atol=1e-9)"
+    for name, value, kind, example in (
+        ("solver", solver, dfx.AbstractSolver, "diffrax.Tsit5()"),
+        ("stepsize_controller", stepsize_controller, dfx.AbstractStepSizeController, pid),
+        ("adjoint", adjoint, dfx.AbstractAdjoint, "diffrax.ForwardMode()"),
+    ):
+        if value is None or isinstance(value, kind):
+            continue
+        what = f"the class {value.__name__} (not an instance)" if isinstance(value, type) else repr(value)
+        raise TypeError(
+            f"{where}: {name} must be a {kind.__module__.split('.')[0]}.{kind.__name__} instance such as "
+            f"{example}, got {what}"
+        )
+    if dt0 is not None and not hybrid and not isinstance(dt0, jax.core.Tracer):  # hybrid: checked as dt
+        if isinstance(dt0, bool) or not (isinstance(dt0, (int, float, np.floating)) and 0 < dt0 < np.inf):
+            raise ValueError(f"{where}: dt0 must be a positive number and finite, got {dt0!r}")
 
 
 def simulate(
@@ -130,6 +151,7 @@ def simulate(
             f"{where}: rtol, atol and stepsize_controller do not apply to the hybrid model "
             f"{type(model).__name__}; it steps with a fixed dt0 (default model.default_dt)"
         )
+    _check_objects(where, solver, stepsize_controller, adjoint, dt0, hybrid)
     rtol = DEFAULT_RTOL if rtol is None else rtol
     atol = DEFAULT_ATOL if atol is None else atol
     ts = _check_common(model, ts, rtol, atol, DEFAULT_MAX_STEPS if max_steps is None else max_steps, where)
@@ -150,7 +172,13 @@ def simulate(
     if t0 is not None and not isinstance(ts, jax.core.Tracer) and not float(t0) <= float(ts[0]):
         raise ValueError(f"{where}: t0={t0} must not be after the first save time ts[0]={float(ts[0])}")
 
+    # Parameters checked on construction are concrete; traced ones (a model built inside jit or
+    # vmap) are checked here and fold into success: a hybrid record starts non-finite and stops at
+    # once ("non-finite state"), a smooth record reports success=False.
+    valid = model.params_valid()
     if hybrid:
+        if isinstance(valid, jax.core.Tracer) or not bool(valid):
+            y0 = jnp.where(valid, y0, jnp.nan)
         return simulate_hybrid(
             model,
             y0,
@@ -184,6 +212,7 @@ def simulate(
     ys = sol.ys
     obs = jax.vmap(model.observe)(ts, ys)
     success = (sol.result == dfx.RESULTS.successful) & jnp.all(jnp.isfinite(ys)) & jnp.all(jnp.isfinite(obs))
+    success = success & valid
     if throw:
         obs = eqx.error_if(
             obs,
@@ -204,6 +233,11 @@ def _batch_size(model: AbstractModel, y0) -> int:
     shape = model.batch_shape
     if len(shape) > 1:
         raise ValueError(f"simulate_batch: model parameters must be scalars or 1-D, got batch shape {shape}")
+    if 0 in shape or (y0.ndim == 2 and y0.shape[0] == 0):
+        raise ValueError(
+            f"simulate_batch: the batch is empty (model batch shape {shape}, y0 shape {y0.shape}); "
+            "give at least one record"
+        )
     sizes = {s for s in (shape[0] if shape else None, y0.shape[0] if y0.ndim == 2 else None) if s}
     if len(sizes) > 1:
         raise ValueError(
@@ -242,6 +276,10 @@ def simulate_batch(
     **Returns:** a :class:`Simulation` of NumPy arrays with a leading axis of length ``N``.
     """
     where = "simulate_batch"
+    _check_objects(
+        where, simulate_kwargs.get("solver"), simulate_kwargs.get("stepsize_controller"),
+        simulate_kwargs.get("adjoint"), simulate_kwargs.get("dt0"),
+    )  # fmt: skip
     if "throw" in simulate_kwargs:
         raise ValueError(f"{where}: throw is not supported; failed records are flagged in .success")
     ts = _check_common(

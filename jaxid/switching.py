@@ -42,6 +42,9 @@ from .models.base import (
 )
 
 _RUNNING = -1
+MAX_DEFAULT_STEPS = 10**8
+"""The most iterations the default step limit of :func:`simulate_hybrid` allows (a larger need is
+refused before any work, naming ``dt0``)."""
 
 
 class HybridSimulation(eqx.Module):
@@ -277,7 +280,7 @@ def simulate_hybrid(
             f"(e.g. diffrax.Dopri8(), diffrax.Tsit5()), got {type(solver).__name__}"
         )
     dt = model.default_dt if dt is None else dt
-    if not (isinstance(dt, (int, float)) and dt > 0):
+    if isinstance(dt, bool) or not (isinstance(dt, (int, float)) and 0 < dt < math.inf):
         raise ValueError(f"{where}: dt must be a positive number of seconds, got {dt!r}")
     if adjoint is None or isinstance(adjoint, dfx.ForwardMode):
         kind = "lax"
@@ -299,7 +302,18 @@ def simulate_hybrid(
     t_start = ts[0] if t0 is None else jnp.asarray(t0, dtype=dtype)
     if max_steps is not None and not (isinstance(max_steps, int) and max_steps >= 1):
         raise ValueError(f"{where}: max_steps must be a positive int, got {max_steps!r}")
-    limit = 2 * jnp.ceil((ts[-1] - t_start) / dt).astype(jnp.int32) + 2 * n_save + 256
+    if max_steps is None and not isinstance(ts, jax.core.Tracer) and not isinstance(t_start, jax.core.Tracer):
+        needed = 2 * math.ceil(float(ts[-1] - t_start) / dt) + 2 * n_save + 256
+        if needed > MAX_DEFAULT_STEPS:
+            raise ValueError(
+                f"{where}: dt0={dt!r} needs about {needed:.3g} steps over "
+                f"[{float(t_start)}, {float(ts[-1])}] "
+                f"(more than {MAX_DEFAULT_STEPS:.0e}); use a larger dt0 (default model.default_dt = "
+                f"{model.default_dt}) or pass max_steps explicitly"
+            )
+    # in floating point, then clipped: a tiny dt would overflow int32 and stop at once
+    limit = 2 * jnp.ceil((ts[-1] - t_start) / dt) + 2 * n_save + 256
+    limit = jnp.minimum(limit, np.iinfo(np.int32).max - 1).astype(jnp.int32)
     limit = limit if max_steps is None else max_steps
     interval_steps = None
     if kind == "checkpointed":

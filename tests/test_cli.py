@@ -16,9 +16,10 @@ def test_demo_writes_plot_and_summary(tmp_path):
     assert (tmp_path / "trajectories.png").stat().st_size > 10_000
 
 
-def test_demo_rejects_bad_record_count(tmp_path):
-    with pytest.raises(SystemExit, match="--records must be >= 1"):
+def test_demo_rejects_bad_record_count(tmp_path, capsys):
+    with pytest.raises(SystemExit):
         main(["demo", "--records", "0", "--out", str(tmp_path)])
+    assert "--records: must be a positive integer" in capsys.readouterr().err
 
 
 def test_python_dash_m_entry_point():

@@ -38,7 +38,7 @@ from .. import __version__
 from .. import io as jio
 from ..data import add_noise, generate_gait_dataset
 from ..identify.combinations import monomial_values
-from ..nn import TrainConfig, regression_metrics, scaling_ceiling, train
+from ..nn import ACTIVATIONS, ARCHITECTURES, TrainConfig, regression_metrics, scaling_ceiling, train
 from .results import jsonable
 
 SWEEPS = ("size", "noise", "arch", "forces")
@@ -117,10 +117,20 @@ class GaitStudyConfig:
             v = getattr(self, name)
             if not (isinstance(v, int) and v >= 1):
                 raise ValueError(f"{where}: {name} must be a positive int, got {v!r}")
+        for name in ("learning_rate", "duration"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{where}: {name} must be a positive finite number, got {v!r}")
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"{where}: arch must be one of {sorted(ARCHITECTURES)}, got {self.arch!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"{where}: activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
+            )
         unknown = [s for s in self.sweeps if s not in SWEEPS]
         if unknown:
             raise ValueError(f"{where}: unknown sweeps {unknown}; choose from {list(SWEEPS)}")
-        if not (self.noise >= 0 and self.fisher_noise > 0):
+        if not (math.isfinite(self.noise) and self.noise >= 0 and self.fisher_noise > 0):
             raise ValueError(f"{where}: noise must be >= 0 and fisher_noise > 0")
         if any(not lv >= 0 for lv in self.noise_levels):
             raise ValueError(f"{where}: noise_levels must be >= 0, got {self.noise_levels}")

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from ..errors import require_float64
 from ..identify import Experiment, fisher_information
 from ..simulate import simulate
 from .datasets import HybridSplit
@@ -81,11 +82,7 @@ def zp_bound(
     :func:`jaxid.hybrid.make_hybrid_data` draws them. Needs float64 (``jax_enable_x64``).
     """
     sys = get_system(system)
-    if not jax.config.jax_enable_x64:
-        raise ValueError(
-            "zp_bound: the Fisher information needs float64; call "
-            'jax.config.update("jax_enable_x64", True) first'
-        )
+    require_float64("zp_bound")
     if len(sys.physics_names) != 1:
         raise ValueError(f"zp_bound: {sys.name} has {len(sys.physics_names)} physics latents, expected 1")
     if split is not None:

@@ -57,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ..errors import check_positive_int, check_real_number
 from .losses import (
     gaussian_kl,
     gaussian_nll,
@@ -369,7 +370,23 @@ class HybridVAE(eqx.Module):
 
 
 def make_model(kind: str, system: System, scales, *, key: PRNGKeyArray, **options):
-    """Build a model by kind: ``aphynity``, ``hybrid_vae`` or ``meta_hybrid_vae``."""
+    """Build a model by kind: ``aphynity``, ``hybrid_vae`` or ``meta_hybrid_vae``.
+
+    Sizes (``width``, ``depth``, ``latent``, ``latent_a``, ``code``) must be positive ints
+    (``latent_b`` may be 0) and weights (``kl``, ``unmix``, ``least_action``, ``augment``,
+    ``lambda0``, ``tau``) finite and >= 0: a zero width or a NaN weight would only show as NaN
+    losses."""
+    where = f"make_model({kind!r})"
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"make_model: unknown model kind {kind!r}; choose one of {MODEL_KINDS}")
+    for name in ("width", "depth", "latent", "latent_a", "code"):
+        if options.get(name) is not None:
+            check_positive_int(where, name, options[name])
+    if "latent_b" in options:
+        check_positive_int(where, "latent_b", options["latent_b"], minimum=0)
+    for name in ("kl", "unmix", "least_action", "augment", "lambda0", "tau"):
+        if name in options:
+            check_real_number(where, name, options[name], low=0, low_open=False)
     if kind == "aphynity":
         return Aphynity(system, scales=scales, key=key, **options)
     if kind in ("hybrid_vae", "meta_hybrid_vae"):

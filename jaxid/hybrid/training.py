@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from .. import io as jio
 from ..chunking import map_chunked
+from ..errors import NonFiniteError, check_positive_int
 from .datasets import HybridData, HybridSplit
 from .metrics import mcc
 from .models import make_model
@@ -59,6 +60,11 @@ class HybridTrainConfig:
     seed: int = 0
     progress: bool = True
 
+    @property
+    def call_steps(self) -> int:
+        """Steps per jitted call: ``steps_per_call``, or ``steps`` when that is smaller."""
+        return min(self.steps_per_call, self.steps)
+
     def validate(self, per_task: int | None = None) -> None:
         for name in ("steps", "batch_size", "context_size", "steps_per_call"):
             value = getattr(self, name)
@@ -68,6 +74,11 @@ class HybridTrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"HybridTrainConfig: {name} must be a positive number, got {value!r}")
+        if self.steps % self.call_steps:
+            raise ValueError(
+                f"HybridTrainConfig: steps ({self.steps}) must be a multiple of steps_per_call "
+                f"({self.steps_per_call}) when larger; training runs whole calls of steps_per_call steps"
+            )
         if per_task is not None and self.context_size > per_task:
             raise ValueError(
                 f"HybridTrainConfig: context_size ({self.context_size}) exceeds the sequences per task "
@@ -153,6 +164,7 @@ def _run_steps(params, static, opt_state, aux, key, obs, n_tasks, h: _Hyper):
 def context_sets(split: HybridSplit, k: int) -> np.ndarray:
     """Every sequence's context set: its task's first ``k`` sequences (training window),
     shape ``(sequence, k, time, channel)`` with tasks and sequences merged."""
+    check_positive_int("context_sets", "context_size", k)
     if k > split.per_task:
         raise ValueError(f"context_sets: context size {k} exceeds the sequences per task ({split.per_task})")
     ctx = split.obs[:, :k]
@@ -192,11 +204,14 @@ def evaluate(model, split: HybridSplit, *, context_size: int = 5) -> dict:
     **Returns:** ``{"z_p_mse", "mcc", "recon_mse", "pred_mse", "z_p", "z_a", "decoded"}``; the
     arrays have tasks and sequences merged. Raises if the model decodes a non-finite value.
     """
+    check_positive_int("evaluate", "context_size", context_size)
+    if not isinstance(split, HybridSplit):
+        raise TypeError(f"evaluate: split must be a HybridSplit (e.g. data.test), got {type(split).__name__}")
     sys = model.decoder.system
     z_p, z_a, _, dec = infer(model, split, context_size=context_size)
     if not np.all(np.isfinite(dec)) or not np.all(np.isfinite(z_p)):
         bad = int(np.sum(~np.all(np.isfinite(dec.reshape(dec.shape[0], -1)), -1)))
-        raise FloatingPointError(f"evaluate: {bad} sequences decoded to non-finite values")
+        raise NonFiniteError(f"evaluate: {bad} sequences decoded to non-finite values")
     clean = split.flat("clean")
     err = (dec - clean) ** 2
     return {
@@ -238,8 +253,17 @@ def fit(
     previous checkpoint or the new one, whatever its name); with ``resume=True`` an existing
     checkpoint of the same configuration is continued, to the same result as an uninterrupted
     run. A damaged checkpoint raises :class:`jaxid.io.CorruptFileError`.
-    Raises :class:`FloatingPointError` if training ends with a non-finite loss.
+    Raises :class:`jaxid.NonFiniteError` (a :class:`FloatingPointError`) if training ends with a
+    non-finite loss.
     """
+    if not isinstance(config, HybridTrainConfig):
+        raise TypeError(
+            f"fit: config must be a jaxid.hybrid.HybridTrainConfig, got {type(config).__name__}; "
+            "build one with HybridTrainConfig(**options)"
+        )
+    if not isinstance(data, HybridData):
+        what = "a split (pass the whole HybridData)" if isinstance(data, HybridSplit) else type(data).__name__
+        raise TypeError(f"fit: data must be the jaxid.hybrid.HybridData of make_hybrid_data, got {what}")
     config.validate(data.train.per_task)
     sys = data.system
     if model.decoder.system != sys:
@@ -250,10 +274,10 @@ def fit(
     if not (isinstance(tasks, int) and 1 <= tasks <= data.train.n_tasks):
         raise ValueError(f"fit: tasks must be an int in [1, {data.train.n_tasks}], got {tasks!r}")
     n_tasks = jnp.asarray(tasks)
-    n_calls = math.ceil(config.steps / config.steps_per_call)
+    n_calls = config.steps // config.call_steps
     h = _Hyper(
-        steps=config.steps_per_call,
-        total=n_calls * config.steps_per_call,
+        steps=config.call_steps,
+        total=n_calls * config.call_steps,
         batch=config.batch_size,
         context=config.context_size,
         lr=float(config.learning_rate),
@@ -309,7 +333,7 @@ def fit(
                 payload = jio.tree_to_bytes((params, opt_state, aux, key, best))
                 jio.write_framed(ckpt, header, payload, kind=CHECKPOINT_KIND)
     if not math.isfinite(best_val):
-        raise FloatingPointError(
+        raise NonFiniteError(
             f"fit: {model.kind} on {sys.name} never decoded the validation split to finite values; "
             "try a smaller learning_rate"
         )

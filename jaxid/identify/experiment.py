@@ -80,6 +80,7 @@ class Experiment:
         self.channels = None if channels is None else tuple(channels)
         self.describe_failure = describe_failure
         self._view_of = None  # (parent, channel positions) for a view made by select()
+        self.user_function = True  # checked (traceable, one float array, indexing) before first use
 
     def __repr__(self):
         kind = "relative" if self.relative else "absolute"
@@ -173,7 +174,7 @@ class Experiment:
             bad = sorted({names[int(s)] for s in np.ravel(status) if int(s) != 0})
             return f"{type(model).__name__} simulation failed: {', '.join(bad) or 'non-finite observations'}"
 
-        return cls(
+        experiment = cls(
             fn,
             noise,
             relative=relative,
@@ -183,6 +184,8 @@ class Experiment:
             channels=channels,
             describe_failure=describe_failure,
         )
+        experiment.user_function = False
+        return experiment
 
     # ------------------------------------------------------------------ views
     def select(
@@ -244,6 +247,7 @@ class Experiment:
             describe_failure=self.describe_failure,
         )
         view._view_of = (self, np.asarray(idx))
+        view.user_function = self.user_function
         return view
 
     # ------------------------------------------------------------------ evaluation

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from ..errors import NonFiniteError, check_user_function
 from ..typing import ParamBatch, ParamVector
 from .experiment import Experiment, as_experiments, value_and_jacobian
 
@@ -86,7 +87,8 @@ def whitened_jacobians(
 
     Returns ``(W, ys, sigmas)``: ``W`` of shape ``(*batch, n_obs, p)`` (experiments stacked along
     the rows, natural parameters), and per experiment the noise-free observations and noise levels.
-    Raises a :class:`ValueError` naming ``theta`` when any observation or sensitivity is not finite;
+    Raises :class:`jaxid.NonFiniteError` (a ``ValueError``) naming ``theta`` when any observation or
+    sensitivity is not finite;
     with ``require_finite=False`` (or a boolean mask over the batch: the points that must be
     finite) it returns ``(W, ys, sigmas, finite)`` instead, ``finite`` a boolean mask over the
     batch (the noise of a failed point is set to 1).
@@ -98,6 +100,8 @@ def whitened_jacobians(
     finite = np.ones(batch, dtype=bool)
     must = np.broadcast_to(np.asarray(require_finite, dtype=bool), batch)
     for e in experiments:
+        if e.user_function:
+            check_user_function(e.fn, theta, where, name=f"the function of experiment {e.name!r}")
         y, jac = jax.device_get(e.value_and_jacobian(theta))
         y, jac = np.asarray(y, dtype=float), np.asarray(jac, dtype=float)
         ok_y = np.isfinite(y).reshape(*batch, -1).all(-1)
@@ -130,7 +134,7 @@ def raise_nonfinite(e: Experiment, theta, ok, ok_y, where, *, single=False):
         detail = f" ({e.describe_failure(point)})"
     shown = np.array2string(np.asarray(point), max_line_width=10**6, precision=6)
     at = f"theta[{', '.join(map(str, idx))}] = {shown}" if batch and not single else f"theta = {shown}"
-    raise ValueError(
+    raise NonFiniteError(
         f"{where}: experiment {e.name!r} gave non-finite {what} at {at}{detail}; "
         "the simulation failed or the function returned NaN/inf there. Check theta (and the "
         "initial state), or drop this parameter set."
@@ -153,9 +157,27 @@ def fisher_information(
     experiments = as_experiments(experiments, where)
     theta = _check_theta(theta, _num_params(experiments), where, log=log)
     w, _, _ = whitened_jacobians(experiments, theta, where=where)
+    check_unused_parameters(experiments, w, where)
     if log:
         w = w * theta[..., None, :]
     return np.swapaxes(w, -1, -2) @ w
+
+
+def check_unused_parameters(experiments, w, where: str) -> None:
+    """When nothing declares the number of parameters (plain functions without ``param_names`` or
+    ``theta0``), a parameter with an exactly zero sensitivity column is taken for a ``theta``
+    longer than the function's parameter vector, and refused naming ``theta``."""
+    if _num_params(experiments) is not None:
+        return
+    cols = np.asarray(w).reshape(-1, w.shape[-2], w.shape[-1])
+    unused = np.flatnonzero(np.all(cols == 0, axis=(0, 1)))
+    if unused.size:
+        raise ValueError(
+            f"{where}: the observations do not depend on theta[{', '.join(map(str, unused))}] at all "
+            f"(exactly zero sensitivity); theta has {w.shape[-1]} values: does the function take that "
+            "many parameters? To analyse a parameter without effect, declare the parameters with "
+            "Experiment(..., param_names=...)"
+        )
 
 
 def _num_params(experiments) -> int | None:

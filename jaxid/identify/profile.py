@@ -14,7 +14,15 @@ profiles run at once under ``vmap``. Each is classified at the 95 % threshold
 
 - *identifiable*: the profile exceeds the threshold on both sides (a finite confidence interval);
 - *structurally non-identifiable*: flat (its largest rise stays below ``flat_tol``);
-- *practically non-identifiable*: neither (open on at least one side).
+- *practically non-identifiable*: neither (open on at least one side);
+- *undecided*: a re-optimisation that did not converge stands where the decision would fall.
+
+Only converged points decide. Walking outward from the estimate, a side is *closed* at the first
+converged point above the threshold, *open* when every point converged and none rose above it,
+and *undecided* when a point failed first. Failed points are retried once with
+:data:`RETRY_FACTOR` times ``max_steps``, cold-started from the estimate, before the
+classification; a profile with an undecided side is classified only when the other side settles
+it (an open side that rises by ``flat_tol`` or more proves practical non-identifiability).
 """
 
 from __future__ import annotations
@@ -28,10 +36,13 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
+from ..errors import require_float64
 from .combinations import format_linear, format_monomial
 from .experiment import as_experiments
 from .fisher import _check_theta, whitened_jacobians
 
+RETRY_FACTOR = 10
+"""Failed profile points are retried once with this many times ``max_steps``."""
 CHI2_95 = 3.841458820694124
 """The 95 % quantile of the chi-square distribution with one degree of freedom."""
 
@@ -47,9 +58,10 @@ class Profile:
       re-optimisation failed, e.g. a failed simulation).
     - ``theta``: the re-optimised parameters along the grid, shape ``(grid, p)``;
       ``converged``: whether each re-optimisation converged.
-    - ``classification``: ``"identifiable"``, ``"practically non-identifiable"`` or
-      ``"structurally non-identifiable"``; ``interval``: the 95 % profile-likelihood confidence
-      interval ``(low, high)``, NaN on an open side.
+    - ``classification``: ``"identifiable"``, ``"practically non-identifiable"``,
+      ``"structurally non-identifiable"`` or ``"undecided"`` (a re-optimisation that did not
+      converge, even when retried, stands where the decision would fall); ``interval``: the 95 %
+      profile-likelihood confidence interval ``(low, high)``, NaN on an open or undecided side.
     """
 
     name: str
@@ -205,6 +217,7 @@ def profile_likelihood(
     **Returns:** one :class:`Profile` per direction.
     """
     where = "profile_likelihood"
+    require_float64(where)
     experiments = as_experiments(experiments, where)
     if scale not in ("log", "natural"):
         raise ValueError(f"{where}: scale must be 'log' or 'natural', got {scale!r}")
@@ -274,6 +287,30 @@ def profile_likelihood(
             jnp.asarray(bases, dtype), jnp.asarray(steps, dtype), log, rtol, atol, max_steps,
         )
     )  # fmt: skip
+    chi2, us, ok = np.array(chi2), np.array(us), np.array(ok)
+    failed = [i for i in range(len(dirs)) if not np.all(ok[i])]
+    if failed and max_steps > 0:
+        # Retry the directions with a failed point: cold starts (no warm start carries a failure
+        # along) with RETRY_FACTOR times the steps, one grid point per scan.
+        idx = np.array(failed)
+        steps_r = steps[idx]
+        chi2_r, us_r, ok_r = jax.device_get(
+            _run_profiles(
+                fns, data_j, sig_j, jnp.asarray(u0, dtype),
+                jnp.asarray(np.repeat(np.stack(dirs)[idx], 2 * k, axis=0), dtype),
+                jnp.asarray(np.repeat(bases[idx], 2 * k, axis=0), dtype),
+                jnp.asarray(np.repeat(steps_r.reshape(-1, 1, 1), 2, axis=1), dtype),
+                log, rtol, atol, RETRY_FACTOR * max_steps,
+            )
+        )  # fmt: skip
+        chi2_r = chi2_r[:, 0, 0].reshape(len(idx), 2, k)
+        ok_r = ok_r[:, 0, 0].reshape(len(idx), 2, k)
+        us_r = us_r[:, 0, 0].reshape(len(idx), 2, k, p)
+        for j, i in enumerate(failed):
+            take = ~ok[i] & ok_r[j]
+            chi2[i] = np.where(take, chi2_r[j], chi2[i])
+            us[i] = np.where(take[..., None], us_r[j], us[i])
+            ok[i] = ok[i] | ok_r[j]
     chi2_hat = float(sum(np.sum(((y - d) / s) ** 2) for y, d, s in zip(y_hat, data, sigmas, strict=True)))
 
     profiles = []
@@ -288,7 +325,7 @@ def profile_likelihood(
         values = np.exp(centre + t) if log else centre + t
         base = np.nanmin(np.append(c, chi2_hat))
         delta = c - base
-        cls, interval = _classify(values, delta, k, threshold, flat_tol)
+        cls, interval = _classify(values, delta, conv, k, threshold, flat_tol)
         profiles.append(
             Profile(
                 name=_direction_name(a, names, scale),
@@ -306,29 +343,39 @@ def profile_likelihood(
     return profiles
 
 
-def _crossing(values, delta, idx, threshold):
-    """Value where ``delta`` first reaches ``threshold`` along ``idx``, interpolated linearly in
-    ``sqrt(delta)`` (exact for a quadratic profile); NaN if never."""
+def _side(values, delta, conv, idx, threshold):
+    """Walk ``idx`` outward from the estimate: ``("closed", value)`` at the first converged point
+    with ``delta >= threshold`` (the crossing interpolated linearly in ``sqrt(delta)``, exact for
+    a quadratic profile), ``("open", nan)`` when every point converged below it, ``("undecided",
+    nan)`` when an unconverged point comes first."""
     prev = idx[0]
     for j in idx[1:]:
-        if not np.isfinite(delta[j]):
-            return np.nan
+        if not (conv[j] and np.isfinite(delta[j])):
+            return "undecided", np.nan
         if delta[j] >= threshold:
-            # interpolate sqrt(delta), which is linear in the value for a quadratic profile
             d0, d1 = np.sqrt(max(delta[prev], 0.0)), np.sqrt(delta[j])
             w = (np.sqrt(threshold) - d0) / (d1 - d0) if d1 != d0 else 1.0
-            return float(values[prev] + w * (values[j] - values[prev]))
+            return "closed", float(values[prev] + w * (values[j] - values[prev]))
         prev = j
-    return np.nan
+    return "open", np.nan
 
 
-def _classify(values, delta, k, threshold, flat_tol):
+def _classify(values, delta, conv, k, threshold, flat_tol):
+    """The classification from the converged points only (see the module docstring)."""
     n = len(values)
-    hi = _crossing(values, delta, list(range(k, n)), threshold)
-    lo = _crossing(values, delta, list(range(k, -1, -1)), threshold)
-    finite = delta[np.isfinite(delta)]
-    if np.isfinite(lo) and np.isfinite(hi):
-        return "identifiable", (lo, hi)
-    if finite.size and np.max(finite) < flat_tol and finite.size == n:
-        return "structurally non-identifiable", (lo, hi)
-    return "practically non-identifiable", (lo, hi)
+    sides = [_side(values, delta, conv, list(range(k, -1, -1)), threshold)]
+    sides.append(_side(values, delta, conv, list(range(k, n)), threshold))
+    interval = (sides[0][1], sides[1][1])
+    kinds = [kind for kind, _ in sides]
+    if kinds == ["closed", "closed"]:
+        return "identifiable", interval
+    halves = [slice(0, k + 1), slice(k, n)]
+    if np.all(conv) and np.all(np.isfinite(delta)) and np.max(delta) < flat_tol:
+        return "structurally non-identifiable", interval
+    for kind, half in zip(kinds, halves, strict=True):
+        # an open side that rises by flat_tol is not flat: practical, whatever the other side does
+        if kind == "open" and np.max(delta[half]) >= flat_tol:
+            return "practically non-identifiable", interval
+    if "undecided" not in kinds:
+        return "practically non-identifiable", interval
+    return "undecided", interval

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import require_float64
 from ..io import atomic_write_text
 from . import plots
 from .combinations import Combinations, analyze_null_spaces
@@ -18,6 +19,7 @@ from .fisher import (
     Spectrum,
     _check_theta,
     _num_params,
+    check_unused_parameters,
     collinearity,
     cramer_rao,
     direction_crb,
@@ -300,6 +302,7 @@ def analyze(
     argument for non-positive noise, a wrong ``theta`` shape, or a failed simulation at ``theta``.
     """
     where = "analyze"
+    require_float64(where)
     experiments = as_experiments(experiments, where)
     if scale not in ("log", "natural"):
         raise ValueError(f"{where}: scale must be 'log' or 'natural', got {scale!r}")
@@ -331,6 +334,7 @@ def analyze(
             stacklevel=2,
         )
     pts, w_all = pts[finite], w_all[finite]
+    check_unused_parameters(experiments, w_all, where)
     w_log_all = w_all * pts[:, None, :] if positive else None
     w0 = w_log_all[0] if scale == "log" else w_all[0]
     spec = spectrum(w0, rule=rank_rule, rtol=rank_rtol)

@@ -60,6 +60,7 @@ import optimistix as optx
 from jaxtyping import PRNGKeyArray
 
 from ..chunking import map_chunked
+from ..errors import NonFiniteError, require_float64
 from ..identify.experiment import Experiment, as_experiments
 from ..priors import Prior, as_prior
 from . import diagnostics
@@ -272,7 +273,7 @@ def _check_likelihood(experiments, prior, ys, sigmas, key, where):
             detail = ""
             if e.describe_failure is not None:
                 detail = f" ({e.describe_failure(np.asarray(theta[0]))})"
-            raise FloatingPointError(
+            raise NonFiniteError(
                 f"{where}: experiment {e.name!r} gives a non-finite likelihood at every one of 16 prior "
                 f"draws{detail}; check that fn returns finite observations inside the prior's support"
             )
@@ -345,11 +346,7 @@ def sample_posterior(
     Fisher information lose their small directions in float32.
     """
     where = "sample_posterior"
-    if not jax.config.jax_enable_x64:
-        raise RuntimeError(
-            f"{where}: needs float64; call jax.config.update('jax_enable_x64', True) before creating "
-            "arrays (the Fisher preconditioner and narrow posteriors lose precision in float32)"
-        )
+    require_float64(where)
     experiments = as_experiments(experiments, where)
     if method not in ("rwm", "nuts"):
         raise ValueError(f"{where}: method must be 'rwm' or 'nuts', got {method!r}")
@@ -485,7 +482,7 @@ def sample_posterior(
     thetas = np.asarray(thetas, dtype=np.float64)
     if not np.all(np.isfinite(thetas)):
         bad = int(np.flatnonzero(~np.all(np.isfinite(thetas), axis=(1, 2, 3)))[0])
-        raise FloatingPointError(f"{where}: non-finite posterior samples for record {bad}")
+        raise NonFiniteError(f"{where}: non-finite posterior samples for record {bad}")
     rhat, ess = _diagnostics(thetas)
     stat = np.asarray(stat)
     ok = (rhat.max(axis=1) <= rhat_max) & (ess.min(axis=1) >= ess_min)

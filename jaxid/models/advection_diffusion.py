@@ -8,7 +8,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .base import AbstractModel, as_param
+from ..errors import check_positive_int, check_real_number
+from .base import AbstractModel, param_field
 
 Scalar = Float[Array, "*batch"]
 
@@ -31,8 +32,8 @@ class AdvectionDiffusion(AbstractModel):
     ``n_grid`` (static, >= 3), ``dx`` [m] (static, > 0).
     """
 
-    D: Scalar = eqx.field(converter=as_param)
-    c: Scalar = eqx.field(converter=as_param, default=0.0)
+    D: Scalar = eqx.field(converter=param_field)
+    c: Scalar = eqx.field(converter=param_field, default=0.0)
     n_grid: int = eqx.field(static=True, default=20)
     dx: float = eqx.field(static=True, default=0.1)
 
@@ -42,10 +43,9 @@ class AdvectionDiffusion(AbstractModel):
     positive_params: ClassVar = frozenset({"D"})
 
     def __check_init__(self):
-        if not isinstance(self.n_grid, int) or self.n_grid < 3:
-            raise ValueError(f"AdvectionDiffusion: n_grid must be an int >= 3, got {self.n_grid!r}")
-        if not (isinstance(self.dx, (int, float)) and self.dx > 0):
-            raise ValueError(f"AdvectionDiffusion: dx must be a positive number, got {self.dx!r}")
+        check_positive_int("AdvectionDiffusion", "n_grid", self.n_grid, minimum=3)
+        # dx = inf would switch diffusion off silently (u_xx = 0)
+        check_real_number("AdvectionDiffusion", "dx", self.dx, low=0)
 
     @property
     def grid(self) -> Float[Array, " n_grid"]:

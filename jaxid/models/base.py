@@ -45,6 +45,30 @@ def as_param(x) -> Array:
     return jnp.asarray(arr, dtype=jnp.result_type(float))
 
 
+class _Unconverted:
+    """A parameter value that is not a real number (a string, None, a bool, a complex number):
+    kept as given so that the model's check can name the parameter in its error."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def param_field(x):
+    """The converter of model parameter fields: :func:`as_param`, except that a value which is not
+    a real number is kept (wrapped) for :meth:`AbstractModel.__check_init__` to reject by name."""
+    if isinstance(x, jax.core.Tracer):
+        return as_param(x)
+    if x is None or isinstance(x, (str, bytes, bool, np.bool_, complex)):
+        return _Unconverted(x)
+    try:
+        arr = np.asarray(x)
+    except Exception:
+        return _Unconverted(x)
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        return _Unconverted(x)
+    return as_param(x)
+
+
 def check_choice(model: str, name: str, value, choices) -> None:
     """Raise a ValueError naming ``name`` when ``value`` is not one of ``choices``."""
     if value not in choices:
@@ -65,6 +89,11 @@ class AbstractModel(eqx.Module):
         shapes = {}
         for p in self.param_names:
             value = getattr(self, p)
+            if isinstance(value, _Unconverted):
+                raise TypeError(
+                    f"{name}: parameter {p!r} must be a real number or an array of real numbers "
+                    f"[{self.unit_of(p)}], got {value.value!r} ({type(value.value).__name__})"
+                )
             shapes[p] = jnp.shape(value)
             if isinstance(value, jax.core.Tracer):
                 continue
@@ -86,6 +115,20 @@ class AbstractModel(eqx.Module):
                 f"{name}: parameter shapes do not broadcast to one batch shape ({desc}); "
                 "give each parameter a scalar or an array of the same batch shape"
             ) from None
+
+    def params_valid(self):
+        """Whether every parameter is finite and of the declared sign, as a boolean (array) that
+        also works on traced values: :func:`jaxid.simulate` folds it into ``success``, so a model
+        built inside ``jit`` with invalid parameters is reported as failed."""
+        ok = jnp.asarray(True)
+        for p in self.param_names:
+            v = getattr(self, p)
+            ok = ok & jnp.all(jnp.isfinite(v))
+            if p in self.positive_params:
+                ok = ok & jnp.all(v > 0)
+            if p in self.nonnegative_params:
+                ok = ok & jnp.all(v >= 0)
+        return ok
 
     # ------------------------------------------------------------------ declared by models
     @property

@@ -13,7 +13,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .base import AbstractModel, as_param, check_choice
+from .base import AbstractModel, check_choice, param_field
 
 Scalar = Float[Array, "*batch"]
 
@@ -26,16 +26,16 @@ class Pendulum(AbstractModel):
 
     with viscous damping ``b`` (torque ``-b \dot\theta``). State ``(theta, omega)``.
     Only ``g/L`` and ``b/(m L^2)`` enter the angle dynamics, so from ``theta`` alone two of the
-    four parameters are identifiable; the bob position (``observe="position"``) also reveals ``L``.
+    four parameters are identifiable; the bob position (``observe_mode="position"``) also reveals ``L``.
 
     **Arguments:** ``m`` [kg], ``L`` [m], ``b`` [N m s] (default 0), ``g`` [m/s^2]
-    (default 9.81); ``observe``: ``"angle"`` (theta), ``"position"`` (bob x, y) or ``"both"``.
+    (default 9.81); ``observe_mode``: ``"angle"`` (theta), ``"position"`` (bob x, y) or ``"both"``.
     """
 
-    m: Scalar = eqx.field(converter=as_param)
-    L: Scalar = eqx.field(converter=as_param)
-    b: Scalar = eqx.field(converter=as_param, default=0.0)
-    g: Scalar = eqx.field(converter=as_param, default=9.81)
+    m: Scalar = eqx.field(converter=param_field)
+    L: Scalar = eqx.field(converter=param_field)
+    b: Scalar = eqx.field(converter=param_field, default=0.0)
+    g: Scalar = eqx.field(converter=param_field, default=9.81)
     observe_mode: Literal["angle", "position", "both"] = eqx.field(static=True, default="angle")
 
     param_names: ClassVar = ("m", "L", "b", "g")
@@ -86,10 +86,10 @@ class ForcedDampedPendulum(AbstractModel):
     ``gamma ~ U[0, 0.8]``, ``A ~ U[0, 40]``, ``f ~ U[3.14, 6.28]``.
     """
 
-    omega: Scalar = eqx.field(converter=as_param)
-    gamma: Scalar = eqx.field(converter=as_param, default=0.0)
-    A: Scalar = eqx.field(converter=as_param, default=0.0)
-    f: Scalar = eqx.field(converter=as_param, default=1.0)
+    omega: Scalar = eqx.field(converter=param_field)
+    gamma: Scalar = eqx.field(converter=param_field, default=0.0)
+    A: Scalar = eqx.field(converter=param_field, default=0.0)
+    f: Scalar = eqx.field(converter=param_field, default=1.0)
     observe_mode: Literal["angle", "state"] = eqx.field(static=True, default="angle")
 
     param_names: ClassVar = ("omega", "gamma", "A", "f")
@@ -144,13 +144,13 @@ class DoublePendulum(AbstractModel):
     ``observe_mode``: ``"angle"`` (theta1, theta2), ``"position"`` (x1, y1, x2, y2) or ``"both"``.
     """
 
-    m1: Scalar = eqx.field(converter=as_param)
-    m2: Scalar = eqx.field(converter=as_param)
-    l1: Scalar = eqx.field(converter=as_param)
-    l2: Scalar = eqx.field(converter=as_param)
-    g: Scalar = eqx.field(converter=as_param, default=9.81)
-    b1: Scalar = eqx.field(converter=as_param, default=0.0)
-    b2: Scalar = eqx.field(converter=as_param, default=0.0)
+    m1: Scalar = eqx.field(converter=param_field)
+    m2: Scalar = eqx.field(converter=param_field)
+    l1: Scalar = eqx.field(converter=param_field)
+    l2: Scalar = eqx.field(converter=param_field)
+    g: Scalar = eqx.field(converter=param_field, default=9.81)
+    b1: Scalar = eqx.field(converter=param_field, default=0.0)
+    b2: Scalar = eqx.field(converter=param_field, default=0.0)
     observe_mode: Literal["angle", "position", "both"] = eqx.field(static=True, default="angle")
 
     param_names: ClassVar = ("m1", "m2", "l1", "l2", "g", "b1", "b2")

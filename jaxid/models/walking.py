@@ -28,7 +28,7 @@ only through ``k/m``; the ground reaction forces (in newtons) scale with ``k`` a
 Failures, each reported with its own status code (never a NaN): **fall** (``y`` below
 ``fall_height * l0``), **stall** (``vx`` reaches 0), **flight** (the stance leg reaches ``l0``
 in single support: the walker would leave the ground), **front-leg lift-off** (the front leg
-reaches ``l0`` in double support) and **phase time-out** (a phase longer than ``max_phase_time``).
+reaches ``l0`` in double support) and **phase time-out** (a phase longer than ``phase_time_limit``).
 
 The state carries the discrete part with zero time derivative:
 ``(x, y, vx, vy, foot_rear, foot_front, double_support)``. In single support ``foot_rear`` is the
@@ -47,7 +47,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .base import BASE_STATUS_NAMES, STATUS_OK, SWITCH, AbstractHybridModel, as_param
+from ..errors import check_real_number
+from .base import BASE_STATUS_NAMES, STATUS_OK, SWITCH, AbstractHybridModel, as_param, param_field
 
 Scalar = Float[Array, "*batch"]
 
@@ -85,17 +86,17 @@ class Walker(AbstractHybridModel):
     **Options** (static): ``channels``, the observation channels (default the CoM ``("x", "y")``;
     any of :data:`CHANNELS`; ``grf_x``/``grf_y`` are the ground reaction forces summed over the legs
     in contact, in newtons); ``fall_height``, the CoM height (as a fraction of ``l0``) below which
-    the walker has fallen (default 0.5); ``max_phase_time`` in seconds (default 2.0);
+    the walker has fallen (default 0.5); ``phase_time_limit`` in seconds (default 2.0);
     ``stop_at_midstance``, end the record successfully at the first mid-stance (stance leg vertical,
     ``x = foot_front``) after a step, which gives the step-to-step return map used by
     :func:`jaxid.find_gait`; ``dt``, the internal step of the event-aware integrator (default 10 ms).
     """
 
-    m: Scalar = eqx.field(converter=as_param)
-    k: Scalar = eqx.field(converter=as_param)
-    l0: Scalar = eqx.field(converter=as_param)
-    alpha0: Scalar = eqx.field(converter=as_param, default=math.radians(ALPHA0_DEG))
-    g: Scalar = eqx.field(converter=as_param, default=9.81)
+    m: Scalar = eqx.field(converter=param_field)
+    k: Scalar = eqx.field(converter=param_field)
+    l0: Scalar = eqx.field(converter=param_field)
+    alpha0: Scalar = eqx.field(converter=param_field, default=math.radians(ALPHA0_DEG))
+    g: Scalar = eqx.field(converter=param_field, default=9.81)
     channels: tuple[str, ...] = eqx.field(static=True, default=("x", "y"))
     fall_height: float = eqx.field(static=True, default=0.5)
     phase_time_limit: float = eqx.field(static=True, default=2.0)
@@ -131,6 +132,12 @@ class Walker(AbstractHybridModel):
         unknown = [c for c in self.channels if c not in CHANNELS]
         if unknown:
             raise ValueError(f"Walker: channels {unknown} unknown; choose from {CHANNELS}")
+        check_real_number("Walker", "fall_height", self.fall_height)
+        check_real_number("Walker", "phase_time_limit", self.phase_time_limit, low=0)
+        # dt = inf would fail later as "flight"
+        check_real_number("Walker", "dt", self.dt, low=0)
+        if not isinstance(self.stop_at_midstance, (bool, np.bool_)):
+            raise TypeError(f"Walker: stop_at_midstance must be a bool, got {self.stop_at_midstance!r}")
         if not 0.0 < self.fall_height < 1.0:
             raise ValueError(
                 f"Walker: fall_height must lie in (0, 1) (a fraction of l0), got {self.fall_height}"
@@ -139,11 +146,18 @@ class Walker(AbstractHybridModel):
             raise ValueError(f"Walker: phase_time_limit must be > 0 seconds, got {self.phase_time_limit}")
         if not self.dt > 0:
             raise ValueError(f"Walker: dt must be > 0 seconds, got {self.dt}")
-        if not isinstance(self.alpha0, jax.core.Tracer) and not np.all(np.asarray(self.alpha0) < math.pi / 2):
+        if (
+            isinstance(self.alpha0, jax.Array)
+            and not isinstance(self.alpha0, jax.core.Tracer)
+            and not np.all(np.asarray(self.alpha0) < math.pi / 2)
+        ):
             raise ValueError(
                 f"Walker: alpha0 must be an angle in radians in (0, pi/2), got {np.asarray(self.alpha0)} "
                 "(degrees given? use math.radians)"
             )
+
+    def params_valid(self):
+        return super().params_valid() & jnp.all(self.alpha0 < math.pi / 2)
 
     # ------------------------------------------------------------------ declarations
     @property

@@ -433,6 +433,11 @@ def train_posterior(
     where = "train_posterior"
     config = TrainConfig() if config is None else config
     check_checkpoint_options(where, checkpoint, checkpoint_every, resume)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(
+            f"train_posterior: config must be a jaxid.nn.TrainConfig, got {type(config).__name__}; "
+            "build one with TrainConfig(**options)"
+        )
     names = tuple(names)
     x, theta = check_training_data(x, theta, names, config, where=where, target="theta")
     if arch not in ARCHITECTURES:

@@ -42,6 +42,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from .. import io as jio
+from ..errors import NonFiniteError
 from .estimator import Estimator
 
 
@@ -453,7 +454,7 @@ def fit_members(
             )
             tr, val = np.asarray(tr), np.asarray(val)
             if not np.all(np.isfinite(tr)):
-                raise FloatingPointError(
+                raise NonFiniteError(
                     f"{where}: the training loss became non-finite at epoch {epoch + 1} ({tr}); "
                     "lower config.learning_rate"
                 )
@@ -520,6 +521,11 @@ def train(
     """
     config = TrainConfig() if config is None else config
     check_checkpoint_options("train", checkpoint, checkpoint_every, resume)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(
+            f"train: config must be a jaxid.nn.TrainConfig, got {type(config).__name__}; "
+            "build one with TrainConfig(**options)"
+        )
     names = tuple(names)
     x, y = check_training_data(x, y, names, config)
     split, devices = check_split(x.shape[0], config)

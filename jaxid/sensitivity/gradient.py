@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
+from ..errors import NonFiniteError, check_user_function
 from ..identify import value_and_jacobian
 from .sampling import Box, evaluate, sobol_points
 
@@ -89,9 +90,10 @@ def local_sensitivity(fn: Callable, theta, names: Sequence[str] | None = None, r
     names = tuple(names) if names is not None else tuple(f"p{i + 1}" for i in range(theta.shape[0]))
     if len(names) != theta.shape[0]:
         raise ValueError(f"local_sensitivity: {len(names)} names for {theta.shape[0]} parameters")
+    check_user_function(fn, theta, "local_sensitivity")
     y, jac = (np.asarray(v) for v in _forward(lambda: value_and_jacobian(fn, theta), "local_sensitivity"))
     if not (np.all(np.isfinite(y)) and np.all(np.isfinite(jac))):
-        raise ValueError(
+        raise NonFiniteError(
             f"local_sensitivity: non-finite outputs or derivatives at theta = {np.asarray(theta)}"
         )
     scale = np.max(np.abs(y), axis=tuple(range(y.ndim - 1)), keepdims=True) if y.ndim else np.abs(y)
@@ -153,6 +155,7 @@ def dgsm(
     if not (isinstance(n, int) and n >= 2):
         raise ValueError(f"dgsm: n must be an int >= 2, got {n!r}")
     x = box.scale(sobol_points(n, box.dim, seed))
+    check_user_function(fn, jnp.asarray(x[0], dtype=float), "dgsm")
 
     out = _forward(
         lambda: evaluate(

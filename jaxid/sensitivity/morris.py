@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import jax.numpy as jnp
 import numpy as np
 
+from ..errors import check_user_function
 from .sampling import Box, evaluate
 
 
@@ -71,6 +73,7 @@ def morris_effects(
         raise ValueError(f"morris_effects: levels must be an even int >= 2, got {levels!r}")
     if not (isinstance(trajectories, int) and trajectories >= 2):
         raise ValueError(f"morris_effects: trajectories must be an int >= 2, got {trajectories!r}")
+    check_user_function(fn, jnp.asarray(box.low, dtype=float), "morris_effects", forward=False)
     d, r = box.dim, trajectories
     points, order, steps = morris_trajectories(d, r, levels, seed)
     y = evaluate(

@@ -12,6 +12,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from ..chunking import map_chunked
+from ..errors import NonFiniteError
 
 
 class Box:
@@ -66,7 +67,7 @@ def evaluate(
     of ``chunk_size`` (the last one padded, so one compilation serves all), each chunk split
     across ``devices`` (default all local devices), results gathered to host memory.
 
-    Raises ``ValueError`` naming the first parameter vector whose outputs are not finite.
+    Raises :class:`jaxid.NonFiniteError` naming the first parameter vector whose outputs are not finite.
     """
     x = np.asarray(x, dtype=np.float64 if jax.config.jax_enable_x64 else np.float32)
     n = x.shape[0]
@@ -76,7 +77,7 @@ def evaluate(
     bad = ~np.isfinite(y.reshape(n, -1)).all(axis=1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
+        raise NonFiniteError(
             f"{where}: the model returned non-finite outputs for {int(bad.sum())} of {n} parameter "
             f"vectors, the first at {x[i].tolist()}; narrow the prior ranges or fix the model there"
         )

@@ -25,8 +25,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import jax.numpy as jnp
 import numpy as np
 
+from ..errors import check_positive_int, check_real_number, check_user_function
 from .sampling import Box, evaluate, sobol_points
 
 
@@ -70,11 +72,20 @@ def saltelli_samples(box: Box, n: int, seed: int = 0) -> tuple[np.ndarray, np.nd
     return a, b, ab
 
 
+def check_bootstrap(bootstrap, level, where: str) -> None:
+    """``bootstrap`` an int >= 2 (a percentile interval needs resamples), ``level`` in (0, 1)."""
+    check_positive_int(where, "bootstrap", bootstrap, minimum=2)
+    level = check_real_number(where, "level", level, low=0)
+    if not level < 1:
+        raise ValueError(f"{where}: level must lie in (0, 1) (e.g. 0.95), got {level!r}")
+
+
 def indices_from_evaluations(
     f_a, f_b, f_ab, *, names=None, bootstrap: int = 200, level: float = 0.95, seed=0
 ):
     """Sobol indices from model outputs on ``A`` (``(n, ...)``), ``B`` (``(n, ...)``) and ``AB``
     (``(d, n, ...)``), with a bootstrap over rows (``bootstrap`` resamples, ``level`` interval)."""
+    check_bootstrap(bootstrap, level, "indices_from_evaluations")
     f_a, f_b, f_ab = (np.asarray(v, dtype=np.float64) for v in (f_a, f_b, f_ab))
     d, n = f_ab.shape[:2]
     if f_a.shape != f_b.shape or f_ab.shape[1:] != f_a.shape:
@@ -139,6 +150,8 @@ def sobol_indices(
     box = Box(bounds, "sobol_indices")
     if not (isinstance(n, int) and n >= 8):
         raise ValueError(f"sobol_indices: n must be an int >= 8 (a power of 2), got {n!r}")
+    check_bootstrap(bootstrap, level, "sobol_indices")
+    check_user_function(fn, jnp.asarray(box.low, dtype=float), "sobol_indices", forward=False)
     a, b, ab = saltelli_samples(box, n, seed)
     x = np.concatenate([a, b, ab.reshape(-1, box.dim)])
     y = evaluate(
