@@ -185,10 +185,11 @@ def generate_into_store(
         for i in range(me, max_rounds, n_proc):
             if i >= always:
                 # Needed only if the chunks before it hold fewer than n records: wait for them.
+                # (or for the complete ones to reach n already: then chunk i is not needed either).
                 while True:
                     markers = st.markers()
                     kept = _prefix_kept(markers)
-                    if len(kept) >= i:
+                    if len(kept) >= i or _chunks_needed(kept, n) is not None:
                         break
                     time.sleep(_POLL)
                 if _chunks_needed(kept[:i], n) is not None:
