@@ -180,7 +180,8 @@ _REQUIRED = ("meta", "params", "obs", "ts", "initial_states", "gait_eigenvalue")
 
 def load_dataset(path: str | os.PathLike) -> GaitDataset:
     """Load a data set written by :meth:`GaitDataset.save` (``path`` with or without the ``.npz``
-    that ``save`` appends).
+    that ``save`` appends), or open a store directory written by ``generate_gait_dataset(...,
+    store=path)`` lazily (a :class:`jaxid.gait_store.StoredDataset`, read on demand).
 
     Raises :class:`jaxid.io.CorruptFileError` naming the file if it is empty, truncated, not a
     ``.npz`` archive, an archive without the data set's arrays, or an array whose bytes fail the
@@ -193,6 +194,12 @@ def load_dataset(path: str | os.PathLike) -> GaitDataset:
         also = f" (nor {_npz_path(given)})" if _npz_path(given) != given else ""
         raise FileNotFoundError(f"load_dataset: {given} does not exist{also}")
     if path.is_dir():
+        from .store import is_store
+
+        if is_store(path):
+            from .gait_store import open_gait_store
+
+            return open_gait_store(path)
         raise IsADirectoryError(f"load_dataset: {path} is a directory, not a data set file")
     size = path.stat().st_size
     if size == 0:
@@ -543,6 +550,7 @@ def generate_gait_dataset(
     max_rounds: int = 1000,
     devices: list[jax.Device] | None = None,
     progress: bool = True,
+    store: str | os.PathLike | None = None,
 ) -> GaitDataset:
     """Generate ``n`` walker records on their periodic gaits (see the module docstring).
 
@@ -553,7 +561,11 @@ def generate_gait_dataset(
     ``noise`` (Gaussian noise sd as a fraction of each channel's sd); ``chunk_size`` (records per
     chunk; part of what makes the data reproducible); ``dt`` (the records' Dopri8 step, default
     :data:`DEFAULT_DT`; the gait table uses ``min(dt, TABLE_DT)``); ``max_rounds`` (give up after
-    this many chunks); ``devices`` (default all local devices); ``progress``.
+    this many chunks); ``devices`` (default all local devices); ``progress``; ``store``: a
+    directory to write the records to chunk by chunk (:mod:`jaxid.gait_store`): resumable, in
+    bounded memory, and shared by the processes of a ``jax.distributed`` run; the data set is then
+    returned as a lazy :class:`jaxid.gait_store.StoredDataset` (same fields, same records as without
+    ``store``).
 
     **Returns:** a :class:`GaitDataset`. The records are reproducible by any accurate integrator:
     each is its gait's periodic orbit, and every step (mid-stance to mid-stance) is what an
@@ -585,6 +597,11 @@ def generate_gait_dataset(
     noise = check_real_number(where, "noise", noise, low=0, low_open=False)
     if not noise >= 0:
         raise ValueError(f"{where}: noise must be >= 0 (a fraction of each channel's sd), got {noise}")
+    if store is not None and noise > 0:
+        raise ValueError(
+            f"{where}: store= keeps noise-free records only (noise is scaled by each channel's sd over "
+            f"the whole data set); got noise={noise}: pass noise=0 and add noise when reading"
+        )
     ranges = dict(DEFAULT_PRIORS)
     for name, r in (priors or {}).items():
         if name not in ranges:
@@ -612,70 +629,54 @@ def generate_gait_dataset(
     t_max = float(np.max(table.values[table.converged, 2])) * math.sqrt(ranges["l0"][1] / g)
     iterations = _iterations(t_max, dt)
 
-    params, obs, states, eigs, periods, lengths, dropped = [], [], [], [], [], [], []
-    rejected: dict[str, int] = {}
-    have = drawn = 0
-    worst = 0.0
-    with tqdm(total=n, unit="rec", desc="gait data", disable=not progress) as bar:
-        for round_ in range(max_rounds):
-            keys = jax.random.split(jax.random.fold_in(base_key, round_), 3)
-            draw = {
-                p: np.asarray(jax.random.uniform(kk, (chunk,), minval=ranges[p][0], maxval=ranges[p][1]))
-                for p, kk in zip(("m", "k", "l0"), keys, strict=True)
-            }
-            walker = Walker(
-                m=draw["m"],
-                k=draw["k"],
-                l0=draw["l0"],
-                alpha0=np.full(chunk, alpha0),
-                g=np.full(chunk, g),
-                channels=tuple(channels),
+    def make_chunk(round_):
+        """Chunk ``round_``'s ``chunk`` candidates, from ``fold_in(key(seed), round_)`` alone."""
+        keys = jax.random.split(jax.random.fold_in(base_key, round_), 3)
+        draw = {
+            p: np.asarray(jax.random.uniform(kk, (chunk,), minval=ranges[p][0], maxval=ranges[p][1]))
+            for p, kk in zip(("m", "k", "l0"), keys, strict=True)
+        }
+        walker = Walker(
+            m=draw["m"],
+            k=draw["k"],
+            l0=draw["l0"],
+            alpha0=np.full(chunk, alpha0),
+            g=np.full(chunk, g),
+            channels=tuple(channels),
+        )
+        kk = draw["k"] * draw["l0"] / (draw["m"] * g)
+        root = np.sqrt(g * draw["l0"])
+        gait = table(kk)
+        if table.exact:
+            state = np.asarray(
+                walker.initial_state(height_ratio * draw["l0"], gait[:, 0] * root, gait[:, 1] * root)
             )
-            kk = draw["k"] * draw["l0"] / (draw["m"] * g)
-            root = np.sqrt(g * draw["l0"])
-            gait = table(kk)
-            if table.exact:
-                state = np.asarray(
-                    walker.initial_state(height_ratio * draw["l0"], gait[:, 0] * root, gait[:, 1] * root)
-                )
-                step_time = gait[:, 2] * draw["l0"] / root
-                eig = np.max(np.abs(np.linalg.eigvals(gait[:, 4:].reshape(-1, 2, 2))), axis=-1)
-                args = jax.device_put((walker, state, step_time), sharding)
-                o, status, mismatch, length = jax.device_get(_chunk_table(*args, ts, dt, iterations))
-                converged = np.ones(chunk, bool)
-            else:
-                guess = jax.device_put((walker, gait[:, 0] * root, gait[:, 1] * root), sharding)
-                out = jax.device_get(_chunk_newton(guess[0], height_ratio, *guess[1:], ts, dt, iterations))
-                converged, state, eig, step_time, o, status, mismatch, length = out
-            periodic = mismatch <= PERIODIC_TOL
-            ok = converged & (status == 0) & periodic
-            reason = np.where(~converged, NO_GAIT, np.where(status != 0, "", NOT_PERIODIC)).astype(object)
-            for code in np.unique(status[converged & (status != 0)]):
-                reason[converged & (status == code)] = STATUS_NAMES[int(code)]
-            for name in reason[~ok]:
-                rejected[name] = rejected.get(name, 0) + 1
-            drawn += chunk
-            theta = np.stack([draw["m"], draw["k"], draw["l0"]], -1)
-            dropped.append(theta[~ok])
-            take = np.flatnonzero(ok)[: n - have]
-            worst = max(worst, float(np.max(mismatch[take], initial=0.0)))
-            params.append(theta[take])
-            obs.append(o[take].astype(np.float32))
-            states.append(state[take])
-            eigs.append(eig[take])
-            periods.append(step_time[take])
-            lengths.append(length[take])
-            have += len(take)
-            bar.update(len(take))
-            bar.set_postfix(rejected=sum(rejected.values()))
-            if have >= n:
-                break
+            step_time = gait[:, 2] * draw["l0"] / root
+            eig = np.max(np.abs(np.linalg.eigvals(gait[:, 4:].reshape(-1, 2, 2))), axis=-1)
+            args = jax.device_put((walker, state, step_time), sharding)
+            o, status, mismatch, length = jax.device_get(_chunk_table(*args, ts, dt, iterations))
+            converged = np.ones(chunk, bool)
         else:
-            raise RuntimeError(
-                f"{where}: only {have} of {n} records after {max_rounds} chunks (rejected: {rejected}); "
-                "check the priors, alpha0_deg and height_ratio"
-            )
-    obs_all = np.concatenate(obs)
+            guess = jax.device_put((walker, gait[:, 0] * root, gait[:, 1] * root), sharding)
+            out = jax.device_get(_chunk_newton(guess[0], height_ratio, *guess[1:], ts, dt, iterations))
+            converged, state, eig, step_time, o, status, mismatch, length = out
+        periodic = mismatch <= PERIODIC_TOL
+        ok = converged & (status == 0) & periodic
+        reason = np.where(~converged, NO_GAIT, np.where(status != 0, "", NOT_PERIODIC)).astype(object)
+        for code in np.unique(status[converged & (status != 0)]):
+            reason[converged & (status == code)] = STATUS_NAMES[int(code)]
+        return dict(
+            params=np.stack([draw["m"], draw["k"], draw["l0"]], -1),
+            ok=ok,
+            reason=reason,
+            obs=np.asarray(o, np.float32),
+            initial_states=np.asarray(state),
+            gait_eigenvalue=np.asarray(eig),
+            gait_step_time=np.asarray(step_time),
+            gait_step_length=np.asarray(length),
+            mismatch=np.asarray(mismatch),
+        )
+
     config = dict(
         n=n,
         seed=seed,
@@ -689,10 +690,61 @@ def generate_gait_dataset(
         noise=noise,
         chunk_size=chunk_size,
         dt=dt,
-        candidates=drawn,
         gait_mode="table" if table.exact else "newton",
         table_nodes=len(table.nodes),
         table_error=table.error if math.isfinite(table.error) else None,
+    )
+    if store is not None:
+        from .gait_store import generate_into_store
+
+        return generate_into_store(
+            store,
+            make_chunk,
+            config=config,
+            ts=np.asarray(ts),
+            chunk=chunk,
+            max_rounds=max_rounds,
+            versions=_versions(),
+            started=started,
+            progress=progress,
+        )
+
+    params, obs, states, eigs, periods, lengths, dropped = [], [], [], [], [], [], []
+    rejected: dict[str, int] = {}
+    have = drawn = 0
+    worst = 0.0
+    with tqdm(total=n, unit="rec", desc="gait data", disable=not progress) as bar:
+        for round_ in range(max_rounds):
+            c = make_chunk(round_)
+            ok = c["ok"]
+            for name in c["reason"][~ok]:
+                rejected[name] = rejected.get(name, 0) + 1
+            drawn += chunk
+            theta = c["params"]
+            dropped.append(theta[~ok])
+            take = np.flatnonzero(ok)[: n - have]
+            worst = max(worst, float(np.max(c["mismatch"][take], initial=0.0)))
+            params.append(theta[take])
+            obs.append(c["obs"][take])
+            states.append(c["initial_states"][take])
+            eigs.append(c["gait_eigenvalue"][take])
+            periods.append(c["gait_step_time"][take])
+            lengths.append(c["gait_step_length"][take])
+            have += len(take)
+            bar.update(len(take))
+            bar.set_postfix(rejected=sum(rejected.values()))
+            if have >= n:
+                break
+        else:
+            raise RuntimeError(
+                f"{where}: only {have} of {n} records after {max_rounds} chunks (rejected: {rejected}); "
+                "check the priors, alpha0_deg and height_ratio"
+            )
+    obs_all = np.concatenate(obs)
+    config = dict(
+        **{k: v for k, v in config.items() if k not in ("gait_mode", "table_nodes", "table_error")},
+        candidates=drawn,
+        **{k: config[k] for k in ("gait_mode", "table_nodes", "table_error")},
         max_mismatch=worst,
         seconds=time.perf_counter() - started,
         versions=_versions(),
