@@ -169,8 +169,10 @@ def simulate(
     if not isinstance(y0, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(y0))):
         raise ValueError(f"{where}: y0 must be finite, got {y0}")
     t_start = ts[0] if t0 is None else jnp.asarray(t0, dtype=ts.dtype)
-    if t0 is not None and not isinstance(ts, jax.core.Tracer) and not float(t0) <= float(ts[0]):
-        raise ValueError(f"{where}: t0={t0} must not be after the first save time ts[0]={float(ts[0])}")
+    concrete = not isinstance(ts, jax.core.Tracer) and not isinstance(t0, jax.core.Tracer)
+    # NumPy on the concrete values: a jnp index would be staged out under an outer trace
+    if t0 is not None and concrete and not float(np.asarray(t0)) <= (ts_first := float(np.asarray(ts)[0])):
+        raise ValueError(f"{where}: t0={t0} must not be after the first save time ts[0]={ts_first}")
 
     # Parameters checked on construction are concrete; traced ones (a model built inside jit or
     # vmap) are checked here and fold into success: a hybrid record starts non-finite and stops at
