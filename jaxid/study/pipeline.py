@@ -47,7 +47,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from .. import __version__
+from .. import io as jio
+from .._version import __version__
 from ..chunking import map_chunked
 from ..experiments.results import jsonable
 from ..identify import Experiment, analyze, monomial_values
@@ -665,17 +666,18 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
             out, result, theta[test], pred_p, targets_c[test] if combos else None, pred_c
         )
         result = replace(result, out=out, figures=tuple(figures))
-        np.savez_compressed(
-            out / "records.npz",
-            obs=x,
-            clean=clean,
-            params=theta,
-            param_names=np.array(names),
-            y0=np.zeros((0,)) if y0 is None else y0,
-            config=json.dumps(jsonable(config.to_dict())),
-        )
-        (out / "results.json").write_text(json.dumps(result.to_dict(), indent=2))
-        (out / "report.md").write_text(result.to_markdown())
+        with jio.atomic_open(out / "records.npz", "wb") as f:
+            np.savez_compressed(
+                f,
+                obs=x,
+                clean=clean,
+                params=theta,
+                param_names=np.array(names),
+                y0=np.zeros((0,)) if y0 is None else y0,
+                config=json.dumps(jsonable(config.to_dict())),
+            )
+        jio.atomic_write_text(out / "results.json", json.dumps(result.to_dict(), indent=2))
+        jio.atomic_write_text(out / "report.md", result.to_markdown())
         say(f"wrote {out / 'report.md'}, {out / 'results.json'} and {len(figures)} figure(s)", flush=True)
     return result
 

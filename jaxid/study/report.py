@@ -207,10 +207,10 @@ def figures(out: Path, result, truth, pred, truth_c, pred_c) -> list[str]:
     """``identifiability.png`` (rank per draw, relative bounds per draw), ``estimates.png``
     (network estimates against the truth on the test split) and, with a design ranking,
     ``design.png`` (:meth:`~jaxid.study.DesignRanking.plot`)."""
-    import matplotlib
+    from ..experiments.results import save_figure
+    from ..plots import agg_pyplot
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = agg_pyplot()
 
     idm = result.identifiability
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -230,7 +230,7 @@ def figures(out: Path, result, truth, pred, truth_c, pred_c) -> list[str]:
     axes[1].set(xlabel="prior draw", ylabel="relative CRB (finite only)", title="Cramer-Rao bounds")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "identifiability.png", dpi=110)
+    save_figure(fig, out / "identifiability.png", dpi=110)
     plt.close(fig)
 
     names = list(idm.names) + [n for n, _ in result.combinations]
@@ -243,12 +243,12 @@ def figures(out: Path, result, truth, pred, truth_c, pred_c) -> list[str]:
         ax.plot([lo, hi], [lo, hi], "k--", lw=1)
         ax.set(title=n, xlabel="true", ylabel="network" if j == 0 else None)
     fig.tight_layout()
-    fig.savefig(out / "estimates.png", dpi=110)
+    save_figure(fig, out / "estimates.png", dpi=110)
     plt.close(fig)
     names = ["identifiability.png", "estimates.png"]
     if result.design is not None:
         fig = result.design.plot()
-        fig.savefig(out / "design.png", dpi=110)
+        save_figure(fig, out / "design.png", dpi=110)
         plt.close(fig)
         names.append("design.png")
     return names
