@@ -47,8 +47,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from .. import __version__
 from .. import io as jio
-from .._version import __version__
 from ..chunking import map_chunked
 from ..experiments.results import jsonable
 from ..identify import Experiment, analyze, monomial_values
