@@ -8,11 +8,17 @@
 - Under pytest-xdist, the tests of one module run in one worker (their module-scoped fixtures,
   mostly compiled simulations and trained networks, are built once), except the notebook and
   README runs, which are independent subprocesses and are spread over the workers one by one.
+- ``JAXID_TEST_PROFILE=path``: each test appends one JSON line to ``path`` with its wall time and
+  the seconds JAX spent tracing, lowering and compiling in this process (module fixtures count
+  with the first test that uses them; subprocesses are counted in wall time only). Summarise with
+  ``python tests/profile_summary.py path``.
 """
 
+import json
 import os
 import shutil
 import tempfile
+import time
 
 import jax
 import pytest
@@ -32,6 +38,32 @@ jax.config.update(
     "jax_persistent_cache_min_compile_time_secs",
     float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")),
 )
+
+_PROFILE = os.environ.get("JAXID_TEST_PROFILE")
+_EVENTS = {
+    "/jax/core/compile/jaxpr_trace_duration": "trace",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+    "/jax/core/compile/backend_compile_duration": "compile",
+}
+_spent = dict.fromkeys(_EVENTS.values(), 0.0)
+if _PROFILE:
+
+    def _on_duration(event, duration, **kwargs):
+        if event in _EVENTS:
+            _spent[_EVENTS[event]] += duration
+
+    jax.monitoring.register_event_duration_secs_listener(_on_duration)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        for k in _spent:
+            _spent[k] = 0.0
+        start = time.perf_counter()
+        yield
+        row = dict(test=item.nodeid, wall=time.perf_counter() - start, **_spent)
+        with open(_PROFILE, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
 
 # modules whose tests are independent subprocesses: distributed one test at a time
 SPREAD = {"test_notebooks", "test_readme"}

@@ -285,18 +285,3 @@ def test_errors_name_the_argument(linear_exp):
         Experiment.from_model(pend, jnp.zeros(2), jnp.linspace(0, 1, 5), noise=0.1, channels=("x",))
     with pytest.raises(ValueError, match="y0"):
         Experiment.from_model(pend, jnp.zeros(3), jnp.linspace(0, 1, 5), noise=0.1)
-
-
-@pytest.mark.slow
-def test_walker_on_its_own_gait_keeps_the_scaling_symmetry():
-    """Started on each parameter point's own gait (as in the data set), the check points can spread
-    10 % and still walk; the initial state depends on k/m and l0 only, so (1, 1, 0) stays null."""
-    from jaxid.gait import gait_initial_state
-
-    w = jaxid.Walker(m=70.0, k=9000.0, l0=0.7, channels=("x", "y"))
-    ts = jnp.arange(0.0, 3.0 + 1e-9, 0.1)
-    exp = Experiment.from_model(w, gait_initial_state(0.94), ts, noise=1e-3, params=("m", "k", "l0"))
-    r = analyze(exp, spread=0.1)
-    assert r.combinations.num_points == 4
-    assert r.rank == 2 and r.combinations.scaling == [[1, 1, 0]]
-    assert sorted(r.combinations.monomial_text) == ["k/m", "l0"]

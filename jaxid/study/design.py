@@ -458,7 +458,7 @@ def design_experiments(
     drawn initial-state components at their prior centre) and one experiment per candidate of
     ``config.design``. Channel-only candidates are views (:meth:`~jaxid.identify.Experiment.select`)
     of one simulation of every model channel, so they share its compilation."""
-    from .pipeline import make_observer
+    from .pipeline import make_observer, observer_experiment
 
     resolved = validate(config) if resolved is None else resolved
     opts = config.design
@@ -466,7 +466,7 @@ def design_experiments(
         raise ValueError("design: the configuration has no [design] table")
     names = config.params.names
     full_res = _all_channels(resolved)
-    full = Experiment(
+    full = observer_experiment(
         make_observer(config, full_res),
         1.0,
         param_names=names,
@@ -488,7 +488,7 @@ def design_experiments(
             offset = np.zeros(len(resolved.model.param_names))
             for n, v in c.added.items():
                 offset[resolved.model.param_names.index(n)] = v
-            source = Experiment(
+            source = observer_experiment(
                 make_observer(
                     config,
                     full_res,

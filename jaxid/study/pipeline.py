@@ -111,6 +111,18 @@ class _ObserveFunction(eqx.Module):
         return y[:, None] if y.ndim == 1 else y
 
 
+def observer_experiment(observer, noise, **kwargs) -> Experiment:
+    """An :class:`jaxid.identify.Experiment` on ``observer`` (from :func:`make_observer`).
+
+    An observer of a jaxid model is jaxid's own simulation, so the check that a user function
+    traces and returns one float array before first use (one more trace of the model for every
+    experiment, and the identifiability map builds one per prior draw) is skipped; a user's
+    function ``theta -> y`` keeps it."""
+    exp = Experiment(observer, noise, **kwargs)
+    exp.user_function = not isinstance(observer, _Observe)
+    return exp
+
+
 def make_observer(
     config: StudyConfig,
     resolved: ResolvedModel,
@@ -312,7 +324,9 @@ def _identifiability(config, resolved, theta_draws, y0_draws, progress, say):
     reports, ranks, crbs, failures = [], [], [], Counter()
     for i, theta in enumerate(theta_draws):
         fn = make_observer(config, resolved, y0=None if y0_draws is None else y0_draws[i])
-        exp = Experiment(fn, config.noise, relative=config.relative, param_names=names, name=config.name)
+        exp = observer_experiment(
+            fn, config.noise, relative=config.relative, param_names=names, name=config.name
+        )
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -593,7 +607,7 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
         t0 = time.perf_counter()
         sub = test[:n_bayes]
         prior = _augmented_prior(config, resolved)
-        exp = Experiment(
+        exp = observer_experiment(
             make_observer(config, resolved, augmented=True),
             config.noise,
             relative=config.relative,
