@@ -283,6 +283,9 @@ def claims_figures(results: dict, out) -> list[str]:
             need = results["systems"][name]["condition"]["tasks_needed"]
             ax.axvline(need, color="0.4", ls="--", lw=1, label=f"n k + 1 = {need}")
             ax.set_xscale("log")
+            ticks = sorted({int(n) for rows in sweep.values() for n in rows} | {need})
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.minorticks_off()
             ax.set_xlabel("training tasks")
             ax.set_ylabel("MCC of z_n (ID test), 95 % interval")
             ax.set_title(name, fontsize=9)
