@@ -325,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--claims",
         action="store_true",
         help="the claims study: three seeds per setting, bootstrap intervals, MCC against tasks with "
-        "the Hybrid-VAE control, seed agreement, convergence checks and verdicts (about 45 minutes "
+        "the Hybrid-VAE control, seed agreement, convergence checks and verdicts (30 to 45 minutes "
         "on two CPU cores; defaults to the pendulum, 400 steps)",
     )
     hybrid.add_argument("--seeds", type=_int_list, help="--claims: the runs' seeds (default 0,1,2)")

@@ -68,7 +68,7 @@ class HybridClaimsConfig(HybridStudyConfig):
     - ``late_fraction``: a run whose best validation call is in the last ``late_fraction`` of its
       steps is flagged as still improving.
 
-    The defaults are sized for about 45 minutes on two shared CPU cores (a step costs about 0.3 s
+    The defaults are sized for 30 to 45 minutes on two shared CPU cores (29 measured; a step about 0.2-0.3 s
     there at batch 32 or 64 alike, so 18 runs of 400 steps): the pendulum only, 40 training tasks of
     20 sequences, 400 steps of batch 64 (validation every 25), three seeds, task counts 3, 9 (the
     condition's ``n k + 1`` for the pendulum) and 40, and 20 ID and 20 OOD test tasks (the
