@@ -162,7 +162,8 @@ def bench_mcmc(args, experiment):
     n, m = args.records, args.nuts_records
     _, yj = make_records(experiment, n, seed=1)
 
-    # jaxid's call traces and compiles its chunk on every call, and here NumPyro's run compiles
+    # jaxid's first call for an experiment and settings traces and compiles its chunk (later
+    # calls reuse it; here there is one call), and NumPyro's run compiles
     # again for every record too (even with jit_model_args=True): the compile time inside every
     # call (JAX's monitoring events: tracing, lowering, XLA) is measured and subtracted.
     COMPILE_EVENTS.clear()
@@ -217,7 +218,8 @@ def bench_mcmc(args, experiment):
             settings=dict(method="rwm", chains=4, warmup=1000, draws=1000, thin=5),
             call_seconds=jaxid_call,
             compile_seconds=jaxid_compile,
-            compile_note="sample_posterior jits a new function per call: every call compiles; "
+            compile_note="sample_posterior compiles on its first call for an experiment, prior and "
+            "settings (one call here); "
             "the compile time inside the call (JAX monitoring: trace, lowering, XLA) is subtracted",
             call_records_per_s=jx_call["records_per_s"],
             call_ess_per_s=jx_call["ess_per_s"],

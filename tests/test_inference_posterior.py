@@ -19,21 +19,30 @@ TS = np.linspace(0.0, 1.0, 4)
 DESIGN = np.einsum("ij,t->itj", A, 1.0 + TS).reshape(-1, 2)  # y.ravel() = DESIGN @ theta
 NOISE = 0.3
 MU0, SD0 = np.array([0.5, -0.2]), np.array([1.0, 0.5])
+CALLS = [0]  # Python calls of linear_fn: one per trace under jit (and per eager call)
 
 
 def linear_fn(theta):
+    CALLS[0] += 1
     return (jnp.asarray(A) @ theta)[:, None] * (1.0 + jnp.asarray(TS))[None, :]
 
 
+def linear_prior():
+    return Prior({"a": Normal(MU0[0], SD0[0]), "b": Normal(MU0[1], SD0[1])})
+
+
 @pytest.fixture(scope="module")
-def linear_case():
-    prior = Prior({"a": Normal(MU0[0], SD0[0]), "b": Normal(MU0[1], SD0[1])})
+def linear_exp():
+    return Experiment(linear_fn, NOISE, param_names=("a", "b"))
+
+
+@pytest.fixture(scope="module")
+def linear_case(linear_exp):
     theta = np.array([[1.2, 0.3], [-0.4, -0.9]])
     rng = np.random.default_rng(0)
     y = np.stack([np.asarray(linear_fn(jnp.asarray(t))) for t in theta])
     y = y + NOISE * rng.normal(size=y.shape)
-    exp = Experiment(linear_fn, NOISE, param_names=("a", "b"))
-    post = sample_posterior(exp, y, prior, key=jax.random.key(0), chains=4, progress=False)
+    post = sample_posterior(linear_exp, y, linear_prior(), key=jax.random.key(0), chains=4, progress=False)
     return post, y, theta
 
 
@@ -72,6 +81,26 @@ def test_nuts_agrees_with_the_closed_form(linear_case):
     assert np.all(np.abs(nuts.mean[0] - mean) < 4 * sd / np.sqrt(nuts.ess[0]))
     assert np.all(np.abs(nuts.sd[0] - sd) < 4 * sd / np.sqrt(2 * nuts.ess[0]))
     assert np.isnan(nuts.acceptance[0]) and nuts.divergences[0] == 0
+
+
+def test_a_second_call_reuses_the_compiled_sampler(linear_case, linear_exp):
+    """The sampler is compiled once per experiment function, prior, coordinates and settings: a
+    second call with new data, a new key and an equal (new) prior traces the model no more, and
+    its samples are those of a fresh compilation (a new function object, the same model)."""
+    post, y, _ = linear_case
+
+    def run(exp, y_obs, k):
+        return sample_posterior(exp, y_obs, linear_prior(), key=jax.random.key(k), chains=4, progress=False)
+
+    before = CALLS[0]
+    again = run(linear_exp, y, 0)
+    other = run(linear_exp, y[::-1] + 0.1, 3)
+    assert CALLS[0] == before  # no trace: the compiled sampler (and the likelihood check) reused
+    np.testing.assert_array_equal(again.samples, post.samples)  # deterministic given the key
+    fresh = run(Experiment(lambda th: linear_fn(th), NOISE, param_names=("a", "b")), y[::-1] + 0.1, 3)
+    assert CALLS[0] > before  # another function object: compiled anew, not taken from the cache
+    np.testing.assert_array_equal(fresh.samples, other.samples)
+    assert not np.allclose(other.mean, post.mean)  # other data, other posterior
 
 
 def test_bayes_risk_and_transform(linear_case):

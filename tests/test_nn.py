@@ -201,7 +201,11 @@ def test_epochs_compile_once(linear_data):
     from jaxid.nn.training import _epoch
 
     cfg = nn.TrainConfig(epochs=2, batch_size=32, patience=None, progress=False)
+    start = _epoch._cached._cache_size()
     nn.train(x, y, ("a", "b"), depth=1, width=4, config=cfg)
+    # two epochs, one compilation: the state carried from the first epoch into the second keeps
+    # its dtypes and structure (no other test trains this network, so the entry is new)
+    assert _epoch._cached._cache_size() == start + 1
     before = _epoch._cached._cache_size()
     nn.train(x, y + 1.0, ("a", "b"), depth=1, width=4, config=cfg)
     assert _epoch._cached._cache_size() == before

@@ -49,10 +49,12 @@ many.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -180,12 +182,16 @@ def _fold(z, lo, hi):
 @dataclass(frozen=True)
 class _Coordinates:
     """Sampling coordinates: ``u = fold(z)`` (``reflect``) or ``u = z`` per parameter,
-    ``theta = exp(u)`` where ``log``."""
+    ``theta = exp(u)`` where ``log``.
 
-    log: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    var: np.ndarray
+    The fields are tuples of Python numbers: the object is hashable and compares by value, so it
+    is a static argument of the compiled sampler (:func:`_run_records`), and the same prior and
+    ``coords`` reuse one compilation."""
+
+    log: tuple[bool, ...]
+    lo: tuple[float, ...]
+    hi: tuple[float, ...]
+    var: tuple[float, ...]
     reflect: bool
 
     def theta(self, z):
@@ -233,10 +239,10 @@ def _coordinates(prior: Prior, coords, where: str, *, reflect: bool) -> _Coordin
     u = np.where(log, np.log(np.where(log, draws, 1.0)), draws)
     var = u.var(axis=0)
     return _Coordinates(
-        log=np.asarray(log, bool),
-        lo=np.asarray(ulo, np.float64),
-        hi=np.asarray(uhi, np.float64),
-        var=np.asarray(var, np.float64),
+        log=tuple(bool(v) for v in np.asarray(log, bool)),
+        lo=tuple(float(v) for v in np.asarray(ulo, np.float64)),
+        hi=tuple(float(v) for v in np.asarray(uhi, np.float64)),
+        var=tuple(float(v) for v in np.asarray(var, np.float64)),
         reflect=reflect,
     )
 
@@ -262,12 +268,50 @@ def _log_target(fns, coords, prior, ys, sigmas, z):
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """The options that shape the compiled sampler (hashable: a static argument)."""
+
+    method: str
+    chains: int
+    warmup: int
+    draws: int
+    thin: int
+    starts: int
+    target_accept: float
+    max_doublings: int
+    fit_steps: int
+
+
+class _Same:
+    """A callable as a static argument: equal to another ``_Same`` of the same object, hashable
+    even when the callable is not. ``Experiment.fn`` is captured as it was in a closure: the same
+    function object reuses the compiled sampler, a new one (a new experiment) compiles anew."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __eq__(self, other):
+        return isinstance(other, _Same) and other.fn is self.fn
+
+    def __hash__(self):
+        return id(self.fn)
+
+
+@eqx.filter_jit
+def _predict(fn: _Same, theta):
+    """``fn`` over a batch of parameter vectors, compiled once per function and shape."""
+    return jax.vmap(fn.fn)(theta)
+
+
 def _check_likelihood(experiments, prior, ys, sigmas, key, where):
     """Before the long work: the log-likelihood of the first record must be finite at some of 16
     prior draws, else the experiment (a failing simulation, a NaN in the user's function) is named."""
     theta = prior.sample(jax.random.fold_in(key, 7), 16)
     for e, y, s in zip(experiments, ys, sigmas, strict=True):
-        pred = np.asarray(jax.jit(jax.vmap(e.fn))(theta))
+        pred = np.asarray(_predict(_Same(e.fn), theta))
         ll = -0.5 * np.sum(((pred - y[0]) / s[0]) ** 2, axis=tuple(range(1, pred.ndim)))
         if not np.any(np.isfinite(ll)):
             detail = ""
@@ -289,6 +333,81 @@ def _check_observations(experiments, y_obs, where):
             f"{where}: y_obs must give one array per experiment ({len(experiments)}), got {len(ys)}"
         )
     return ys
+
+
+def _one_record(fns, prior, coordinates, settings, rkey, ys_r, sigmas_r):
+    """Start, preconditioner and chains of one record (see the module docstring)."""
+    fns = tuple(f.fn for f in fns)
+    method, chains, warmup, draws = settings.method, settings.chains, settings.warmup, settings.draws
+    thin, starts, target_accept = settings.thin, settings.starts, settings.target_accept
+    max_doublings, fit_steps = settings.max_doublings, settings.fit_steps
+    p = len(coordinates.log)
+    k_start, k_init, k_draw = jax.random.split(jax.random.wrap_key_data(rkey), 3)
+    log_target = lambda z: _log_target(fns, coordinates, prior, ys_r, sigmas_r, z)  # noqa: E731
+
+    # 1. start: the best prior draw, then a least-squares fit of the whitened residuals
+    draws0 = prior.sample(k_start, starts)
+    z0s = coordinates.to_u(draws0)
+    vals = jax.vmap(log_target)(z0s)
+    z0 = z0s[jnp.argmax(vals)]
+
+    def residual(z, _):
+        return _residuals(fns, coordinates, ys_r, sigmas_r, z)[0]
+
+    if fit_steps > 0:
+        sol = optx.least_squares(
+            residual,
+            optx.LevenbergMarquardt(rtol=1e-8, atol=1e-8),
+            z0,
+            max_steps=fit_steps,
+            throw=False,
+        )
+        z_fit = jnp.where(
+            jnp.isfinite(log_target(sol.value)) & (log_target(sol.value) >= vals.max()), sol.value, z0
+        )
+    else:
+        z_fit = z0
+    z_fit = coordinates.to_u(coordinates.theta(z_fit)[0])
+
+    # 2. the preconditioner: (F + D)^-1 at the fit
+    jac = jax.jacfwd(lambda z: residual(z, None))(z_fit)
+    fisher = jac.T @ jac + jnp.diag(1.0 / jnp.asarray(coordinates.var))
+    cov = jnp.linalg.inv(fisher)
+    chol = jnp.linalg.cholesky(0.5 * (cov + cov.T))
+
+    def logdensity_w(w):
+        return log_target(z_fit + chol @ w)
+
+    # 3. warm-up and sampling, chains under vmap, from w ~ N(0, I): spread along the ridges
+    # (the first of 8 draws per chain inside the support, else the fit itself)
+    cand = jax.random.normal(k_init, (chains, 8, p))
+    finite = jnp.isfinite(jax.vmap(jax.vmap(logdensity_w))(cand))
+    first = jnp.argmax(finite, axis=1)
+    w0 = jnp.where(finite.any(axis=1)[:, None], cand[jnp.arange(chains), first], 0.0)
+    chain_keys = jax.random.split(k_draw, chains)
+    if method == "rwm":
+        run_chain = lambda k, w: rwm_chain(  # noqa: E731
+            k, w, logdensity_w, warmup=warmup, draws=draws, thin=thin, target_accept=target_accept
+        )
+    else:
+        run_chain = lambda k, w: nuts_chain(  # noqa: E731
+            k, w, logdensity_w, warmup=warmup, draws=draws, target_accept=target_accept,
+            max_doublings=max_doublings,
+        )  # fmt: skip
+    ws, stat, scale = jax.vmap(run_chain)(chain_keys, w0)
+    zs = z_fit + ws @ chol.T
+    thetas, _ = coordinates.theta(zs)
+    return thetas, stat, scale, coordinates.theta(z_fit)[0]
+
+
+@eqx.filter_jit
+def _run_records(fns, prior, coordinates, settings, keys, ys, sigmas):
+    """:func:`_one_record` over a chunk of records (the leading axis of ``keys``, ``ys`` and
+    ``sigmas``). Compiled once per experiment functions, prior, coordinates, settings and chunk
+    shape: ``fns`` (a tuple of :class:`_Same`), ``coordinates`` and ``settings`` are hashable static
+    arguments, the prior's arrays (none for the built-in distributions) and the data are traced."""
+    one = functools.partial(_one_record, fns, prior, coordinates, settings)
+    return jax.vmap(one)(keys, ys, sigmas)
 
 
 def sample_posterior(
@@ -344,6 +463,12 @@ def sample_posterior(
 
     Needs float64 (``jax_enable_x64``): the whitened residuals of a precise experiment and the
     Fisher information lose their small directions in float32.
+
+    **Compilation.** The sampler is compiled once per experiment functions (the same
+    ``Experiment.fn`` objects), prior, coordinates, method and chain settings and chunk shape;
+    a later call with the same reuses it, whatever the observations, noise levels and key (they
+    are traced arguments). JAX's compilation cache keeps those functions alive
+    (``jax.clear_caches()`` releases them).
     """
     where = "sample_posterior"
     require_float64(where)
@@ -410,65 +535,18 @@ def sample_posterior(
     _check_likelihood(experiments, prior, ys, sigmas, key, where)
     n_keys = jax.random.key_data(jax.random.split(key, n))
 
-    def one_record(rkey, ys_r, sigmas_r):
-        k_start, k_init, k_draw = jax.random.split(jax.random.wrap_key_data(rkey), 3)
-        log_target = lambda z: _log_target(fns, coordinates, prior, ys_r, sigmas_r, z)  # noqa: E731
-
-        # 1. start: the best prior draw, then a least-squares fit of the whitened residuals
-        draws0 = prior.sample(k_start, starts)
-        z0s = coordinates.to_u(draws0)
-        vals = jax.vmap(log_target)(z0s)
-        z0 = z0s[jnp.argmax(vals)]
-
-        def residual(z, _):
-            return _residuals(fns, coordinates, ys_r, sigmas_r, z)[0]
-
-        if fit_steps > 0:
-            sol = optx.least_squares(
-                residual,
-                optx.LevenbergMarquardt(rtol=1e-8, atol=1e-8),
-                z0,
-                max_steps=fit_steps,
-                throw=False,
-            )
-            z_fit = jnp.where(
-                jnp.isfinite(log_target(sol.value)) & (log_target(sol.value) >= vals.max()), sol.value, z0
-            )
-        else:
-            z_fit = z0
-        z_fit = coordinates.to_u(coordinates.theta(z_fit)[0])
-
-        # 2. the preconditioner: (F + D)^-1 at the fit
-        jac = jax.jacfwd(lambda z: residual(z, None))(z_fit)
-        fisher = jac.T @ jac + jnp.diag(1.0 / jnp.asarray(coordinates.var))
-        cov = jnp.linalg.inv(fisher)
-        chol = jnp.linalg.cholesky(0.5 * (cov + cov.T))
-
-        def logdensity_w(w):
-            return log_target(z_fit + chol @ w)
-
-        # 3. warm-up and sampling, chains under vmap, from w ~ N(0, I): spread along the ridges
-        # (the first of 8 draws per chain inside the support, else the fit itself)
-        cand = jax.random.normal(k_init, (chains, 8, p))
-        finite = jnp.isfinite(jax.vmap(jax.vmap(logdensity_w))(cand))
-        first = jnp.argmax(finite, axis=1)
-        w0 = jnp.where(finite.any(axis=1)[:, None], cand[jnp.arange(chains), first], 0.0)
-        chain_keys = jax.random.split(k_draw, chains)
-        if method == "rwm":
-            run_chain = lambda k, w: rwm_chain(  # noqa: E731
-                k, w, logdensity_w, warmup=warmup, draws=draws, thin=thin, target_accept=target_accept
-            )
-        else:
-            run_chain = lambda k, w: nuts_chain(  # noqa: E731
-                k, w, logdensity_w, warmup=warmup, draws=draws, target_accept=target_accept,
-                max_doublings=max_doublings,
-            )  # fmt: skip
-        ws, stat, scale = jax.vmap(run_chain)(chain_keys, w0)
-        zs = z_fit + ws @ chol.T
-        thetas, _ = coordinates.theta(zs)
-        return thetas, stat, scale, coordinates.theta(z_fit)[0]
-
-    run = jax.jit(jax.vmap(one_record))
+    settings = _Settings(
+        method=method,
+        chains=chains,
+        warmup=warmup,
+        draws=draws,
+        thin=thin,
+        starts=starts,
+        target_accept=float(target_accept),
+        max_doublings=max_doublings,
+        fit_steps=fit_steps,
+    )
+    run = functools.partial(_run_records, tuple(_Same(f) for f in fns), prior, coordinates, settings)
     t0 = time.perf_counter()
     thetas, stat, scale, start = map_chunked(
         run,

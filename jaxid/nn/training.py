@@ -201,6 +201,18 @@ def _epoch(
     return eqx.combine(params, rest), opt_state, best, best_val, losses.mean(0), val
 
 
+def _val_dtype(network, objective, x_val, y_val):
+    """The dtype of ``val_loss`` on one member (traced abstractly: nothing runs)."""
+    _, val_fn, args = objective
+    arrays, static = eqx.partition(network, eqx.is_array)
+
+    def one(arrays, x_val, y_val):
+        member = eqx.combine(jax.tree.map(lambda a: a[0], arrays), static)
+        return val_fn(member, x_val, y_val, *args)
+
+    return jax.eval_shape(one, arrays, x_val, y_val).dtype
+
+
 def check_training_data(x, y, names, config: TrainConfig, *, where: str = "train", target: str = "y"):
     """Check trajectories ``x`` ``(records, time, channel)``, targets ``y`` ``(records, param)``
     (called ``target`` in messages), ``names`` and ``config``; return ``x`` as float32 and ``y``
@@ -394,7 +406,9 @@ def fit_members(
     params = eqx.filter(network, eqx.is_inexact_array)
     opt_state = jax.vmap(opt.init)(params)
     best = params
-    best_val = jnp.full(config.members, jnp.inf, jnp.float32)
+    # in the validation loss's own dtype (float64 for a flow's log-density under x64): a float32
+    # start would be promoted by the first epoch and make the second compile _epoch again
+    best_val = jnp.full(config.members, jnp.inf, _val_dtype(network, objective, data[2], data[3]))
     initial = network
     history = dict(train_loss=[], val_loss=[])
     best_epoch = np.zeros(config.members, dtype=int)
