@@ -11,7 +11,18 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "jaxid"
-SUBPACKAGES = ("identify", "nn", "inference", "sensitivity", "hybrid", "experiments", "models")
+SUBPACKAGES = (
+    "identify",
+    "nn",
+    "inference",
+    "sensitivity",
+    "hybrid",
+    "experiments",
+    "models",
+    "walker",
+    "simulate",
+    "data",
+)
 """Named here so that a subpackage that disappears fails the test; any other subpackage found on
 disk is checked as well."""
 

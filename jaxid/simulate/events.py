@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from .models.base import (
+from ..models.base import (
     STATUS_ITERATION_LIMIT,
     STATUS_NONFINITE,
     STATUS_OK,

@@ -5,7 +5,7 @@ of a store directory).
 **Chunks.** Generation chunk :math:`i` draws its ``chunk`` candidates from
 ``fold_in(key(seed), i)`` alone, so chunks can be made in any order, by any process, and again
 after an interruption, with the same bytes. It is written to rows :math:`[i\,c, (i+1)\,c)` of the
-store (:mod:`jaxid.store`): its ``kept`` records first (in candidate order), then its rejected
+store (:mod:`jaxid.data.store`): its ``kept`` records first (in candidate order), then its rejected
 candidates (their ``params`` only), then its completion marker with the rejection counts by
 reason. The data set's records are the first ``n`` records of chunks :math:`0, 1, \dots, k-1`,
 where :math:`k` is the fewest chunks whose records reach ``n``: exactly the records the in-memory
@@ -14,7 +14,7 @@ generator returns.
 **Resuming.** Run the same call again: complete chunks are checked against their markers' SHA-256
 (a damaged chunk is made again) and skipped; a chunk whose writer was killed has no marker and is
 made again. A store made with another configuration is refused
-(:class:`jaxid.store.ConfigMismatchError`, naming the differing keys).
+(:class:`jaxid.data.store.ConfigMismatchError`, naming the differing keys).
 
 **Several processes.** Under ``jax.distributed`` (``jax.process_count()`` :math:`P > 1`, every
 process calling ``generate_gait_dataset`` with the same arguments and the same ``store`` on a
@@ -41,8 +41,8 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import io as jio
-from .store import ChunkStore, StoredArray, create_store, open_store
+from .. import io as jio
+from ..data.store import ChunkStore, StoredArray, create_store, open_store
 
 __all__ = ["StoredDataset", "generate_into_store", "open_gait_store"]
 
@@ -62,7 +62,7 @@ _POLL = 0.2
 class StoredDataset:
     """A gait data set read on demand from a store: the fields of :class:`jaxid.GaitDataset`
     (``params``, ``obs``, ``initial_states``, ``gait_eigenvalue``, ``gait_step_time``,
-    ``gait_step_length`` as :class:`jaxid.store.StoredArray`; ``ts``, ``channels``,
+    ``gait_step_length`` as :class:`jaxid.data.store.StoredArray`; ``ts``, ``channels``,
     ``param_names``, ``rejected``, ``config`` and ``rejected_params`` in memory; ``obs_clean``
     ``None``), ``len``, and indexing by record: ``data[idx]`` (an int array, a slice or a boolean
     mask) is a :class:`jaxid.GaitDataset` of those records, read from disk. ``to_memory()`` reads

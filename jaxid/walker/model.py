@@ -48,7 +48,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ..errors import check_real_number
-from .base import BASE_STATUS_NAMES, STATUS_OK, SWITCH, AbstractHybridModel, as_param, param_field
+from ..models.base import BASE_STATUS_NAMES, STATUS_OK, SWITCH, AbstractHybridModel, as_param, param_field
 
 Scalar = Float[Array, "*batch"]
 

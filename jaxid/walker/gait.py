@@ -30,10 +30,10 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Bool, Complex, Float, Int
 
-from .errors import require_float64
-from .models.base import STATUS_OK
-from .models.walking import Walker
-from .simulate import simulate
+from ..errors import require_float64
+from ..models.base import STATUS_OK
+from ..simulate import simulate
+from .model import Walker
 
 DEFAULT_GRID = tuple(0.2 + 0.0125 * i for i in range(25))
 """Mid-stance speeds (in units of ``sqrt(g l0)``) scanned for Newton's starting point."""

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io as jio
+from .. import io as jio
 
 __all__ = ["ChunkStore", "ConfigMismatchError", "StoredArray", "create_store", "open_store"]
 
