@@ -62,7 +62,7 @@ def jaxid_worker(args):
 
     jax.config.update("jax_enable_x64", True)
     from jaxid import Walker, generate_gait_dataset
-    from jaxid.data import DEFAULT_DT, TABLE_DT, _gait_table, periodic_records
+    from jaxid.walker.data import DEFAULT_DT, TABLE_DT, _gait_table, periodic_records
 
     kw = dict(seed=args.seed, chunk_size=args.chunk_size, progress=False)
     t0 = time.perf_counter()
@@ -124,7 +124,7 @@ def profile(data, chunk):
     import jax.numpy as jnp
 
     from jaxid import Walker
-    from jaxid.data import DEFAULT_DT, _iterations, _knots, _states
+    from jaxid.walker.data import DEFAULT_DT, _iterations, _knots, _states
 
     p, s, t = data.params[:chunk], data.initial_states[:chunk], data.gait_step_time[:chunk]
     walker = Walker(m=p[:, 0], k=p[:, 1], l0=p[:, 2]).broadcast()

@@ -2,9 +2,7 @@
 
 from . import identify, nn, sensitivity
 from ._version import __version__
-from .data import GaitDataset, generate_gait_dataset, load_dataset
 from .errors import NonFiniteError
-from .gait import Gait, find_gait
 from .models import (
     AbstractHybridModel,
     AbstractModel,
@@ -12,10 +10,9 @@ from .models import (
     DoublePendulum,
     ForcedDampedPendulum,
     Pendulum,
-    Walker,
 )
-from .simulate import Simulation, simulate, simulate_batch
-from .switching import HybridSimulation, status_counts
+from .simulate import HybridSimulation, Simulation, simulate, simulate_batch, status_counts
+from .walker import Gait, GaitDataset, Walker, find_gait, generate_gait_dataset, load_dataset
 
 __all__ = [
     "AbstractHybridModel",

@@ -26,7 +26,7 @@ def main():
         jax.distributed.initialize(
             coordinator_address=f"localhost:{port}", num_processes=nproc, process_id=pid
         )
-    from jaxid import data
+    from jaxid.walker import data
 
     if SLOW:
         make = data._chunk_table

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxid.chunking import chunk_length, map_chunked
+from jaxid.simulate.chunking import chunk_length, map_chunked
 
 
 def test_chunks_are_padded_so_one_compilation_serves_all():

@@ -8,7 +8,7 @@ import pytest
 from references import tile_period, walker_find_gait_reference, walker_gait_reference, walker_period_reference
 
 from jaxid import Walker, generate_gait_dataset, load_dataset
-from jaxid.data import DEFAULT_DT, NO_GAIT, add_noise, periodic_records
+from jaxid.walker.data import DEFAULT_DT, NO_GAIT, add_noise, periodic_records
 
 SMALL = dict(n=24, chunk_size=32, duration=3.0, progress=False)
 ALPHA0, G = math.radians(69.0), 9.81

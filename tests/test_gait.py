@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxid import Walker, find_gait
-from jaxid.gait import gait_initial_state, return_map
+from jaxid.walker.gait import gait_initial_state, return_map
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,18 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "jaxid"
-SUBPACKAGES = ("identify", "nn", "inference", "sensitivity", "hybrid", "experiments", "models")
+SUBPACKAGES = (
+    "identify",
+    "nn",
+    "inference",
+    "sensitivity",
+    "hybrid",
+    "experiments",
+    "models",
+    "walker",
+    "simulate",
+    "data",
+)
 """Named here so that a subpackage that disappears fails the test; any other subpackage found on
 disk is checked as well."""
 
@@ -146,3 +157,37 @@ def test_the_private_import_check_finds_what_it_should(tmp_path, source, expecte
     assert len(found) == len(expected), found
     for hit, name in zip(found, expected, strict=True):
         assert hit.endswith(name), hit
+
+
+MOVED = {
+    "jaxid.models.walking": "jaxid.walker.model",
+    "jaxid.gait": "jaxid.walker.gait",
+    "jaxid.gait_store": "jaxid.walker.store",
+    "jaxid.switching": "jaxid.simulate.events",
+    "jaxid.chunking": "jaxid.simulate.chunking",
+    "jaxid.store": "jaxid.data.store",
+}
+
+
+def test_moved_modules_keep_their_old_import_paths():
+    # Each old path is the new module itself; jaxid.data (now the stores' package) still gives the
+    # gait data set's names, jaxid.models the Walker, and jaxid.simulate stays the function.
+    code = f"""
+import importlib, pickle
+import jaxid
+for old, new in {MOVED!r}.items():
+    assert importlib.import_module(old) is importlib.import_module(new), old
+from jaxid.data import GaitDataset, add_noise, generate_gait_dataset, load_dataset
+import jaxid.walker.data as wd
+assert (GaitDataset, add_noise, generate_gait_dataset, load_dataset) == (
+    wd.GaitDataset, wd.add_noise, wd.generate_gait_dataset, wd.load_dataset)
+assert pickle.loads(b"cjaxid.data\\nGaitDataset\\n.") is wd.GaitDataset
+assert pickle.loads(b"cjaxid.switching\\nHybridSimulation\\n.") is jaxid.HybridSimulation
+from jaxid.models import Walker
+assert Walker is jaxid.Walker
+from jaxid import simulate
+from jaxid.simulate import simulate_batch
+assert callable(simulate) and simulate is jaxid.simulate and simulate_batch is jaxid.simulate_batch
+"""
+    out = _run(code)
+    assert out.returncode == 0, out.stderr[-3000:]

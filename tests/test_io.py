@@ -16,8 +16,8 @@ import pytest
 
 from jaxid import io as jio
 from jaxid import load_dataset, nn
-from jaxid.data import GaitDataset
 from jaxid.hybrid import load_model
+from jaxid.walker.data import GaitDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -125,7 +125,7 @@ def test_walker_mass_has_no_kinematic_sensitivity_at_fixed_k_over_m():
     import math
 
     import jaxid
-    from jaxid.data import TABLE_DT, _gait_table
+    from jaxid.walker.data import TABLE_DT, _gait_table
 
     g, alpha0 = 9.81, math.radians(69.0)
     table = _gait_table((6.0, 14.0), alpha0, g, 0.94, TABLE_DT)

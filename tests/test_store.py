@@ -1,4 +1,4 @@
-"""The chunked on-disk store (jaxid.store) and gait data sets in it (jaxid.gait_store)."""
+"""The chunked on-disk store (jaxid.data.store) and gait data sets in it (jaxid.walker.store)."""
 
 import json
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from jaxid import generate_gait_dataset, load_dataset
-from jaxid.gait_store import open_gait_store
+from jaxid.data.store import ConfigMismatchError, create_store, open_store
 from jaxid.io import CorruptFileError
-from jaxid.store import ConfigMismatchError, create_store, open_store
+from jaxid.walker.store import open_gait_store
 
 FIELDS = dict(a=((2, 3), "float32"), b=((), "float64"))
 CONFIG = dict(seed=1, priors={"m": [1.0, 2.0]}, names=["x", "y"])

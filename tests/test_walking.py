@@ -12,7 +12,7 @@ from references import walker_reference
 
 import jaxid
 from jaxid import Walker
-from jaxid.switching import status_counts
+from jaxid.simulate.events import status_counts
 
 TS = np.linspace(0.0, 15.0, 151)
 REF = dict(m=80.0, k=20000.0, l0=1.0)

@@ -36,9 +36,9 @@ import numpy as np
 
 from .. import __version__
 from .. import io as jio
-from ..data import add_noise, generate_gait_dataset
 from ..identify.combinations import monomial_values
 from ..nn import ACTIVATIONS, ARCHITECTURES, TrainConfig, regression_metrics, scaling_ceiling, train
+from ..walker.data import add_noise, generate_gait_dataset
 from .results import jsonable
 
 SWEEPS = ("size", "noise", "arch", "forces")
@@ -160,9 +160,9 @@ def fisher_analysis(config: GaitStudyConfig, channels: tuple[str, ...], priors: 
     """The identifiability report of one record at the centre of the priors."""
     import jax.numpy as jnp
 
-    from ..gait import gait_initial_state
     from ..identify import Experiment, analyze
-    from ..models.walking import Walker
+    from ..walker.gait import gait_initial_state
+    from ..walker.model import Walker
 
     centre = {p: 0.5 * (lo + hi) for p, (lo, hi) in priors.items()}
     walker = Walker(m=centre["m"], k=centre["k"], l0=centre["l0"], channels=tuple(channels))

@@ -34,8 +34,8 @@ import optax
 from tqdm.auto import tqdm
 
 from .. import io as jio
-from ..chunking import map_chunked
 from ..errors import NonFiniteError, check_positive_int
+from ..simulate.chunking import map_chunked
 from .datasets import HybridData, HybridSplit
 from .metrics import mcc
 from .models import make_model

@@ -38,7 +38,7 @@ class Experiment:
       finite and positive.
     - ``relative``: if true, ``noise`` is a fraction of each channel's standard deviation over the
       noise-free observations at the analysed ``theta`` (over every axis but the last), the
-      convention of :func:`jaxid.data.add_noise`.
+      convention of :func:`jaxid.walker.add_noise`.
     - ``name``: a label used in reports and error messages.
     - ``param_names``: names of the ``p`` parameters (optional for a plain function; default
       ``p0, p1, ...``).
@@ -108,7 +108,7 @@ class Experiment:
         - ``y0``: initial state ``(state,)``, or ``(records, state)`` for several records of the same
           parameters (their information adds); or a function ``model -> y0`` of the model with the
           analysed parameters set (differentiated along with the simulation), e.g.
-          :func:`jaxid.gait.gait_initial_state` to start every parameter point on its own gait.
+          :func:`jaxid.walker.gait_initial_state` to start every parameter point on its own gait.
         - ``params``: the analysed parameters, a subset of ``model.param_names`` (default: all).
         - ``channels``: a subset of ``model.obs_names`` (default: all).
         - ``simulate_kwargs``: passed to :func:`jaxid.simulate`. For smooth models the adjoint

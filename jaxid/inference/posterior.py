@@ -61,10 +61,10 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import PRNGKeyArray
 
-from ..chunking import map_chunked
 from ..errors import NonFiniteError, require_float64
 from ..identify.experiment import Experiment, as_experiments
 from ..priors import Prior, as_prior
+from ..simulate.chunking import map_chunked
 from . import diagnostics
 from .kernels import nuts_chain, rwm_chain
 

@@ -3,7 +3,6 @@
 from .advection_diffusion import AdvectionDiffusion
 from .base import AbstractHybridModel, AbstractModel
 from .pendulum import DoublePendulum, ForcedDampedPendulum, Pendulum
-from .walking import Walker
 
 __all__ = [
     "AbstractHybridModel",
@@ -14,3 +13,13 @@ __all__ = [
     "Pendulum",
     "Walker",
 ]
+
+
+def __getattr__(name: str):
+    # The walker moved to jaxid.walker (above this layer, so not imported with it); its old name
+    # here still reads it, on first use.
+    if name == "Walker":
+        from ..walker.model import Walker
+
+        return Walker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

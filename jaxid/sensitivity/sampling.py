@@ -11,8 +11,8 @@ import jax
 import numpy as np
 from scipy.stats import qmc
 
-from ..chunking import map_chunked
 from ..errors import NonFiniteError
+from ..simulate.chunking import map_chunked
 
 
 class Box:

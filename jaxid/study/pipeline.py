@@ -5,7 +5,7 @@ records).
 Steps (each reuses the library's own function):
 
 1. **Data.** Parameters from the prior (and initial states, where drawn), simulated in chunks by
-   :func:`jaxid.simulate_batch` (a function model by :func:`jaxid.chunking.map_chunked`); failed
+   :func:`jaxid.simulate_batch` (a function model by :func:`jaxid.simulate.chunking.map_chunked`); failed
    records are rejected and counted by reason, and new candidates drawn until ``records`` are
    accepted. Gaussian noise of standard deviation :math:`\sigma` (absolute), or
    :math:`\sigma \cdot \mathrm{sd}_c` with :math:`\mathrm{sd}_c` the record's own channel sd over
@@ -49,7 +49,6 @@ from jaxtyping import Array
 
 from .. import __version__
 from .. import io as jio
-from ..chunking import map_chunked
 from ..experiments.results import jsonable
 from ..identify import Experiment, analyze, monomial_values
 from ..inference import bayes_risk, compare, sample_posterior
@@ -58,6 +57,7 @@ from ..nn import TrainConfig, regression_metrics, train
 from ..priors import Prior
 from ..sensitivity import sobol_indices
 from ..simulate import simulate, simulate_batch
+from ..simulate.chunking import map_chunked
 from .config import ResolvedModel, StudyConfig, validate
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ periodic gait (:func:`jaxid.find_gait`) at mid-stance height ``height_ratio * l0
 integrated from the gait's mid-stance state and tiled over the record, ``x`` (and the feet)
 shifted by the step length and ``t`` by the step time. Each save time ``t`` is mapped to its phase
 ``t - n T`` in the period (``n = floor(t / T)``). The period is integrated by the walker's
-event-aware Dopri8 (:func:`jaxid.switching.integrate_knots`, fixed step :data:`DEFAULT_DT`,
+event-aware Dopri8 (:func:`jaxid.simulate.events.integrate_knots`, fixed step :data:`DEFAULT_DT`,
 events located), and the state at each phase is the quintic Hermite polynomial through the two
 integrator steps around it (positions, velocities and accelerations; measured 2e-12 m from a
 Dopri8 step to the same time at a 10 ms step; growing as the step's sixth power, about 6e-10 m at
@@ -64,13 +64,12 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import io as jio
-from ._version import __version__
-from .chunking import batch_sharding
-from .errors import check_real_number, require_float64
+from .. import io as jio
+from ..errors import check_real_number, require_float64
+from ..simulate.chunking import batch_sharding
+from ..simulate.events import integrate_knots
 from .gait import find_gait
-from .models.walking import STATUS_NAMES, Walker
-from .switching import integrate_knots
+from .model import STATUS_NAMES, Walker
 
 DEFAULT_PRIORS = {p: Walker.default_priors[p] for p in ("m", "k", "l0")}
 """The gait study's priors, taken from :attr:`Walker.default_priors`."""
@@ -181,7 +180,7 @@ _REQUIRED = ("meta", "params", "obs", "ts", "initial_states", "gait_eigenvalue")
 def load_dataset(path: str | os.PathLike) -> GaitDataset:
     """Load a data set written by :meth:`GaitDataset.save` (``path`` with or without the ``.npz``
     that ``save`` appends), or open a store directory written by ``generate_gait_dataset(...,
-    store=path)`` lazily (a :class:`jaxid.gait_store.StoredDataset`, read on demand).
+    store=path)`` lazily (a :class:`jaxid.walker.store.StoredDataset`, read on demand).
 
     Raises :class:`jaxid.io.CorruptFileError` naming the file if it is empty, truncated, not a
     ``.npz`` archive, an archive without the data set's arrays, or an array whose bytes fail the
@@ -194,10 +193,10 @@ def load_dataset(path: str | os.PathLike) -> GaitDataset:
         also = f" (nor {_npz_path(given)})" if _npz_path(given) != given else ""
         raise FileNotFoundError(f"load_dataset: {given} does not exist{also}")
     if path.is_dir():
-        from .store import is_store
+        from ..data.store import is_store
 
         if is_store(path):
-            from .gait_store import open_gait_store
+            from .store import open_gait_store
 
             return open_gait_store(path)
         raise IsADirectoryError(f"load_dataset: {path} is a directory, not a data set file")
@@ -522,6 +521,8 @@ def _versions() -> dict:
     import diffrax
     import optax
 
+    from .. import __version__
+
     return dict(
         jaxid=__version__,
         jax=jax.__version__,
@@ -562,9 +563,9 @@ def generate_gait_dataset(
     chunk; part of what makes the data reproducible); ``dt`` (the records' Dopri8 step, default
     :data:`DEFAULT_DT`; the gait table uses ``min(dt, TABLE_DT)``); ``max_rounds`` (give up after
     this many chunks); ``devices`` (default all local devices); ``progress``; ``store``: a
-    directory to write the records to chunk by chunk (:mod:`jaxid.gait_store`): resumable, in
+    directory to write the records to chunk by chunk (:mod:`jaxid.walker.store`): resumable, in
     bounded memory, and shared by the processes of a ``jax.distributed`` run; the data set is then
-    returned as a lazy :class:`jaxid.gait_store.StoredDataset` (same fields, same records as without
+    returned as a lazy :class:`jaxid.walker.store.StoredDataset` (same fields, same records as without
     ``store``).
 
     **Returns:** a :class:`GaitDataset`. The records are reproducible by any accurate integrator:
@@ -695,7 +696,7 @@ def generate_gait_dataset(
         table_error=table.error if math.isfinite(table.error) else None,
     )
     if store is not None:
-        from .gait_store import generate_into_store
+        from .store import generate_into_store
 
         return generate_into_store(
             store,

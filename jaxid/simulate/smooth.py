@@ -11,10 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from ..models.base import AbstractHybridModel, AbstractModel, as_param
+from ..typing import StateBatch, StateVector, TimeGrid
 from .chunking import map_chunked
-from .models.base import AbstractHybridModel, AbstractModel, as_param
-from .switching import HybridSimulation, simulate_hybrid
-from .typing import StateBatch, StateVector, TimeGrid
+from .events import HybridSimulation, simulate_hybrid
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-9
@@ -133,13 +133,13 @@ def simulate(
       ``success=False``. Under ``vmap`` one failed record raises for the whole batch.
 
     **Hybrid models** (:class:`jaxid.Walker`): integrated across their events by
-    :func:`jaxid.switching.simulate_hybrid` with a fixed internal step ``dt0`` (default
+    :func:`jaxid.simulate.events.simulate_hybrid` with a fixed internal step ``dt0`` (default
     ``model.default_dt``) of ``solver`` (default :class:`diffrax.Dopri8`); ``rtol``, ``atol`` and
     ``stepsize_controller`` do not apply. ``adjoint=None`` or :class:`diffrax.ForwardMode` allows
     ``jax.jacfwd``; :class:`diffrax.RecursiveCheckpointAdjoint` allows ``jax.grad``. Extra option:
     ``root_iterations``.
 
-    **Returns:** a :class:`Simulation`, or a :class:`jaxid.switching.HybridSimulation` (with failure
+    **Returns:** a :class:`Simulation`, or a :class:`jaxid.simulate.events.HybridSimulation` (with failure
     status codes and event counts) for a hybrid model.
     """
     where = "simulate"

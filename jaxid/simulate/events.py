@@ -1,0 +1,474 @@
+r"""Event-aware integration of hybrid (switching) models in lock step.
+
+A hybrid model (:class:`jaxid.models.base.AbstractHybridModel`) declares event functions
+``h_i(t, y)``; event ``i`` fires when ``h_i`` crosses from ``< 0`` to ``>= 0`` while armed. The
+integrator takes steps of a diffrax Runge-Kutta solver of fixed size ``dt`` (shortened to land
+exactly on the save times), and after each step checks every armed event for a crossing:
+
+1. the earliest crossing (ranked by linear interpolation of ``h`` over the step) is located by a
+   safeguarded Newton iteration on the solver's dense output, giving the event time ``tau``;
+2. the step is redone from its start to ``tau`` exactly, so the state at the switch is a true
+   Runge-Kutta state rather than an interpolated one, and ``tau`` is polished by one Newton step
+   on that state (moving the state along ``f`` to first order);
+3. the model's action is applied: switch and go on, stop, or fail with a status code.
+
+Every record takes the same kind of step at every iteration, which is what ``vmap`` wants: lanes
+never diverge into different code paths, and a batch costs about as many iterations as its
+slowest record. The event time is differentiable by the implicit function theorem
+(``d tau = -dh / h'``; the Newton iterations themselves carry no derivative), so ``jax.jacfwd``
+(and, with ``adjoint=diffrax.RecursiveCheckpointAdjoint()``, ``jax.grad``) differentiate through
+the switches.
+"""
+
+from __future__ import annotations
+
+import math
+
+import diffrax as dfx
+import equinox as eqx
+import equinox.internal as eqxi
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int
+
+from ..models.base import (
+    STATUS_ITERATION_LIMIT,
+    STATUS_NONFINITE,
+    STATUS_OK,
+    STATUS_TIMEOUT,
+    SWITCH,
+    AbstractHybridModel,
+)
+
+_RUNNING = -1
+MAX_DEFAULT_STEPS = 10**8
+"""The most iterations the default step limit of :func:`simulate_hybrid` allows (a larger need is
+refused before any work, naming ``dt0``)."""
+
+
+class HybridSimulation(eqx.Module):
+    """The result of :func:`jaxid.simulate` for a hybrid model (batch axes added by ``vmap``).
+
+    **Fields:**
+
+    - ``ts``, ``ys``, ``obs``, ``success``, ``num_steps``: as in :class:`jaxid.Simulation`.
+      Saved entries after the record ended (by a failure or a ``STOP`` event) are NaN; ``success``
+      and ``status`` say why.
+    - ``status``: ``0`` when the record reached ``ts[-1]`` (or a stopping event); otherwise a failure
+      code, named by ``model.status_names[status]`` (see :func:`status_counts`).
+    - ``num_events``: the number of switches (phase changes) taken.
+    - ``t_final``, ``y_final``: the time and state where the record ended.
+    - ``max_error``: the largest embedded error estimate of any step, a check on ``dt``.
+    """
+
+    ts: Float[Array, "*batch time"]
+    ys: Float[Array, "*batch time state"]
+    obs: Float[Array, "*batch time channel"]
+    success: Bool[Array, "*batch"]
+    num_steps: Int[Array, "*batch"]
+    status: Int[Array, "*batch"]
+    num_events: Int[Array, "*batch"]
+    t_final: Float[Array, "*batch"]
+    y_final: Float[Array, "*batch state"]
+    max_error: Float[Array, "*batch"]
+
+
+def status_counts(model: AbstractHybridModel, status) -> dict[str, int]:
+    """How many records ended with each status, by name (only the names that occur)."""
+    status = np.asarray(status).ravel()
+    codes, counts = np.unique(status, return_counts=True)
+    return {model.status_names[int(c)]: int(n) for c, n in zip(codes, counts, strict=True)}
+
+
+def _rk_step(tableau, f, t0, t1, y0):
+    """One explicit Runge-Kutta step with the stages unrolled (so XLA fuses them).
+
+    Returns ``(y1, y_error, k)`` with ``k[i] = (t1 - t0) f_i`` the scaled stages, the form diffrax's
+    dense-output classes take.
+    """
+    h = t1 - t0
+    ks = [h * f(t0, y0)]
+    yi = y0
+    for a_row, c in zip(tableau.a_lower, tableau.c, strict=True):
+        yi = y0 + sum(float(a) * k for a, k in zip(a_row, ks, strict=False) if a != 0)
+        ks.append(h * f(t0 + float(c) * h, yi))
+    if tableau.ssal:
+        y1 = yi
+    else:
+        y1 = y0 + sum(float(b) * k for b, k in zip(tableau.b_sol, ks, strict=True) if b != 0)
+    y_error = sum(float(b) * k for b, k in zip(tableau.b_error, ks, strict=True) if b != 0)
+    return y1, y_error, jnp.stack(ks)
+
+
+rk_step = _rk_step
+"""Public name of the unrolled Runge-Kutta step (``y0`` may hold any trailing batch axes)."""
+
+
+def _locate(model, interp, y_discrete, t0, t1, onehot, frac, iterations):
+    """Root of the selected event function on the dense output, bracketed by (t0, t1]."""
+
+    def h(tau, interp, model, y_discrete):
+        y = jnp.concatenate([interp.evaluate(tau), y_discrete])
+        return jnp.dot(onehot, model.event_functions(tau, y)[0])
+
+    # The Newton iterations are cut from differentiation, every input included: a derivative
+    # leaking in would differentiate (and under jacfwd, batch) every iteration.
+    sg = jax.lax.stop_gradient
+    interp_c, model_c, yd_c, lo, hi = sg(interp), sg(model), sg(y_discrete), sg(t0), sg(t1)
+    tau = lo + jnp.clip(sg(frac), 0.0, 1.0) * (hi - lo)
+
+    def newton(_, carry):
+        tau, lo, hi = carry
+        val, der = jax.jvp(lambda s: h(s, interp_c, model_c, yd_c), (tau,), (jnp.ones_like(tau),))
+        lo = jnp.where(val < 0, tau, lo)
+        hi = jnp.where(val >= 0, tau, hi)
+        step = tau - val / jnp.where(der == 0, 1.0, der)
+        inside = (step > lo) & (step < hi) & jnp.isfinite(step)
+        return jnp.where(inside, step, 0.5 * (lo + hi)), lo, hi
+
+    tau, _, _ = jax.lax.fori_loop(0, iterations, newton, (tau, lo, hi))
+    # One implicit-function step carries the derivatives: d tau = -(dh/dtheta) / h'(tau). (The
+    # polish after the redone step needs it: its own correction is exact only at the true root.)
+    val = h(tau, interp, model, y_discrete)
+    der = jax.grad(h)(tau, interp_c, model_c, yd_c)
+    safe = jnp.where(jnp.abs(der) > 0, der, 1.0)
+    return tau - jnp.where(jnp.abs(der) > 0, val / sg(safe), 0.0)
+
+
+def _stepper(model, solver, dt, root_iterations, dtype, t_start, y0, limit):
+    """The integrator's loop state at ``(t_start, y0)`` and its iteration ``body(carry, t_save)``:
+    one fixed step (shortened to end at ``t_save``), one event location, or the redone step that
+    ends at an event and applies it (see the module docstring). ``limit`` bounds the iterations."""
+    actions = jnp.asarray(model.event_actions)
+    n_events = len(model.event_actions)
+    is_failure = actions > STATUS_OK
+    max_phase = model.max_phase_time
+    nc = model.continuous_size
+
+    def f(t, yc, y_discrete):
+        return model.vector_field(t, jnp.concatenate([yc, y_discrete]))[:nc]
+
+    step_dt = jnp.asarray(dt, dtype)
+    inf = jnp.asarray(jnp.inf, dtype)
+
+    # A record that starts past a failure threshold fails at once.
+    h_init, enabled_init = model.event_functions(t_start, y0)
+    failed_init = enabled_init & is_failure & (h_init >= 0)
+    status0 = jnp.where(
+        jnp.any(failed_init),
+        actions[jnp.argmax(failed_init)],
+        jnp.where(jnp.all(jnp.isfinite(y0)), _RUNNING, STATUS_NONFINITE),
+    )
+    carry0 = dict(
+        t=t_start,
+        y=y0,
+        t_phase=t_start,
+        status=status0.astype(jnp.int32),
+        pending=jnp.asarray(False),
+        t_pending=t_start,
+        event=jnp.asarray(0, jnp.int32),
+        num_events=jnp.asarray(0, jnp.int32),
+        num_steps=jnp.asarray(0, jnp.int32),
+        max_error=jnp.zeros((), dtype),
+    )
+
+    tableau = solver.tableau
+    # FSAL tableaux (Dopri8, Tsit5, ...) evaluate f(t1, y1) as their last stage.
+    fsal_last = bool(tableau.fsal and tableau.ssal and float(tableau.c[-1]) == 1.0)
+
+    def body(c, t_save):
+        t, y = c["t"], c["y"]
+        t_next = jnp.where(c["pending"], c["t_pending"], jnp.minimum(t + step_dt, t_save))
+        yd = y[nc:]
+        y1c, y_err, ks = _rk_step(tableau, lambda t, yc: f(t, yc, yd), t, t_next, y[:nc])
+        y1 = jnp.concatenate([y1c, yd])
+        h0, _ = model.event_functions(t, y)
+        h1, enabled = model.event_functions(t_next, y1)
+        crossed = enabled & (h0 < 0) & (h1 >= 0) & ~c["pending"]
+        frac = jnp.where(crossed, h0 / (h0 - jnp.where(crossed, h1, h0 - 1)), inf)
+        first = jnp.argmin(frac).astype(jnp.int32)
+        found = jnp.any(crossed)
+        onehot = (jnp.arange(n_events) == first).astype(dtype)
+        interp = solver.interpolation_cls(t0=t, t1=t_next, y0=y[:nc], y1=y1c, k=ks)
+        tau = _locate(model, interp, yd, t, t_next, onehot, frac[first], root_iterations)
+        tau = jnp.where(found, jnp.clip(tau, t, t_next), t_next)
+
+        # Accept the step unless an event was found in it (then redo it to tau next iteration).
+        accept = ~found
+        t_new = jnp.where(accept, t_next, t)
+        y_acc = jnp.where(accept, y1, y)
+        finite = jnp.all(jnp.isfinite(y1))
+        error = jnp.where(accept, jnp.max(jnp.abs(jax.lax.stop_gradient(y_err))), 0.0)
+
+        # A step that ended at an event location: polish the event time with one Newton step on
+        # the true Runge-Kutta state (the dense output only approximates it, and near-grazing
+        # crossings magnify that error), then apply the event's action.
+        at_event = c["pending"]
+        h_step = t_next - t
+        if fsal_last:
+            f_end = ks[-1] / jnp.where(h_step > 0, h_step, 1.0)
+        else:
+            f_end = f(t_next, y1c, yd)
+        ev_onehot = (jnp.arange(n_events) == c["event"]).astype(dtype)
+
+        def h_event(tt, yc):
+            return jnp.dot(ev_onehot, model.event_functions(tt, jnp.concatenate([yc, yd]))[0])
+
+        h_val, h_dot = jax.jvp(h_event, (t_next, y1c), (jnp.ones_like(t_next), f_end))
+        ok = at_event & (jnp.abs(h_dot) > 0) & (h_step > 0)
+        delta = jnp.where(ok, -h_val / jnp.where(ok, h_dot, 1.0), 0.0)
+        delta = jnp.clip(delta, -0.5 * h_step, 0.5 * step_dt)
+        t_new = jnp.where(at_event, t_next + delta, t_new)
+        y_acc = jnp.where(at_event, jnp.concatenate([y1c + delta * f_end, yd]), y_acc)
+        action = actions[c["event"]]
+        switched = at_event & (action == SWITCH)
+        y_new = jnp.where(switched, model.apply_event(c["event"], t_new, y_acc), y_acc)
+        status = jnp.where(at_event & (action != SWITCH), action, _RUNNING)
+        t_phase = jnp.where(switched, t_new, c["t_phase"])
+
+        if max_phase is not None:
+            status = jnp.where((status == _RUNNING) & (t_new - t_phase > max_phase), STATUS_TIMEOUT, status)
+        status = jnp.where(finite, status, STATUS_NONFINITE)
+        status = jnp.where(
+            (status == _RUNNING) & (c["num_steps"] + 1 >= limit), STATUS_ITERATION_LIMIT, status
+        )
+        return dict(
+            t=t_new,
+            y=y_new,
+            t_phase=t_phase,
+            status=status.astype(jnp.int32),
+            pending=found,
+            t_pending=tau,
+            event=jnp.where(found, first, c["event"]),
+            num_events=c["num_events"] + switched.astype(jnp.int32),
+            num_steps=c["num_steps"] + 1,
+            max_error=jnp.maximum(c["max_error"], error),
+        )
+
+    return carry0, body
+
+
+def simulate_hybrid(
+    model: AbstractHybridModel,
+    y0: Float[Array, " state"],
+    ts: Float[Array, " time"],
+    *,
+    t0=None,
+    solver: dfx.AbstractSolver | None = None,
+    dt: float | None = None,
+    max_steps: int | None = None,
+    adjoint: dfx.AbstractAdjoint | None = None,
+    root_iterations: int = 6,
+    throw: bool = False,
+) -> HybridSimulation:
+    """Integrate a hybrid model across its events; called by :func:`jaxid.simulate`.
+
+    Options (keyword-only): ``solver`` (any explicit diffrax Runge-Kutta solver with dense output;
+    default :class:`diffrax.Dopri8`), ``dt`` (the fixed internal step; default
+    ``model.default_dt``), ``max_steps`` (the most iterations, one step or one event location each;
+    default ``2 (T - t0)/dt + 2 len(ts) + 256``), ``adjoint`` (``None`` or
+    :class:`diffrax.ForwardMode`: a ``lax.while_loop``, differentiable by ``jax.jacfwd``/``jax.jvp``;
+    :class:`diffrax.RecursiveCheckpointAdjoint`: a checkpointed loop for ``jax.grad``),
+    ``root_iterations`` (safeguarded Newton iterations per event), ``throw``.
+    """
+    where = "simulate"
+    solver = dfx.Dopri8() if solver is None else solver
+    if not isinstance(solver, dfx.AbstractERK):
+        raise TypeError(
+            f"{where}: solver for a hybrid model must be an explicit diffrax Runge-Kutta solver "
+            f"(e.g. diffrax.Dopri8(), diffrax.Tsit5()), got {type(solver).__name__}"
+        )
+    dt = model.default_dt if dt is None else dt
+    if isinstance(dt, bool) or not (isinstance(dt, (int, float)) and 0 < dt < math.inf):
+        raise ValueError(f"{where}: dt must be a positive number of seconds, got {dt!r}")
+    if adjoint is None or isinstance(adjoint, dfx.ForwardMode):
+        kind = "lax"
+    elif isinstance(adjoint, dfx.RecursiveCheckpointAdjoint):
+        kind = "checkpointed"
+    else:
+        raise ValueError(
+            f"{where}: adjoint for a hybrid model must be None, diffrax.ForwardMode() or "
+            f"diffrax.RecursiveCheckpointAdjoint(), got {type(adjoint).__name__}"
+        )
+    if not (isinstance(root_iterations, int) and root_iterations >= 1):
+        raise ValueError(f"{where}: root_iterations must be a positive int, got {root_iterations!r}")
+
+    ts_in = ts
+    dtype = jnp.result_type(y0.dtype, ts.dtype)
+    y0 = y0.astype(dtype)
+    ts = ts.astype(dtype)
+    n_save = ts.shape[0]
+    t_start = ts[0] if t0 is None else jnp.asarray(t0, dtype=dtype)
+    if max_steps is not None and not (isinstance(max_steps, int) and max_steps >= 1):
+        raise ValueError(f"{where}: max_steps must be a positive int, got {max_steps!r}")
+    if max_steps is None and not isinstance(ts, jax.core.Tracer) and not isinstance(t_start, jax.core.Tracer):
+        needed = 2 * math.ceil(float(ts[-1] - t_start) / dt) + 2 * n_save + 256
+        if needed > MAX_DEFAULT_STEPS:
+            raise ValueError(
+                f"{where}: dt0={dt!r} needs about {needed:.3g} steps over "
+                f"[{float(t_start)}, {float(ts[-1])}] "
+                f"(more than {MAX_DEFAULT_STEPS:.0e}); use a larger dt0 (default model.default_dt = "
+                f"{model.default_dt}) or pass max_steps explicitly"
+            )
+    # in floating point, then clipped: a tiny dt would overflow int32 and stop at once
+    limit = 2 * jnp.ceil((ts[-1] - t_start) / dt) + 2 * n_save + 256
+    limit = jnp.minimum(limit, np.iinfo(np.int32).max - 1).astype(jnp.int32)
+    limit = limit if max_steps is None else max_steps
+    interval_steps = None
+    if kind == "checkpointed":
+        # The checkpointed loop needs a static bound on the steps between two save times.
+        try:
+            points = (
+                np.asarray(ts_in, float)
+                if t0 is None
+                else np.concatenate([[float(t0)], np.asarray(ts_in, float)])
+            )
+        except (jax.errors.ConcretizationTypeError, TypeError):
+            raise ValueError(
+                f"{where}: a checkpointed hybrid solve needs concrete (not traced) ts and t0"
+            ) from None
+        interval_steps = math.ceil(np.diff(points, prepend=points[0]).max() / dt) + 64
+
+    carry0, body = _stepper(model, solver, dt, root_iterations, dtype, t_start, y0, limit)
+
+    def advance(c, t_save):
+        """Integrate (across events) until the save time ``t_save``; output the state there."""
+        c = eqxi.while_loop(
+            lambda c: (c["status"] == _RUNNING) & (c["t"] < t_save),
+            lambda c: body(c, t_save),
+            c,
+            max_steps=interval_steps,
+            kind=kind,
+        )
+        return c, jnp.where(c["status"] == _RUNNING, c["y"], jnp.nan)
+
+    # Scanning over the save times keeps the saved trajectory out of the loop carry (under vmap a
+    # while loop copies its whole carry at every iteration).
+    final, ys = jax.lax.scan(advance, carry0, ts)
+    final["status"] = jnp.where(final["status"] == _RUNNING, STATUS_OK, final["status"])
+    success = final["status"] == STATUS_OK
+    obs = jax.vmap(model.observe)(ts, ys)
+    if throw:
+        obs = eqx.error_if(
+            obs,
+            ~success,
+            f"{where}: the hybrid simulation failed; read .status (names in model.status_names) "
+            "or call with throw=False to inspect",
+        )
+    return HybridSimulation(
+        ts=ts,
+        ys=ys,
+        obs=obs,
+        success=success,
+        num_steps=final["num_steps"],
+        status=final["status"],
+        num_events=final["num_events"],
+        t_final=final["t"],
+        y_final=final["y"],
+        max_error=final["max_error"],
+    )
+
+
+class Knots(eqx.Module):
+    """The loop states of :func:`integrate_knots` (batch axes added by ``vmap``).
+
+    **Fields:** ``ts`` and ``ys``, the time and state after each iteration (``ts[0]``, ``ys[0]``:
+    the start; an iteration that only located an event repeats its predecessor); ``status`` (0
+    when ``t_end`` was reached, else a failure code as in :class:`HybridSimulation`);
+    ``num_events``; ``t_final``, ``y_final``.
+    """
+
+    ts: Float[Array, "*batch knot"]
+    ys: Float[Array, "*batch knot state"]
+    status: Int[Array, "*batch"]
+    num_events: Int[Array, "*batch"]
+    t_final: Float[Array, "*batch"]
+    y_final: Float[Array, "*batch state"]
+
+
+def integrate_knots(
+    model: AbstractHybridModel,
+    y0: Float[Array, " state"],
+    t_end,
+    iterations: int,
+    *,
+    t0=0.0,
+    solver: dfx.AbstractSolver | None = None,
+    dt: float | None = None,
+    root_iterations: int = 6,
+) -> Knots:
+    """Integrate a hybrid model from ``(t0, y0)`` to ``t_end`` in exactly ``iterations`` loop
+    iterations (a ``lax.scan``; iterations after ``t_end`` or a failure change nothing), keeping
+    the state after every iteration.
+
+    The steps and events are those of :func:`simulate_hybrid` with no save times before
+    ``t_end``: fixed steps of ``dt`` (the last one shortened to end at ``t_end``), events located
+    and applied. :func:`states_at` then gives the state at any time in ``[t0, t_end]`` by one
+    Runge-Kutta step from the last knot before it, so a batch needs no lock-step iteration per
+    save time. ``status`` is ``STATUS_ITERATION_LIMIT`` when ``iterations`` did not reach ``t_end``.
+    """
+    solver = dfx.Dopri8() if solver is None else solver
+    if not isinstance(solver, dfx.AbstractERK):
+        raise TypeError(
+            f"integrate_knots: solver must be an explicit diffrax Runge-Kutta solver, got {solver!r}"
+        )
+    dt = model.default_dt if dt is None else dt
+    if not (isinstance(iterations, int) and iterations >= 1):
+        raise ValueError(f"integrate_knots: iterations must be a positive int, got {iterations!r}")
+    dtype = jnp.result_type(y0.dtype, jnp.asarray(t_end).dtype)
+    y0 = y0.astype(dtype)
+    t_end = jnp.asarray(t_end, dtype)
+    t_start = jnp.asarray(t0, dtype)
+    carry0, body = _stepper(model, solver, dt, root_iterations, dtype, t_start, y0, iterations + 2)
+
+    def one(c, _):
+        go = (c["status"] == _RUNNING) & (c["t"] < t_end)
+        new = body(c, t_end)
+        c = jax.tree.map(lambda a, b: jnp.where(go, a, b), new, c)
+        return c, (c["t"], c["y"])
+
+    final, (ts, ys) = jax.lax.scan(one, carry0, None, length=iterations)
+    status = jnp.where(
+        final["status"] == _RUNNING,
+        jnp.where(final["t"] >= t_end, STATUS_OK, STATUS_ITERATION_LIMIT),
+        final["status"],
+    )
+    return Knots(
+        ts=jnp.concatenate([t_start[None], ts]),
+        ys=jnp.concatenate([y0[None], ys]),
+        status=status.astype(jnp.int32),
+        num_events=final["num_events"],
+        t_final=final["t"],
+        y_final=final["y"],
+    )
+
+
+def states_at(
+    model: AbstractHybridModel,
+    knots: Knots,
+    ts: Float[Array, " time"],
+    *,
+    solver: dfx.AbstractSolver | None = None,
+) -> Float[Array, "time state"]:
+    """The states at times ``ts`` (within the knots' span) of an :func:`integrate_knots` run: from
+    the last knot at or before each time, one step of ``solver`` (the run's) to that time.
+
+    Every step lies inside one of the run's own steps, so no event falls within it, and the result
+    is a true Runge-Kutta state of the same order as the run's, not an interpolation.
+    """
+    solver = dfx.Dopri8() if solver is None else solver
+    nc = model.continuous_size
+    idx = jnp.clip(jnp.searchsorted(knots.ts, ts, side="right") - 1, 0, knots.ts.shape[0] - 1)
+
+    def one(t, i):
+        t_k, y_k = knots.ts[i], knots.ys[i]
+        yd = y_k[nc:]
+
+        def f(tt, yc):
+            return model.vector_field(tt, jnp.concatenate([yc, yd]))[:nc]
+
+        y1c, _, _ = _rk_step(solver.tableau, f, t_k, t, y_k[:nc])
+        return jnp.concatenate([y1c, yd])
+
+    return jax.vmap(one)(ts, idx)

@@ -1,0 +1,309 @@
+r"""Periodic gaits of the walker: fixed points of the step-to-step return map.
+
+The Poincare section is mid-stance: single support with the stance leg vertical (``x`` equal to
+the stance foot's position). A state on it is ``s = (y, vx, vy)``; the return map ``P`` integrates
+one full step (touch-down, double support, take-off) to the next mid-stance. Because energy is
+conserved, periodic gaits form one-parameter families; :func:`find_gait` picks the member by its
+mid-stance height ``y*`` (give it as a fraction of ``l0`` to keep the initial state free of any
+information on ``m`` beyond ``k/m``) and solves
+
+.. math::
+    P_y(y^*, v_x, v_y) = y^*, \qquad P_{v_y}(y^*, v_x, v_y) = v_y
+
+for ``(vx, vy)`` by Newton's method (:class:`optimistix.Newton`) through the differentiable
+simulation (``jax.jacfwd`` through the events). Stability is read from the return map restricted to
+the energy surface, parametrised by ``(y, vy)`` (the third eigenvalue of the full map is 1, along
+the family): the gait is asymptotically stable when both eigenvalues lie inside the unit circle.
+The map is not area-preserving, because each touch-down places the new foot where the state puts it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+from jaxtyping import Array, Bool, Complex, Float, Int
+
+from ..errors import require_float64
+from ..models.base import STATUS_OK
+from ..simulate import simulate
+from .model import Walker
+
+DEFAULT_GRID = tuple(0.2 + 0.0125 * i for i in range(25))
+"""Mid-stance speeds (in units of ``sqrt(g l0)``) scanned for Newton's starting point."""
+
+
+class Gait(eqx.Module):
+    """A periodic gait found by :func:`find_gait` (batch axes for a batch of walkers).
+
+    **Fields:** ``state`` (the mid-stance starting state for :func:`jaxid.simulate`, foot at
+    ``x = 0``), ``height``, ``vx``, ``vy`` (the fixed point), ``residual`` (the largest of
+    ``|P(s) - s|`` over ``y``, ``vx``, ``vy`` after the solve), ``converged`` (Newton converged,
+    the return step did not fail and the residual is below ``tol``), ``eigenvalues`` (of the return
+    map on the energy surface; ``energy_jacobian`` is that map's 2x2 Jacobian in ``(y, vy)``),
+    ``step_time`` [s], ``step_length`` [m] (foot to foot), ``speed``
+    [m/s] (``step_length / step_time``) and ``status`` (the simulation status of the last return
+    step; 0 is ok).
+    """
+
+    state: Float[Array, "*batch 7"]
+    height: Float[Array, "*batch"]
+    vx: Float[Array, "*batch"]
+    vy: Float[Array, "*batch"]
+    residual: Float[Array, "*batch"]
+    converged: Bool[Array, "*batch"]
+    eigenvalues: Complex[Array, "*batch 2"]
+    energy_jacobian: Float[Array, "*batch 2 2"]
+    step_time: Float[Array, "*batch"]
+    step_length: Float[Array, "*batch"]
+    speed: Float[Array, "*batch"]
+    status: Int[Array, "*batch"]
+
+    @property
+    def max_abs_eigenvalue(self) -> Float[Array, "*batch"]:
+        """The larger eigenvalue modulus: 1 for a (marginally) stable gait, above 1 if unstable."""
+        return jnp.max(jnp.abs(self.eigenvalues), axis=-1)
+
+
+def return_map(model: Walker, section: Float[Array, " 3"], *, dt: float | None = None):
+    """One step of the return map from mid-stance ``section = (y, vx, vy)``, foot at 0.
+
+    Returns ``(section', time, step_length, status)``; differentiable (forward mode) in ``section``
+    and in the model's parameters.
+    """
+    walker = dataclasses.replace(model, stop_at_midstance=True)
+    y0 = walker.initial_state(section[0], section[1], section[2])
+    horizon = 4.0 * walker.phase_time_limit
+    ts = jnp.asarray([horizon], dtype=y0.dtype)
+    sim = simulate(walker, y0, ts, t0=0.0, dt0=dt, adjoint=dfx.ForwardMode())
+    yf = sim.y_final
+    out = jnp.stack([yf[1], yf[2], yf[3]])
+    # A return that ran to the horizon without a step is not a return: report it as failed.
+    status = jnp.where((sim.status == STATUS_OK) & (sim.t_final >= horizon), 1, sim.status)
+    return out, sim.t_final, yf[5], status
+
+
+def _energy_surface_jacobian(model: Walker, section, jac):
+    """The Jacobian of the return map restricted to the energy surface, in coordinates (y, vy)."""
+    y, vx, vy = section[0], section[1], section[2]
+    w = model.k / model.m
+    # e = (vx^2 + vy^2)/2 + g y + (k/m)(l0 - y)^2/2 at mid-stance (leg length = y).
+    de_dy = model.g - w * (model.l0 - y)
+    dvx_dy = -de_dy / vx
+    dvx_dvy = -vy / vx
+    rows = jnp.asarray([0, 2])
+    a = jac[rows][:, rows]
+    b = jac[rows, 1]
+    c = jnp.stack([dvx_dy, dvx_dvy])
+    return a + jnp.outer(b, c)
+
+
+def _scan_guess(model: Walker, height, grid, dt):
+    """The grid speed (with vy = 0) whose one-step return is closest to periodic."""
+    scale = jnp.sqrt(model.g * model.l0)
+    vxs = grid * scale
+
+    def misfit(vx):
+        section = jnp.stack([height, vx, jnp.zeros_like(vx)])
+        out, _, _, status = return_map(model, section, dt=dt)
+        d = jnp.abs(out - section) / jnp.stack([model.l0, scale, scale])
+        return jnp.where(status == STATUS_OK, jnp.max(d), jnp.inf)
+
+    return vxs[jnp.argmin(jax.vmap(misfit)(vxs))]
+
+
+def _newton(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, dt):
+    """Newton's solve for the fixed point's ``(vx, vy)``; the root's derivatives come from the
+    implicit function theorem (optimistix), so none flow through the starting point: the
+    speed-grid scan runs on stopped gradients (under ``jvp`` it then carries no tangents)."""
+    if vx_guess is None:
+        vx_guess = _scan_guess(*jax.lax.stop_gradient((model, height)), grid, dt)
+
+    def residual(u, _):
+        section = jnp.stack([height, u[0], u[1]])
+        out, _, _, _ = return_map(model, section, dt=dt)
+        return jnp.stack([out[0] - height, out[2] - u[1]])
+
+    return optx.root_find(
+        residual,
+        optx.Newton(rtol=rtol, atol=atol),
+        jnp.stack([vx_guess, vy_guess]),
+        max_steps=max_iterations,
+        throw=False,
+    )
+
+
+def _is_converged(sol, status, resid, vx, tol):
+    return (sol.result == optx.RESULTS.successful) & (status == STATUS_OK) & (resid < tol) & (vx > 0)
+
+
+def _state_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt):
+    """The gait's starting state and whether it converged, without the return-map Jacobian: the
+    check step runs on stopped gradients, so the state's derivatives cost one implicit solve."""
+    sol = _newton(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, dt)
+    vx, vy = sol.value[0], sol.value[1]
+    section = jnp.stack([height, vx, vy])
+    m_sg, s_sg = jax.lax.stop_gradient((model, section))
+    out, _, _, status = return_map(m_sg, s_sg, dt=dt)
+    converged = _is_converged(sol, status, jnp.max(jnp.abs(out - s_sg)), s_sg[1], tol)
+    return model.initial_state(height, vx, vy), converged
+
+
+def _find_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt):
+    sol = _newton(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, dt)
+    vx, vy = sol.value[0], sol.value[1]
+    section = jnp.stack([height, vx, vy])
+
+    def with_aux(s):
+        result = return_map(model, s, dt=dt)
+        return result[0], result
+
+    # One forward-mode pass gives the Jacobian and the primal return together.
+    jac, (out, t_step, foot, status) = jax.jacfwd(with_aux, has_aux=True)(section)
+    resid = jnp.max(jnp.abs(out - section))
+    converged = _is_converged(sol, status, resid, vx, tol)
+    energy_jac = _energy_surface_jacobian(model, section, jac)
+    return Gait(
+        state=model.initial_state(height, vx, vy),
+        height=height,
+        vx=vx,
+        vy=vy,
+        residual=resid,
+        converged=converged,
+        eigenvalues=jnp.linalg.eigvals(energy_jac),
+        energy_jacobian=energy_jac,
+        step_time=t_step,
+        step_length=foot,
+        speed=foot / t_step,
+        status=status,
+    )
+
+
+@eqx.filter_jit
+def _find(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt, state_only=False):
+    one = _state_one if state_only else _find_one
+
+    def fn(m, h, vx, vy):
+        return one(m, h, vx, vy, grid, rtol, atol, max_iterations, tol, dt)
+
+    in_axes = (0, 0, None if vx_guess is None else 0, 0)
+    for _ in range(len(model.batch_shape)):
+        fn = jax.vmap(fn, in_axes=in_axes)
+    return fn(model, height, vx_guess, vy_guess)
+
+
+def find_gait(
+    model: Walker,
+    height: Float[Array, "*batch"] | float | None = None,
+    *,
+    height_ratio: float | None = None,
+    vx_guess=None,
+    vy_guess=0.0,
+    speed_grid=DEFAULT_GRID,
+    rtol: float = 1e-10,
+    atol: float = 1e-10,
+    max_iterations: int = 30,
+    tol: float = 1e-8,
+    dt: float | None = None,
+) -> Gait:
+    """Find the periodic gait of ``model`` with mid-stance height ``height`` (metres), or
+    ``height_ratio * l0``.
+
+    Batched: a walker with 1-D parameters gives a batch of gaits (``vmap`` inside). Without
+    ``vx_guess``, the starting speed is the point of ``speed_grid`` (in units of ``sqrt(g l0)``,
+    with ``vy = 0``) whose one-step return is closest to periodic. Newton
+    (:class:`optimistix.Newton`, tolerances ``rtol``, ``atol``, at most ``max_iterations``) then
+    solves for ``(vx, vy)``. ``Gait.converged`` also requires the return residual below ``tol``:
+    a parameter set may have no gait at that height. Needs float64
+    (``jax.config.update("jax_enable_x64", True)``).
+    """
+    return _run_find(
+        model, height, height_ratio, vx_guess, vy_guess, speed_grid, rtol, atol, max_iterations, tol, dt
+    )
+
+
+def _run_find(
+    model,
+    height,
+    height_ratio,
+    vx_guess,
+    vy_guess,
+    speed_grid,
+    rtol,
+    atol,
+    max_iterations,
+    tol,
+    dt,
+    state_only=False,
+):
+    """:func:`find_gait`'s checks and call (``state_only``: the starting state and ``converged`` only)."""
+    require_float64("find_gait")
+    if not isinstance(model, Walker):
+        raise TypeError(f"find_gait: model must be a jaxid.Walker, got {type(model).__name__}")
+    if len(model.batch_shape) > 1:
+        raise ValueError(
+            f"find_gait: model parameters must be scalars or 1-D, got batch shape {model.batch_shape}"
+        )
+    if (height is None) == (height_ratio is None):
+        raise ValueError("find_gait: give exactly one of height (m) or height_ratio (a fraction of l0)")
+    if height_ratio is not None and not 0.0 < height_ratio < 1.0:
+        raise ValueError(f"find_gait: height_ratio must lie in (0, 1), got {height_ratio}")
+    if not tol > 0:
+        raise ValueError(f"find_gait: tol must be > 0, got {tol}")
+    model = model.broadcast()
+    shape = model.batch_shape
+    dtype = model.m.dtype
+    for name, value in (("height", height), ("vx_guess", vx_guess), ("vy_guess", vy_guess)):
+        got = jnp.shape(value) if value is not None else ()
+        if got not in ((), shape):
+            raise ValueError(
+                f"find_gait: {name} must be a scalar or match the walker's batch shape {shape}, "
+                f"got shape {got}"
+            )
+    height = (
+        model.l0 * height_ratio if height is None else jnp.broadcast_to(jnp.asarray(height, dtype), shape)
+    )
+    if vx_guess is not None:
+        vx_guess = jnp.broadcast_to(jnp.asarray(vx_guess, dtype), shape)
+    vy_guess = jnp.broadcast_to(jnp.asarray(vy_guess, dtype), shape)
+    grid_np = np.asarray(speed_grid, dtype=float)
+    if grid_np.ndim != 1 or grid_np.shape[0] < 1 or not np.all(grid_np > 0):
+        raise ValueError("find_gait: speed_grid must be a non-empty 1-D sequence of positive speeds")
+    grid = jnp.asarray(grid_np, dtype)
+    return _find(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt, state_only)
+
+
+def gait_initial_state(height_ratio: float = 0.94, **find_gait_kwargs):
+    """A function ``walker -> initial state`` that starts a (one-record) walker on its own periodic
+    gait at mid-stance height ``height_ratio * l0`` (NaN when no gait is found, so a simulation from
+    it is reported as failed).
+
+    For :meth:`jaxid.identify.Experiment.from_model`: the initial state then follows the
+    parameters, as in the gait data set, and the gait's dependence on them is differentiated
+    through the Newton solve (implicit function theorem). Pass ``vx_guess`` to skip the speed-grid
+    scan when the gaits are near a known one.
+    """
+    if not 0.0 < height_ratio < 1.0:
+        raise ValueError(f"gait_initial_state: height_ratio must lie in (0, 1), got {height_ratio}")
+
+    options = {k: v.default for k, v in inspect.signature(find_gait).parameters.items() if k != "model"}
+    allowed = set(options) - {"height", "height_ratio"}
+    unknown = sorted(set(find_gait_kwargs) - allowed)
+    if unknown:
+        raise TypeError(f"gait_initial_state: unexpected options {unknown}; allowed: {sorted(allowed)}")
+    options["height_ratio"] = height_ratio
+    options.update(find_gait_kwargs)
+
+    def start(model: Walker):
+        # Only the state and the convergence flag: with the return-map Jacobian and its
+        # derivatives, which find_gait also computes, a differentiated program is 1.5x larger.
+        state, converged = _run_find(model, **options, state_only=True)
+        return jnp.where(converged, state, jnp.nan)
+
+    return start
