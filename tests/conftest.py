@@ -69,6 +69,7 @@ if _PROFILE:
 SPREAD = {"test_notebooks", "test_readme"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]

@@ -236,3 +236,16 @@ def test_compare_verdicts_distances_and_null_angle(linear_case):
     ridge = np.exp(np.concatenate([s, s + 0.01 * rng.normal(size=s.shape)], axis=-1))  # log m ~ log k
     assert null_axis_angle(ridge, [1, 1])[0] < 2.0
     assert null_axis_angle(ridge, [1, -1])[0] > 88.0
+
+
+def test_verdict_flags_an_estimator_above_the_bayes_limit():
+    """The posterior mean has the least error of any estimator: a learned estimator more than the
+    tolerance above the reference's R^2 means the reference failed, not that the data limit it."""
+    from jaxid.inference import AT_LIMIT, verdict
+
+    assert verdict(0.9, 0.5) == "above the Bayes limit: reference failed"
+    assert verdict(0.5 + 0.9 * AT_LIMIT, 0.5) == "limited by the data"
+    assert verdict(0.5 - 0.9 * AT_LIMIT, 0.5) == "limited by the data"
+    assert verdict(0.3, 0.5) == "limited by learning"
+    assert verdict(0.995, 0.2) == "recovered"
+    assert verdict(0.5, None) == "no limit"

@@ -9,7 +9,11 @@ records (:func:`jaxid.inference.bayes_risk`), both as :math:`R^2 = 1 - \mathrm{M
 - **recovered**: the learned :math:`R^2 \ge 0.99`;
 - **limited by the data**: within ``tol`` (default 0.05) of the Bayes limit's :math:`R^2`, i.e.
   at the limit: no estimator could do much better from these data;
-- **limited by learning**: further below it: the data hold more than the estimator extracted.
+- **limited by learning**: further below it: the data hold more than the estimator extracted;
+- **above the Bayes limit: reference failed**: more than ``tol`` above it. The posterior mean is
+  the least-error estimator, so no estimator beats it beyond Monte Carlo error: the reference
+  posteriors missed the mass that matters (e.g. chains in a wrong mode of a multimodal
+  likelihood) and the limit is not to be trusted.
 
 For a learned *posterior* (samples per record) two more numbers: the 1-Wasserstein distance
 between its marginal and the reference's, in units of the reference's sd (0 for the same
@@ -36,11 +40,14 @@ AT_LIMIT = 0.05
 
 
 def verdict(r2: float, limit_r2: float | None, *, tol: float = AT_LIMIT) -> str:
-    """Recovered, limited by the data (at the limit) or limited by learning (below it)."""
+    """Recovered, limited by the data (at the limit), limited by learning (below it), or, for an
+    estimator more than ``tol`` above the limit, a failed reference (see the module docstring)."""
     if r2 >= 0.99:
         return "recovered"
     if limit_r2 is None or not np.isfinite(limit_r2):
         return "no limit"
+    if r2 > limit_r2 + tol:
+        return "above the Bayes limit: reference failed"
     if r2 >= limit_r2 - tol:
         return "limited by the data"
     return "limited by learning"

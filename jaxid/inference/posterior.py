@@ -23,8 +23,9 @@ and a sum degeneracy (``p1 + p2``):
    move in unbounded :math:`z` and are reflected at a bound, exactly (the map has slope
    :math:`\pm 1`, so the density in :math:`z` is the posterior repeated by reflection). A scaling
    ridge is straight in log coordinates, a sum degeneracy in linear ones.
-2. **Preconditioning from the Fisher information.** Per record, the best of ``starts`` prior
-   draws starts a Levenberg-Marquardt fit (optimistix) of the whitened residuals; at its end the
+2. **Preconditioning from the Fisher information.** Per record, the ``fits`` best of ``starts``
+   prior draws each start a Levenberg-Marquardt fit (optimistix) of the whitened residuals (under
+   ``vmap``); at the best fit (highest posterior density) the
    Fisher information :math:`F = J^T J` (forward mode, :math:`J` the Jacobian of the whitened
    residuals in :math:`z`) plus the prior's precision :math:`D = \mathrm{diag}(1/\mathrm{var}_p(u))`
    gives the covariance :math:`C = (F + D)^{-1}`. The chains run in whitened coordinates
@@ -278,6 +279,7 @@ class _Settings:
     draws: int
     thin: int
     starts: int
+    fits: int
     target_accept: float
     max_doublings: int
     fit_steps: int
@@ -345,28 +347,38 @@ def _one_record(fns, prior, coordinates, settings, rkey, ys_r, sigmas_r):
     k_start, k_init, k_draw = jax.random.split(jax.random.wrap_key_data(rkey), 3)
     log_target = lambda z: _log_target(fns, coordinates, prior, ys_r, sigmas_r, z)  # noqa: E731
 
-    # 1. start: the best prior draw, then a least-squares fit of the whitened residuals
+    # 1. start: the best `fits` prior draws, each the start of a least-squares fit of the
+    # whitened residuals; the fit with the highest posterior density is kept (several fits find the
+    # global mode of a multimodal likelihood, e.g. a forcing frequency, that one fit can miss)
+    fits = min(settings.fits, starts)
     draws0 = prior.sample(k_start, starts)
     z0s = coordinates.to_u(draws0)
     vals = jax.vmap(log_target)(z0s)
-    z0 = z0s[jnp.argmax(vals)]
+    best = jnp.argsort(-jnp.where(jnp.isnan(vals), -jnp.inf, vals))[:fits]
+    z_starts, v_starts = z0s[best], vals[best]
 
     def residual(z, _):
         return _residuals(fns, coordinates, ys_r, sigmas_r, z)[0]
 
     if fit_steps > 0:
-        sol = optx.least_squares(
-            residual,
-            optx.LevenbergMarquardt(rtol=1e-8, atol=1e-8),
-            z0,
-            max_steps=fit_steps,
-            throw=False,
-        )
-        z_fit = jnp.where(
-            jnp.isfinite(log_target(sol.value)) & (log_target(sol.value) >= vals.max()), sol.value, z0
-        )
+
+        def fit(z0):
+            sol = optx.least_squares(
+                residual,
+                optx.LevenbergMarquardt(rtol=1e-8, atol=1e-8),
+                z0,
+                max_steps=fit_steps,
+                throw=False,
+            )
+            v = log_target(sol.value)
+            return sol.value, jnp.where(jnp.isfinite(v), v, -jnp.inf)
+
+        z_fits, v_fits = jax.vmap(fit)(z_starts)
+        z_cand = jnp.concatenate([z_fits, z_starts[:1]])
+        v_cand = jnp.concatenate([v_fits, jnp.where(jnp.isfinite(v_starts[:1]), v_starts[:1], -jnp.inf)])
+        z_fit = z_cand[jnp.argmax(v_cand)]
     else:
-        z_fit = z0
+        z_fit = z_starts[0]
     z_fit = coordinates.to_u(coordinates.theta(z_fit)[0])
 
     # 2. the preconditioner: (F + D)^-1 at the fit
@@ -422,6 +434,7 @@ def sample_posterior(
     draws: int = 1000,
     thin: int = 5,
     starts: int = 64,
+    fits: int = 4,
     coords: str | Sequence[str] = "auto",
     target_accept: float | None = None,
     max_doublings: int = 6,
@@ -449,7 +462,8 @@ def sample_posterior(
       1000 for the random walk, 500 for NUTS), kept draws per chain, and steps per kept draw
       (random walk only).
     - ``target_accept``: the acceptance rate adapted to (default 0.3 random walk, 0.8 NUTS).
-    - ``starts``: prior draws from which the best starts the least-squares fit.
+    - ``starts``: prior draws; the ``fits`` best of them (highest posterior density) each start
+      a least-squares fit, and the best fit centres the chains' preconditioner.
     - ``coords``: ``"auto"`` (log for log-uniform and log-normal priors), ``"log"`` (every
       parameter, positive supports), ``"linear"``, or the names to sample in log coordinates.
       A scaling symmetry is a straight ridge in log coordinates, a sum degeneracy in linear ones.
@@ -485,6 +499,7 @@ def sample_posterior(
         ("draws", draws, 10),
         ("thin", thin, 1),
         ("starts", starts, 1),
+        ("fits", fits, 1),
         ("max_doublings", max_doublings, 1),
         ("fit_steps", fit_steps, 0),
         ("chunk_size", chunk_size, 1),
@@ -542,6 +557,7 @@ def sample_posterior(
         draws=draws,
         thin=thin,
         starts=starts,
+        fits=fits,
         target_accept=float(target_accept),
         max_doublings=max_doublings,
         fit_steps=fit_steps,
@@ -585,6 +601,7 @@ def sample_posterior(
             warmup=warmup,
             draws=draws,
             starts=starts,
+            fits=fits,
             coords=coords if isinstance(coords, str) else list(coords),
             target_accept=target_accept,
             max_doublings=max_doublings,

@@ -12,7 +12,7 @@ One row per studied parameter and per identifiable combination:
 - ``bayes_r2``, ``bayes_rmse`` and ``network_r2_bayes``: the Bayes reference's and the
   network's on the records the reference was sampled for;
 - ``verdict``: :func:`jaxid.inference.verdict` (recovered, limited by the data, limited by
-  learning).
+  learning, or above the Bayes limit: the reference failed).
 """
 
 from __future__ import annotations
