@@ -5,9 +5,12 @@
   subprocesses the tests start (README blocks, notebooks, the command line): a function compiled
   by one of them is not compiled again by another. The directory is new for each run (set by the
   first process, inherited by the rest), so a run never reads executables from an earlier one.
-- Under pytest-xdist, the tests of one module run in one worker (their module-scoped fixtures,
-  mostly compiled simulations and trained networks, are built once), except the notebook and
-  README runs, which are independent subprocesses and are spread over the workers one by one.
+- Under pytest-xdist (``--dist loadgroup``) each module's tests are marked as one group, so that
+  its module-scoped fixtures (compiled simulations, trained networks) are built once, except the
+  notebook and README runs, independent subprocesses spread over the workers one by one. The
+  marks take effect where this hook runs before pytest-xdist's (``tryfirst``); in a fresh virtual
+  environment (``.ci/run``) they do not yet (the node ids lack the ``@group`` suffix and a
+  module's tests run on both workers): an open problem.
 - ``JAXID_TEST_PROFILE=path``: each test appends one JSON line to ``path`` with its wall time and
   the seconds JAX spent tracing, lowering and compiling in this process (module fixtures count
   with the first test that uses them; subprocesses are counted in wall time only). Summarise with
