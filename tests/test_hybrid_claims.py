@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from jaxid.cli import main
+from jaxid.experiments import hybrid as hybrid_study
 from jaxid.experiments import hybrid_claims as hc
 from jaxid.experiments import hybrid_claims_report as report_mod
 from jaxid.hybrid import HybridData, HybridSplit, get_system
@@ -132,7 +133,7 @@ def fake_claims(tmp_path_factory):
             "z_a": z_a,
         }
 
-    mp.setattr(hc, "make_hybrid_data", fake_data)
+    mp.setattr(hybrid_study, "make_hybrid_data", fake_data)  # read by the shared _data
     mp.setattr(hc, "zp_bound", lambda system, split: types.SimpleNamespace(mse=1e-4, rms=1e-2))
     mp.setattr(hc, "_train", fake_train)
     mp.setattr(hc, "evaluate", fake_evaluate)

@@ -165,6 +165,22 @@ class HybridStudyConfig:
         return tuple(sorted({n for n in self.task_counts if n < self.tasks} | {self.tasks}))
 
 
+def _data(config: HybridStudyConfig, s_index: int, name: str):
+    """The study's data for system ``name``, the ``s_index``-th of ``config.systems`` (its key
+    follows the seed and the position, so every study with the same seed sees the same data)."""
+    return make_hybrid_data(
+        name,
+        jax.random.PRNGKey(config.seed * 1000 + s_index),
+        tasks=config.tasks,
+        per_task=config.per_task,
+        val_tasks=config.val_tasks,
+        test_tasks=config.test_tasks,
+        ood_tasks=config.ood_tasks,
+        ood_width=config.ood_width,
+        progress=config.progress,
+    )
+
+
 def _scores(ev: dict) -> dict:
     return {k: ev[k] for k in SCORES}
 
@@ -218,17 +234,7 @@ def run_hybrid_study(config: HybridStudyConfig, out: str | Path) -> dict:
     keep: dict = {}  # arrays for the figures
     for s_index, name in enumerate(config.systems):
         t0 = time.perf_counter()
-        data = make_hybrid_data(
-            name,
-            jax.random.PRNGKey(config.seed * 1000 + s_index),
-            tasks=config.tasks,
-            per_task=config.per_task,
-            val_tasks=config.val_tasks,
-            test_tasks=config.test_tasks,
-            ood_tasks=config.ood_tasks,
-            ood_width=config.ood_width,
-            progress=config.progress,
-        )
+        data = _data(config, s_index, name)
         sys = data.system
         entry = {
             "data": dict(data.config, seconds=round(time.perf_counter() - t0, 2)),

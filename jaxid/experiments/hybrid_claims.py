@@ -40,13 +40,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-import jax
 import numpy as np
 
 from .. import __version__
 from .. import io as jio
-from ..hybrid import evaluate, get_system, make_hybrid_data, mcc, zp_bound
-from .hybrid import SCORES, HybridStudyConfig, _scores, _train
+from ..hybrid import evaluate, get_system, mcc, zp_bound
+from .hybrid import SCORES, HybridStudyConfig, _data, _scores, _train
 from .results import jsonable
 
 CONDITION_SOURCE = (
@@ -313,17 +312,7 @@ def run_hybrid_claims(config: HybridClaimsConfig, out) -> dict:
     }
     for s_index, name in enumerate(config.systems):
         t0 = time.perf_counter()
-        data = make_hybrid_data(
-            name,
-            jax.random.PRNGKey(config.seed * 1000 + s_index),
-            tasks=config.tasks,
-            per_task=config.per_task,
-            val_tasks=config.val_tasks,
-            test_tasks=config.test_tasks,
-            ood_tasks=config.ood_tasks,
-            ood_width=config.ood_width,
-            progress=config.progress,
-        )
+        data = _data(config, s_index, name)
         sys = data.system
         per = data.test.per_task
         truth = {
