@@ -354,7 +354,8 @@ def _one_record(fns, prior, coordinates, settings, rkey, ys_r, sigmas_r):
     draws0 = prior.sample(k_start, starts)
     z0s = coordinates.to_u(draws0)
     vals = jax.vmap(log_target)(z0s)
-    best = jnp.argsort(-jnp.where(jnp.isnan(vals), -jnp.inf, vals))[:fits]
+    vals = jnp.where(jnp.isfinite(vals), vals, -jnp.inf)
+    best = jnp.argsort(-vals)[:fits]
     z_starts, v_starts = z0s[best], vals[best]
 
     def residual(z, _):
@@ -375,7 +376,7 @@ def _one_record(fns, prior, coordinates, settings, rkey, ys_r, sigmas_r):
 
         z_fits, v_fits = jax.vmap(fit)(z_starts)
         z_cand = jnp.concatenate([z_fits, z_starts[:1]])
-        v_cand = jnp.concatenate([v_fits, jnp.where(jnp.isfinite(v_starts[:1]), v_starts[:1], -jnp.inf)])
+        v_cand = jnp.concatenate([v_fits, v_starts[:1]])
         z_fit = z_cand[jnp.argmax(v_cand)]
     else:
         z_fit = z_starts[0]
