@@ -8,9 +8,9 @@
 - Under pytest-xdist (``--dist loadgroup``) each module's tests are marked as one group, so that
   its module-scoped fixtures (compiled simulations, trained networks) are built once, except the
   notebook and README runs, independent subprocesses spread over the workers one by one. The
-  marks take effect where this hook runs before pytest-xdist's (``tryfirst``); in a fresh virtual
-  environment (``.ci/run``) they do not yet (the node ids lack the ``@group`` suffix and a
-  module's tests run on both workers): an open problem.
+  marks are added before pytest-xdist's own hook reads them (``tryfirst``), and they need pytest
+  < 9.2 (pyproject.toml says why); ``tests/test_conftest.py`` fails if a module's tests lose
+  their group.
 - ``JAXID_TEST_PROFILE=path``: each test appends one JSON line to ``path`` with its wall time and
   the seconds JAX spent tracing, lowering and compiling in this process (module fixtures count
   with the first test that uses them; subprocesses are counted in wall time only). Summarise with
