@@ -23,9 +23,14 @@ from ..simulate import simulate
 from ..typing import ParamBatch, ParamVector
 
 
-class Experiment:
+class Experiment(eqx.Module):
     r"""One experiment: observations ``y = fn(theta)`` with Gaussian noise of standard deviation
     ``noise``.
+
+    An equinox Module: the noise (and any arrays inside ``fn`` when ``fn`` is itself a Module) are
+    pytree leaves, so :func:`fisher_information` can be jitted, vmapped over designs (noise
+    levels, sampling times closed over by ``fn``) and differentiated (``jax.jacfwd``) with an
+    experiment as an argument.
 
     **Arguments:**
 
@@ -43,11 +48,28 @@ class Experiment:
     - ``param_names``: names of the ``p`` parameters (optional for a plain function; default
       ``p0, p1, ...``).
     - ``theta0``: a default parameter point (optional).
+    - ``channels``: names of the channels (the last axis of the observations; optional).
+    - ``describe_failure``: a function ``theta -> str`` that says why the observations are not
+      finite at ``theta`` (used in error messages; :meth:`from_model` provides one).
+    - ``check_function``: check, before first use, that ``fn`` traces and returns one float array
+      (default true; jaxid's own simulations skip it).
 
     **Noise model.** :math:`y_{obs} = y(\theta) + \epsilon`, :math:`\epsilon \sim N(0, \Sigma)` with
     :math:`\Sigma = \mathrm{diag}(\sigma^2)`, independent between observations and between
     experiments. A relative ``noise`` is fixed at the analysed point (it is not differentiated).
     """
+
+    fn: Callable[[ParamVector], Array]
+    noise: Array
+    relative: bool = eqx.field(static=True)
+    name: str = eqx.field(static=True)
+    param_names: tuple[str, ...] | None = eqx.field(static=True)
+    theta0: np.ndarray | Array | None
+    channels: tuple[str, ...] | None = eqx.field(static=True)
+    describe_failure: Callable[[np.ndarray], str] | None
+    check_function: bool = eqx.field(static=True)
+    view_of: Experiment | None
+    view_channels: tuple[int, ...] | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -60,31 +82,48 @@ class Experiment:
         theta0=None,
         channels: Sequence[str] | None = None,
         describe_failure: Callable[[np.ndarray], str] | None = None,
+        check_function: bool = True,
+        view_of: Experiment | None = None,
+        view_channels: Sequence[int] | None = None,
     ):
         if not callable(fn):
             raise TypeError(
                 f"Experiment: fn must be callable (theta -> observations), got {type(fn).__name__}"
             )
-        noise_arr = np.asarray(noise, dtype=float)
-        if noise_arr.size == 0 or not np.all(np.isfinite(noise_arr)) or not np.all(noise_arr > 0):
-            raise ValueError(
-                f"Experiment {name!r}: noise must be finite and > 0 (a standard deviation), got {noise!r}; "
-                "a zero noise level would give infinite information"
+        if isinstance(noise, jax.core.Tracer):  # a design traced by jit/vmap: checked at run time
+            noise_arr = eqx.error_if(
+                jnp.asarray(noise, float),
+                ~(jnp.isfinite(noise) & (noise > 0)),
+                f"Experiment {name!r}: noise must be finite and > 0 (a standard deviation)",
             )
+        else:
+            host = np.asarray(noise, dtype=float)
+            if host.size == 0 or not np.all(np.isfinite(host)) or not np.all(host > 0):
+                raise ValueError(
+                    f"Experiment {name!r}: noise must be finite and > 0 (a standard deviation), got "
+                    f"{noise!r}; a zero noise level would give infinite information"
+                )
+            noise_arr = jnp.asarray(host)
+        if (view_of is None) != (view_channels is None):
+            raise ValueError("Experiment: view_of and view_channels go together (use select())")
         self.fn = fn
         self.noise = noise_arr
         self.relative = bool(relative)
         self.name = str(name)
         self.param_names = None if param_names is None else tuple(str(n) for n in param_names)
-        self.theta0 = None if theta0 is None else np.asarray(theta0, dtype=float)
+        if theta0 is not None and not isinstance(theta0, jax.core.Tracer):
+            theta0 = np.asarray(theta0, dtype=float)  # a host default (NumPy), as the reports read it
+        self.theta0 = theta0
         self.channels = None if channels is None else tuple(channels)
         self.describe_failure = describe_failure
-        self._view_of = None  # (parent, channel positions) for a view made by select()
-        self.user_function = True  # checked (traceable, one float array, indexing) before first use
+        self.check_function = bool(check_function)
+        self.view_of = view_of
+        self.view_channels = None if view_channels is None else tuple(int(i) for i in view_channels)
 
     def __repr__(self):
         kind = "relative" if self.relative else "absolute"
-        return f"Experiment({self.name!r}, noise={self.noise.tolist()} ({kind}), params={self.param_names})"
+        noise = np.asarray(self.noise).tolist()
+        return f"Experiment({self.name!r}, noise={noise} ({kind}), params={self.param_names})"
 
     # ------------------------------------------------------------------ construction from a model
     @classmethod
@@ -174,18 +213,17 @@ class Experiment:
             bad = sorted({names[int(s)] for s in np.ravel(status) if int(s) != 0})
             return f"{type(model).__name__} simulation failed: {', '.join(bad) or 'non-finite observations'}"
 
-        experiment = cls(
+        return cls(
             fn,
             noise,
             relative=relative,
             name=name or f"{type(model).__name__}({', '.join(channels)})",
             param_names=params,
-            theta0=np.asarray(base[p_idx]),
+            theta0=base[p_idx],
             channels=channels,
             describe_failure=describe_failure,
+            check_function=False,
         )
-        experiment.user_function = False
-        return experiment
 
     # ------------------------------------------------------------------ views
     def select(
@@ -230,14 +268,8 @@ class Experiment:
             noise = self.noise
             if noise.ndim == 1 and noise.shape[0] > 1:
                 noise = noise[np.array(idx)]
-        idx_arr = jnp.asarray(idx)
-        parent_fn = self.fn
-
-        def fn(theta):
-            return jnp.asarray(parent_fn(theta))[..., idx_arr]
-
-        view = Experiment(
-            fn,
+        return Experiment(
+            _Channels(self.fn, tuple(idx)),
             noise,
             relative=self.relative if relative is None else relative,
             name=name or f"{self.name}[{', '.join(map(str, names or idx))}]",
@@ -245,26 +277,59 @@ class Experiment:
             theta0=self.theta0,
             channels=names,
             describe_failure=self.describe_failure,
+            check_function=self.check_function,
+            view_of=self,
+            view_channels=idx,
         )
-        view._view_of = (self, np.asarray(idx))
-        view.user_function = self.user_function
-        return view
 
     # ------------------------------------------------------------------ evaluation
     def value_and_jacobian(self, theta: ParamBatch):
         """``(y, dy/dtheta)`` by forward-mode AD, jitted (compiled once per experiment and shape),
         batched over leading axes of ``theta``. ``dy/dtheta`` has shape ``y.shape + (p,)``. A view
         (:meth:`select`) evaluates its parent and keeps its channels."""
-        if self._view_of is not None:
-            parent, idx = self._view_of
-            y, jac = parent.value_and_jacobian(theta)
+        if self.view_of is not None:
+            idx = np.asarray(self.view_channels)
+            y, jac = self.view_of.value_and_jacobian(theta)
             return y[..., idx], jac[..., idx, :]
         return value_and_jacobian(self.fn, jnp.asarray(theta))
 
+    def __call__(self, theta: ParamVector) -> Array:
+        """The noise-free observations ``fn(theta)``."""
+        return self.fn(theta)
+
+    def noise_sd(self, y: Array) -> Array:
+        r"""The noise standard deviation for the noise-free observations ``y`` (one record set),
+        broadcast to ``y.shape``; traceable (jit, vmap, forward- and reverse-mode AD in ``noise``).
+
+        Absolute noise: :math:`\sigma = \text{noise}`. Relative noise: :math:`\sigma_c =
+        \text{noise}_c\,\mathrm{sd}(y_{\cdot c})`, the standard deviation of each channel over
+        every axis but the last, held fixed (``stop_gradient``) at the analysed point.
+        """
+        y = jnp.asarray(y)
+        scale = 1.0
+        if self.relative:
+            yy = y.reshape(-1, 1) if y.ndim < 2 else y.reshape(-1, y.shape[-1])
+            sd = jax.lax.stop_gradient(yy.std(axis=0))
+            sd = eqx.error_if(
+                sd,
+                ~(sd > 0),
+                f"Experiment {self.name!r}: relative noise needs channels that vary; give an "
+                "absolute noise instead",
+            )
+            scale = sd if y.ndim >= 2 else sd[0]
+        try:
+            return jnp.broadcast_to(self.noise * scale, y.shape).astype(y.dtype)
+        except ValueError:
+            raise ValueError(
+                f"Experiment {self.name!r}: noise of shape {self.noise.shape} does not broadcast to the "
+                f"observations of shape {y.shape}; give a scalar, one value per channel or one per "
+                "observation"
+            ) from None
+
     def sigma(self, y: np.ndarray) -> np.ndarray:
-        """The noise standard deviation for the noise-free observations ``y`` (one record set),
-        broadcast to ``y.shape``."""
-        y = np.asarray(y)
+        """:meth:`noise_sd` on the host: a NumPy array, and a relative noise on a constant channel
+        refused with a ``ValueError`` naming the channel."""
+        y = np.asarray(y, dtype=float)
         if self.relative:
             yy = y.reshape(-1, 1) if y.ndim < 2 else y.reshape(-1, y.shape[-1])
             sd = yy.std(axis=0)
@@ -273,18 +338,17 @@ class Experiment:
                     f"Experiment {self.name!r}: relative noise needs channels that vary, but channel(s) "
                     f"{np.flatnonzero(~(sd > 0)).tolist()} are constant; give an absolute noise instead"
                 )
-            sd = sd if y.ndim >= 2 else sd[0]
-            scale = sd
-        else:
-            scale = 1.0
-        try:
-            return np.broadcast_to(self.noise * scale, y.shape).astype(float)
-        except ValueError:
-            raise ValueError(
-                f"Experiment {self.name!r}: noise of shape {self.noise.shape} does not broadcast to the "
-                f"observations of shape {y.shape}; give a scalar, one value per channel or one per "
-                "observation"
-            ) from None
+        return np.asarray(self.noise_sd(y), dtype=float)
+
+
+class _Channels(eqx.Module):
+    """``fn`` observed on some of its channels (the last axis): the function of a view."""
+
+    fn: Callable
+    idx: tuple[int, ...] = eqx.field(static=True)
+
+    def __call__(self, theta):
+        return jnp.asarray(self.fn(theta))[..., np.asarray(self.idx)]
 
 
 def _value_and_jacfwd(fn):

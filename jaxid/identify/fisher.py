@@ -20,10 +20,11 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array
+from jaxtyping import Array, Float
 
 from ..errors import NonFiniteError, check_user_function
 from ..typing import ParamBatch, ParamVector
@@ -100,7 +101,7 @@ def whitened_jacobians(
     finite = np.ones(batch, dtype=bool)
     must = np.broadcast_to(np.asarray(require_finite, dtype=bool), batch)
     for e in experiments:
-        if e.user_function:
+        if e.check_function:
             check_user_function(e.fn, theta, where, name=f"the function of experiment {e.name!r}")
         y, jac = jax.device_get(e.value_and_jacobian(theta))
         y, jac = np.asarray(y, dtype=float), np.asarray(jac, dtype=float)
@@ -146,21 +147,61 @@ def fisher_information(
     theta: ParamBatch,
     *,
     log: bool = False,
-) -> np.ndarray:
+) -> Float[Array, "*batch p p"]:
     r"""The Fisher information :math:`F = \sum_e J_e^T \Sigma_e^{-1} J_e` at ``theta``.
 
     ``theta`` of shape ``(p,)`` gives ``(p, p)``; ``(B, p)`` gives ``(B, p, p)`` (one forward-mode
     pass per experiment, vectorised over the batch). ``log=True`` gives the information on
-    :math:`\log\theta`, :math:`F_{\log} = D F D`.
+    :math:`\log\theta`, :math:`F_{\log} = D F D`, :math:`D = \mathrm{diag}(\theta)`.
+
+    Pure JAX: it can be jitted (``eqx.filter_jit``, the experiments being Modules), vmapped over
+    parameter points or designs (an experiment's ``noise``, or sampling times that its function
+    closes over) and differentiated in forward mode (``jax.jacfwd``, in ``theta`` or a design).
+    Called on concrete values it first checks them on the host: ``theta``'s shape and finiteness,
+    and non-finite observations or sensitivities raise :class:`jaxid.NonFiniteError` naming the
+    parameter point and, for a jaxid model, the simulation's failure. Under a transformation the
+    non-finite check is an ``equinox.error_if`` on the result.
     """
     where = "fisher_information"
     experiments = as_experiments(experiments, where)
-    theta = _check_theta(theta, _num_params(experiments), where, log=log)
-    w, _, _ = whitened_jacobians(experiments, theta, where=where)
-    check_unused_parameters(experiments, w, where)
+    traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((theta, experiments)))
+    if not traced:
+        theta = _check_theta(theta, _num_params(experiments), where, log=log)
+        try:
+            w, _, _ = whitened_jacobians(experiments, theta, where=where)
+        except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+            traced = True  # a function closing over a traced design (e.g. sampling times)
+        else:
+            check_unused_parameters(experiments, w, where)
+            if log:
+                w = w * theta[..., None, :]
+            return jnp.asarray(np.swapaxes(w, -1, -2) @ w)
+    return _fisher(experiments, jnp.asarray(theta), log=log, where=where)
+
+
+def _fisher(experiments, theta, *, log, where):
+    """:func:`fisher_information` in JAX operations only (its traced path)."""
+    batch, p = theta.shape[:-1], theta.shape[-1]
+    total = jnp.zeros((*batch, p, p), theta.dtype)
+    finite = jnp.asarray(True)
+    for e in experiments:
+        y, jac = e.value_and_jacobian(theta)
+        finite = finite & jnp.all(jnp.isfinite(y)) & jnp.all(jnp.isfinite(jac))
+        if batch:
+            flat = y.reshape(-1, *y.shape[len(batch) :])
+            sig = jax.vmap(e.noise_sd)(flat).reshape(y.shape)
+        else:
+            sig = e.noise_sd(y)
+        w = (jac / sig[..., None]).reshape(*batch, -1, p)
+        total = total + jnp.swapaxes(w, -1, -2) @ w
     if log:
-        w = w * theta[..., None, :]
-    return np.swapaxes(w, -1, -2) @ w
+        total = total * theta[..., :, None] * theta[..., None, :]
+    return eqx.error_if(
+        total,
+        ~(finite & jnp.all(jnp.isfinite(total))),
+        f"{where}: non-finite Fisher information (an experiment gave non-finite observations or "
+        "sensitivities; call it outside jit to have the failing point named)",
+    )
 
 
 def check_unused_parameters(experiments, w, where: str) -> None:

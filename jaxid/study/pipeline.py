@@ -118,9 +118,7 @@ def observer_experiment(observer, noise, **kwargs) -> Experiment:
     traces and returns one float array before first use (one more trace of the model for every
     experiment, and the identifiability map builds one per prior draw) is skipped; a user's
     function ``theta -> y`` keeps it."""
-    exp = Experiment(observer, noise, **kwargs)
-    exp.user_function = not isinstance(observer, _Observe)
-    return exp
+    return Experiment(observer, noise, check_function=not isinstance(observer, _Observe), **kwargs)
 
 
 def make_observer(
