@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,27 @@ def test_readme_bayes_limit_section_runs(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "BAYES-OK" in proc.stdout
+
+
+def test_readme_design_gradient_block_runs(tmp_path):
+    """The Fisher-information design block: its values against the closed form of the decay."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    code = textwrap.dedent(next(b for b in blocks if "jax.jacfwd(log_det)" in b))
+    code += textwrap.dedent(
+        """
+        import numpy as np
+
+        def closed(ts, a=1.5, b=0.7, s=0.1):
+            j = np.stack([np.exp(-b * ts), -a * ts * np.exp(-b * ts)], -1)
+            return np.linalg.slogdet(j.T @ j / s**2)[1]
+
+        t = np.linspace(0.0, 3.0, 7)
+        assert np.allclose(both, [closed(t), closed(2 * t)], rtol=1e-10)
+        fd = [(closed(t + 1e-6 * d) - closed(t - 1e-6 * d)) / 2e-6 for d in np.eye(7)]
+        assert np.allclose(slope, fd, rtol=1e-5, atol=1e-7)
+        print("DESIGN-OK")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "DESIGN-OK" in proc.stdout
