@@ -18,6 +18,20 @@ slowest record. The event time is differentiable by the implicit function theore
 (``d tau = -dh / h'``; the Newton iterations themselves carry no derivative), so ``jax.jacfwd``
 (and, with ``adjoint=diffrax.RecursiveCheckpointAdjoint()``, ``jax.grad``) differentiate through
 the switches.
+
+**Status codes.** How a record ended is an enumeration with a message per code, as diffrax's
+``RESULTS``: :class:`jaxid.models.base.Status` (an ``equinox.internal.Enumeration``) holds the codes
+every model shares (``ok``, ``iteration_limit``, ``phase_timeout``, ``nonfinite_state``), and a
+model with failures of its own subclasses it (:class:`jaxid.walker.model.WalkerStatus` adds
+``fall``, ``stall``, ``flight``, ``front_leg_liftoff``); the subclass keeps the base codes' values
+and numbers its own after them, and the model names it in ``status_enum``. The arrays keep the
+plain int codes (:func:`jaxid.models.base.status_code` of an item): an int ``status`` field
+batches under ``vmap``, is stored as is in data sets, and lets a model's ``event_actions`` name
+its failure codes as ints. The enumeration gives the words: ``model.status_message(code)`` (one
+record's message), ``model.status_item(status)`` (the codes as items of ``status_enum``, to compare
+with its members or to ``error_if``), and ``throw=True`` raises the failed record's message. The
+short names of ``model.status_names`` (``"fall"``) stay the keys of :func:`status_counts` and of
+the data sets' rejection counts.
 """
 
 from __future__ import annotations
@@ -39,6 +53,7 @@ from ..models.base import (
     STATUS_TIMEOUT,
     SWITCH,
     AbstractHybridModel,
+    status_messages,
 )
 
 _RUNNING = -1
@@ -79,6 +94,25 @@ def status_counts(model: AbstractHybridModel, status) -> dict[str, int]:
     status = np.asarray(status).ravel()
     codes, counts = np.unique(status, return_counts=True)
     return {model.status_names[int(c)]: int(n) for c, n in zip(codes, counts, strict=True)}
+
+
+def _messages(model: AbstractHybridModel) -> tuple[str, ...]:
+    """The message of each of ``model``'s status codes, checked against its tables."""
+    messages = status_messages(model.status_enum)
+    name = type(model).__name__
+    if len(model.status_names) != len(messages):
+        raise ValueError(
+            f"simulate: {name}.status_names has {len(model.status_names)} names but "
+            f"{name}.status_enum ({model.status_enum.__name__}) has {len(messages)} codes; give "
+            "one name per code"
+        )
+    bad = [a for a in model.event_actions if not (a == SWITCH or 0 <= a < len(messages))]
+    if bad:
+        raise ValueError(
+            f"simulate: {name}.event_actions has {bad}, which are neither SWITCH nor a code of "
+            f"{model.status_enum.__name__} (0 to {len(messages) - 1})"
+        )
+    return messages
 
 
 def _rk_step(tableau, f, t0, t1, y0):
@@ -273,6 +307,7 @@ def simulate_hybrid(
     ``root_iterations`` (safeguarded Newton iterations per event), ``throw``.
     """
     where = "simulate"
+    messages = _messages(model)
     solver = dfx.Dopri8() if solver is None else solver
     if not isinstance(solver, dfx.AbstractERK):
         raise TypeError(
@@ -350,12 +385,10 @@ def simulate_hybrid(
     success = final["status"] == STATUS_OK
     obs = jax.vmap(model.observe)(ts, ys)
     if throw:
-        obs = eqx.error_if(
-            obs,
-            ~success,
-            f"{where}: the hybrid simulation failed; read .status (names in model.status_names) "
-            "or call with throw=False to inspect",
-        )
+        # The message of the record's status (of the largest code in a vmapped batch).
+        suffix = " (read .status, or call with throw=False to inspect)"
+        messages = [f"{where}: the hybrid simulation failed: {m}{suffix}" for m in messages]
+        obs = eqx.branched_error_if(obs, ~success, final["status"], messages)
     return HybridSimulation(
         ts=ts,
         ys=ys,
