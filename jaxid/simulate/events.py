@@ -147,7 +147,18 @@ rk_step = _rk_step
 
 
 def _locate(model, interp, y_discrete, t0, t1, onehot, frac, iterations):
-    """Root of the selected event function on the dense output, bracketed by (t0, t1]."""
+    """Root of the selected event function on the dense output, bracketed by (t0, t1].
+
+    A safeguarded Newton iteration (a Newton step that leaves the shrinking bracket is replaced
+    by bisection) of ``iterations`` steps, then one implicit-function step for the derivative.
+    ``optimistix.root_find`` with ``optx.Newton(rtol=0, atol=0)``, ``lower``/``upper`` options,
+    ``max_steps=iterations`` and ``throw=False`` was measured in its place and not kept: on the
+    walker's 15 s ``simulate`` it made the lowered program 6.6 % larger (2927 against 2746
+    StableHLO operations; 2953 with ``lineax.Diagonal`` and ``cauchy_termination=False``) and
+    its trace and compile about 15 % slower, and ``jax.jacfwd`` of a 3 s record 12 to 50 % slower
+    (a shared machine, two alternating runs each). Its bounds only clip the iterate to the
+    initial bracket, whereas this loop shrinks the bracket and bisects.
+    """
 
     def h(tau, interp, model, y_discrete):
         y = jnp.concatenate([interp.evaluate(tau), y_discrete])
