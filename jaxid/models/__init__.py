@@ -1,7 +1,7 @@
 """jaxid models: equinox Modules holding their parameters as array fields."""
 
 from .advection_diffusion import AdvectionDiffusion
-from .base import AbstractHybridModel, AbstractModel
+from .base import AbstractHybridModel, AbstractModel, Status, status_code
 from .pendulum import DoublePendulum, ForcedDampedPendulum, Pendulum
 
 __all__ = [
@@ -11,7 +11,9 @@ __all__ = [
     "DoublePendulum",
     "ForcedDampedPendulum",
     "Pendulum",
+    "Status",
     "Walker",
+    "status_code",
 ]
 
 

@@ -23,6 +23,7 @@ import abc
 from typing import ClassVar
 
 import equinox as eqx
+import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -228,13 +229,50 @@ class AbstractModel(eqx.Module):
 
 SWITCH = -1
 """Event action: apply the model's switch and continue."""
-STATUS_OK = 0
-"""Record finished (or stopped by a ``STOP`` event) without failure."""
-STATUS_ITERATION_LIMIT = 1
-STATUS_TIMEOUT = 2
-STATUS_NONFINITE = 3
+
+
+class Status(eqxi.Enumeration):
+    """The outcome of an event-switching simulation: an enumeration with a message per code, as
+    diffrax's ``RESULTS``. A model with failures of its own subclasses it (the base codes keep
+    their values, the subclass's follow them) and names the subclass in
+    :attr:`AbstractHybridModel.status_enum`; see :mod:`jaxid.simulate.events` for the design.
+    """
+
+    ok = "The record reached the last save time, or ended at a stopping event."
+    iteration_limit = (
+        "The record ran out of iterations (max_steps) before the last save time; pass a larger "
+        "max_steps or a larger dt0."
+    )
+    phase_timeout = "A phase (the time between two switches) lasted longer than the model's max_phase_time."
+    nonfinite_state = "The state became NaN or infinite."
+
+
+def status_code(item: Status) -> int:
+    """The integer code of a :class:`Status` item (of any model's subclass): the value stored in
+    :attr:`jaxid.simulate.events.HybridSimulation.status` and in data sets."""
+    enum = getattr(item, "_enumeration", None)
+    if not (isinstance(enum, type) and issubclass(enum, Status)):
+        raise TypeError(f"status_code: expected an item of a Status enumeration, got {item!r}")
+    return int(np.asarray(item._value))
+
+
+def status_messages(status_enum: type[Status]) -> tuple[str, ...]:
+    """The message of each code of a :class:`Status` enumeration, indexed by code."""
+    return tuple(status_enum._index_to_message)
+
+
+STATUS_OK = status_code(Status.ok)
+"""Record finished (or stopped by a ``STOP`` event) without failure (the int code of
+:attr:`Status.ok`)."""
+STATUS_ITERATION_LIMIT = status_code(Status.iteration_limit)
+"""The int code of :attr:`Status.iteration_limit`."""
+STATUS_TIMEOUT = status_code(Status.phase_timeout)
+"""The int code of :attr:`Status.phase_timeout`."""
+STATUS_NONFINITE = status_code(Status.nonfinite_state)
+"""The int code of :attr:`Status.nonfinite_state`."""
 BASE_STATUS_NAMES = ("ok", "iteration limit", "phase time-out", "non-finite state")
-"""Status codes shared by every hybrid model; model-specific failure codes follow these."""
+"""Short names of the status codes shared by every hybrid model (the codes of :class:`Status`);
+model-specific failure codes follow these."""
 
 
 class AbstractHybridModel(AbstractModel):
@@ -248,13 +286,35 @@ class AbstractHybridModel(AbstractModel):
     finding on the solver's dense output and then steps exactly to it.
 
     :attr:`event_actions` says what each event does: ``SWITCH`` (apply :meth:`apply_event` and go
-    on), ``STATUS_OK`` (end the record successfully) or a failure code (an index into
-    :attr:`status_names`, which starts with :data:`BASE_STATUS_NAMES`).
+    on), ``STATUS_OK`` (end the record successfully) or a failure code: the int code
+    (:func:`status_code`) of an item of :attr:`status_enum`, a subclass of :class:`Status` that
+    adds the model's own failures with their messages. :attr:`status_names` gives each code a
+    short name (it starts with :data:`BASE_STATUS_NAMES`), as used in reports and data sets.
     """
 
     event_names: ClassVar[tuple[str, ...]]
     event_actions: ClassVar[tuple[int, ...]]
     status_names: ClassVar[tuple[str, ...]]
+    status_enum: ClassVar[type[Status]] = Status
+
+    @classmethod
+    def status_message(cls, code) -> str:
+        """The message of the concrete int status ``code`` (e.g. ``sim.status`` of one record)."""
+        messages = status_messages(cls.status_enum)
+        code = int(np.asarray(code))
+        if not 0 <= code < len(messages):
+            raise ValueError(
+                f"{cls.__name__}.status_message: {code} is not a status code of "
+                f"{cls.status_enum.__name__} (0 to {len(messages) - 1})"
+            )
+        return messages[code]
+
+    @classmethod
+    def status_item(cls, code) -> Status:
+        """The int status ``code`` (an array, traced or not) as an item of :attr:`status_enum`, to
+        compare with its members (``model.status_item(sim.status) == Walker.status_enum.fall``)
+        or to raise its message (``.error_if``). Codes outside the enumeration are not checked."""
+        return eqx.tree_at(lambda item: item._value, cls.status_enum.ok, jnp.asarray(code, jnp.int32))
 
     @abc.abstractmethod
     def event_functions(self, t, y) -> tuple[Float[Array, " event"], Array]:

@@ -8,7 +8,7 @@
 
 from .data import GaitDataset, add_noise, generate_gait_dataset, load_dataset, periodic_records
 from .gait import Gait, find_gait, gait_initial_state, return_map
-from .model import Walker
+from .model import Walker, WalkerStatus
 from .store import StoredDataset, generate_into_store, open_gait_store
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "GaitDataset",
     "StoredDataset",
     "Walker",
+    "WalkerStatus",
     "add_noise",
     "find_gait",
     "gait_initial_state",

@@ -48,7 +48,16 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ..errors import check_real_number
-from ..models.base import BASE_STATUS_NAMES, STATUS_OK, SWITCH, AbstractHybridModel, as_param, param_field
+from ..models.base import (
+    BASE_STATUS_NAMES,
+    STATUS_OK,
+    SWITCH,
+    AbstractHybridModel,
+    Status,
+    as_param,
+    param_field,
+    status_code,
+)
 
 Scalar = Float[Array, "*batch"]
 
@@ -68,8 +77,24 @@ CHANNELS = (
 )
 """Observation channels a :class:`Walker` can report (``channels=``)."""
 
-FALL, STALL, FLIGHT, FRONT_LIFTOFF = range(len(BASE_STATUS_NAMES), len(BASE_STATUS_NAMES) + 4)
+
+class WalkerStatus(Status):
+    """The walker's status codes: :class:`jaxid.models.base.Status` and its own failures."""
+
+    fall = "fall: the centre of mass dropped below fall_height * l0."
+    stall = "stall: the forward speed vx reached 0 (too slow to vault over the stance leg)."
+    flight = "flight: the stance leg reached l0 in single support (the walker would leave the ground)."
+    front_leg_liftoff = "front-leg lift-off: the front leg reached l0 in double support."
+
+
+FALL, STALL, FLIGHT, FRONT_LIFTOFF = (
+    status_code(WalkerStatus.fall),
+    status_code(WalkerStatus.stall),
+    status_code(WalkerStatus.flight),
+    status_code(WalkerStatus.front_leg_liftoff),
+)
 STATUS_NAMES = (*BASE_STATUS_NAMES, "fall", "stall", "flight", "front-leg lift-off")
+"""Short names of the walker's status codes, indexed by code (as in reports and data sets)."""
 TOUCH_DOWN, TAKE_OFF = 0, 1
 
 _X, _Y, _VX, _VY, _FR, _FF, _DS = range(7)
@@ -125,6 +150,7 @@ class Walker(AbstractHybridModel):
     )
     event_actions: ClassVar = (SWITCH, SWITCH, FLIGHT, FRONT_LIFTOFF, FALL, STALL, STATUS_OK)
     status_names: ClassVar = STATUS_NAMES
+    status_enum: ClassVar = WalkerStatus
 
     def __check_init__(self):
         if isinstance(self.channels, str) or not self.channels:
