@@ -6,17 +6,26 @@ from .errors import NonFiniteError
 from .models import (
     AbstractHybridModel,
     AbstractModel,
+    AbstractSwitchingModel,
     AdvectionDiffusion,
     DoublePendulum,
     ForcedDampedPendulum,
     Pendulum,
 )
-from .simulate import HybridSimulation, Simulation, simulate, simulate_batch, status_counts
+from .simulate import (
+    HybridSimulation,
+    Simulation,
+    SwitchingSimulation,
+    simulate,
+    simulate_batch,
+    status_counts,
+)
 from .walker import Gait, GaitDataset, Walker, find_gait, generate_gait_dataset, load_dataset
 
 __all__ = [
     "AbstractHybridModel",
     "AbstractModel",
+    "AbstractSwitchingModel",
     "AdvectionDiffusion",
     "DoublePendulum",
     "ForcedDampedPendulum",
@@ -26,6 +35,7 @@ __all__ = [
     "NonFiniteError",
     "Pendulum",
     "Simulation",
+    "SwitchingSimulation",
     "Walker",
     "__version__",
     "find_gait",

@@ -19,7 +19,7 @@ from jaxid.models.base import (
     STATUS_OK,
     STATUS_TIMEOUT,
     SWITCH,
-    AbstractHybridModel,
+    AbstractSwitchingModel,
     Status,
     param_field,
     status_code,
@@ -88,7 +88,7 @@ class BallStatus(Status):
     ceiling = "ceiling: the ball rose above the ceiling."
 
 
-class Ball(AbstractHybridModel):
+class Ball(AbstractSwitchingModel):
     """A ball under gravity ``g`` bouncing on the floor ``x = 0`` with restitution ``e``: state
     ``(x, v, bounces)``, the bounce count a discrete component. Touching the ceiling ``x = H`` is a
     failure of the model's own (:class:`BallStatus`); ``stop_at_floor`` makes the first floor

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ..models.base import AbstractHybridModel, AbstractModel, as_param
+from ..models.base import AbstractModel, AbstractSwitchingModel, as_param
 from ..simulate import simulate
 from ..typing import ParamBatch, ParamVector
 
@@ -156,7 +156,7 @@ class Experiment(eqx.Module):
           float64, are fine for gap-based ranks).
 
         A failed simulation makes the observations NaN, which the analysis reports as an error
-        naming the failure (for hybrid models, the status, e.g. ``fall``).
+        naming the failure (for switching models, the status, e.g. ``fall``).
         """
         where = "Experiment.from_model"
         if not isinstance(model, AbstractModel):
@@ -186,8 +186,8 @@ class Experiment(eqx.Module):
                 f"got {y0.shape}"
             )
         ts = as_param(ts)
-        hybrid = isinstance(model, AbstractHybridModel)
-        if not hybrid:
+        switching = isinstance(model, AbstractSwitchingModel)
+        if not switching:
             simulate_kwargs.setdefault("adjoint", dfx.ForwardMode())
         base = model.params
 
@@ -199,7 +199,7 @@ class Experiment(eqx.Module):
             sims = jax.vmap(run_one)(start) if len(y0.shape) == 2 else run_one(start)
             obs = sims.obs[..., ch_idx]
             obs = jnp.where(sims.success[..., None, None], obs, jnp.nan)
-            status = sims.status if hybrid else jnp.where(sims.success, 0, -1)
+            status = sims.status if switching else jnp.where(sims.success, 0, -1)
             return obs, status
 
         def fn(theta):
@@ -209,7 +209,7 @@ class Experiment(eqx.Module):
 
         def describe_failure(theta):
             _, status = jax.device_get(run_jit(jnp.asarray(theta)))
-            names = model.status_names if hybrid else {-1: "solver failure or non-finite state"}
+            names = model.status_names if switching else {-1: "solver failure or non-finite state"}
             bad = sorted({names[int(s)] for s in np.ravel(status) if int(s) != 0})
             return f"{type(model).__name__} simulation failed: {', '.join(bad) or 'non-finite observations'}"
 

@@ -1,12 +1,13 @@
 """jaxid models: equinox Modules holding their parameters as array fields."""
 
 from .advection_diffusion import AdvectionDiffusion
-from .base import AbstractHybridModel, AbstractModel, Status, status_code
+from .base import AbstractHybridModel, AbstractModel, AbstractSwitchingModel, Status, status_code
 from .pendulum import DoublePendulum, ForcedDampedPendulum, Pendulum
 
 __all__ = [
     "AbstractHybridModel",
     "AbstractModel",
+    "AbstractSwitchingModel",
     "AdvectionDiffusion",
     "DoublePendulum",
     "ForcedDampedPendulum",

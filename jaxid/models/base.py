@@ -235,7 +235,7 @@ class Status(eqxi.Enumeration):
     """The outcome of an event-switching simulation: an enumeration with a message per code, as
     diffrax's ``RESULTS``. A model with failures of its own subclasses it (the base codes keep
     their values, the subclass's follow them) and names the subclass in
-    :attr:`AbstractHybridModel.status_enum`; see :mod:`jaxid.simulate.events` for the design.
+    :attr:`AbstractSwitchingModel.status_enum`; see :mod:`jaxid.simulate.events` for the design.
     """
 
     ok = "The record reached the last save time, or ended at a stopping event."
@@ -249,7 +249,7 @@ class Status(eqxi.Enumeration):
 
 def status_code(item: Status) -> int:
     """The integer code of a :class:`Status` item (of any model's subclass): the value stored in
-    :attr:`jaxid.simulate.events.HybridSimulation.status` and in data sets."""
+    :attr:`jaxid.simulate.events.SwitchingSimulation.status` and in data sets."""
     enum = getattr(item, "_enumeration", None)
     if not (isinstance(enum, type) and issubclass(enum, Status)):
         raise TypeError(f"status_code: expected an item of a Status enumeration, got {item!r}")
@@ -271,11 +271,11 @@ STATUS_TIMEOUT = status_code(Status.phase_timeout)
 STATUS_NONFINITE = status_code(Status.nonfinite_state)
 """The int code of :attr:`Status.nonfinite_state`."""
 BASE_STATUS_NAMES = ("ok", "iteration limit", "phase time-out", "non-finite state")
-"""Short names of the status codes shared by every hybrid model (the codes of :class:`Status`);
+"""Short names of the status codes shared by every switching model (the codes of :class:`Status`);
 model-specific failure codes follow these."""
 
 
-class AbstractHybridModel(AbstractModel):
+class AbstractSwitchingModel(AbstractModel):
     r"""A model whose vector field switches at state-dependent events.
 
     The discrete part of the state (for the walker: foot positions and the contact mode) is kept in
@@ -339,3 +339,8 @@ class AbstractHybridModel(AbstractModel):
     def default_dt(self) -> float:
         """The default internal step of the event-aware integrator."""
         raise NotImplementedError
+
+
+AbstractHybridModel = AbstractSwitchingModel
+"""The former name of :class:`AbstractSwitchingModel` (kept so that existing code runs; "hybrid"
+now names only the physics+neural models of :mod:`jaxid.hybrid`)."""

@@ -1,9 +1,9 @@
 """Simulation of jaxid models: :func:`simulate` (one record) and :func:`simulate_batch` (many).
 
 - :mod:`jaxid.simulate.smooth`: :func:`simulate`, :func:`simulate_batch` and the smooth engine
-  (diffrax's adaptive solvers); a hybrid model is handed to the event engine.
-- :mod:`jaxid.simulate.events`: the event-switching engine for hybrid models
-  (:func:`simulate_hybrid`, :func:`integrate_knots`, :func:`status_counts`).
+  (diffrax's adaptive solvers); a switching model is handed to the event engine.
+- :mod:`jaxid.simulate.events`: the event-switching engine for switching models
+  (:func:`simulate_switching`, :func:`integrate_knots`, :func:`status_counts`).
 - :mod:`jaxid.simulate.chunking`: the padded, sharded chunk loop (:func:`map_chunked`) behind
   :func:`simulate_batch` and the batched evaluations of the higher layers.
 
@@ -13,7 +13,16 @@ import ...`` and ``from jaxid.simulate.events import ...`` read this package.
 """
 
 from .chunking import batch_sharding, chunk_length, map_chunked
-from .events import HybridSimulation, Knots, integrate_knots, simulate_hybrid, states_at, status_counts
+from .events import (
+    HybridSimulation,
+    Knots,
+    SwitchingSimulation,
+    integrate_knots,
+    simulate_hybrid,
+    simulate_switching,
+    states_at,
+    status_counts,
+)
 from .smooth import DEFAULT_ATOL, DEFAULT_MAX_STEPS, DEFAULT_RTOL, Simulation, simulate, simulate_batch
 
 __all__ = [
@@ -23,6 +32,7 @@ __all__ = [
     "HybridSimulation",
     "Knots",
     "Simulation",
+    "SwitchingSimulation",
     "batch_sharding",
     "chunk_length",
     "integrate_knots",
@@ -30,6 +40,7 @@ __all__ = [
     "simulate",
     "simulate_batch",
     "simulate_hybrid",
+    "simulate_switching",
     "states_at",
     "status_counts",
 ]

@@ -1,6 +1,6 @@
-r"""Event-aware integration of hybrid (switching) models in lock step.
+r"""Event-aware integration of event-switching models in lock step.
 
-A hybrid model (:class:`jaxid.models.base.AbstractHybridModel`) declares event functions
+A switching model (:class:`jaxid.models.base.AbstractSwitchingModel`) declares event functions
 ``h_i(t, y)``; event ``i`` fires when ``h_i`` crosses from ``< 0`` to ``>= 0`` while armed. The
 integrator takes steps of a diffrax Runge-Kutta solver of fixed size ``dt`` (shortened to land
 exactly on the save times), and after each step checks every armed event for a crossing:
@@ -59,18 +59,18 @@ from ..models.base import (
     STATUS_OK,
     STATUS_TIMEOUT,
     SWITCH,
-    AbstractHybridModel,
+    AbstractSwitchingModel,
     status_messages,
 )
 
 _RUNNING = -1
 MAX_DEFAULT_STEPS = 10**8
-"""The most iterations the default step limit of :func:`simulate_hybrid` allows (a larger need is
+"""The most iterations the default step limit of :func:`simulate_switching` allows (a larger need is
 refused before any work, naming ``dt0``)."""
 
 
-class HybridSimulation(eqx.Module):
-    """The result of :func:`jaxid.simulate` for a hybrid model (batch axes added by ``vmap``).
+class SwitchingSimulation(eqx.Module):
+    """The result of :func:`jaxid.simulate` for a switching model (batch axes added by ``vmap``).
 
     **Fields:**
 
@@ -96,14 +96,14 @@ class HybridSimulation(eqx.Module):
     max_error: Float[Array, "*batch"]
 
 
-def status_counts(model: AbstractHybridModel, status) -> dict[str, int]:
+def status_counts(model: AbstractSwitchingModel, status) -> dict[str, int]:
     """How many records ended with each status, by name (only the names that occur)."""
     status = np.asarray(status).ravel()
     codes, counts = np.unique(status, return_counts=True)
     return {model.status_names[int(c)]: int(n) for c, n in zip(codes, counts, strict=True)}
 
 
-def _messages(model: AbstractHybridModel) -> tuple[str, ...]:
+def _messages(model: AbstractSwitchingModel) -> tuple[str, ...]:
     """The message of each of ``model``'s status codes, checked against its tables."""
     messages = status_messages(model.status_enum)
     name = type(model).__name__
@@ -222,7 +222,7 @@ class _Engine:
     """What every iteration reads: the model, the solver's tableau and the fixed settings (built
     once per trace by :func:`_engine`; not a pytree, it never crosses a ``jit`` boundary)."""
 
-    model: AbstractHybridModel
+    model: AbstractSwitchingModel
     tableau: dfx.ButcherTableau
     fsal_last: bool  # the tableau's last stage is f(t1, y1) (Dopri8, Tsit5, ...)
     step_dt: Array  # the fixed step, in the run's dtype
@@ -396,7 +396,7 @@ def _stepper(model, solver, dt, root_iterations, dtype, t_start, y0, limit):
 
 @dataclasses.dataclass(frozen=True)
 class _Inputs:
-    """The checked inputs of :func:`simulate_hybrid` (see :func:`_check_inputs`)."""
+    """The checked inputs of :func:`simulate_switching` (see :func:`_check_inputs`)."""
 
     y0: Array  # in dtype
     ts: Array  # in dtype
@@ -410,14 +410,14 @@ class _Inputs:
 
 
 def _check_inputs(model, y0, ts, t0, *, solver, dt, max_steps, adjoint, root_iterations) -> _Inputs:
-    """Check the arguments of :func:`simulate_hybrid` before any work, raising an error that names
+    """Check the arguments of :func:`simulate_switching` before any work, raising an error that names
     the argument and the fix; fill in the defaults and cast ``y0``, ``ts`` and ``t0`` to one dtype."""
     where = "simulate"
     messages = _messages(model)
     solver = dfx.Dopri8() if solver is None else solver
     if not isinstance(solver, dfx.AbstractERK):
         raise TypeError(
-            f"{where}: solver for a hybrid model must be an explicit diffrax Runge-Kutta solver "
+            f"{where}: solver for a switching model must be an explicit diffrax Runge-Kutta solver "
             f"(e.g. diffrax.Dopri8(), diffrax.Tsit5()), got {type(solver).__name__}"
         )
     dt = model.default_dt if dt is None else dt
@@ -429,7 +429,7 @@ def _check_inputs(model, y0, ts, t0, *, solver, dt, max_steps, adjoint, root_ite
         kind = "checkpointed"
     else:
         raise ValueError(
-            f"{where}: adjoint for a hybrid model must be None, diffrax.ForwardMode() or "
+            f"{where}: adjoint for a switching model must be None, diffrax.ForwardMode() or "
             f"diffrax.RecursiveCheckpointAdjoint(), got {type(adjoint).__name__}"
         )
     if not (isinstance(root_iterations, int) and root_iterations >= 1):
@@ -462,14 +462,14 @@ def _check_inputs(model, y0, ts, t0, *, solver, dt, max_steps, adjoint, root_ite
             )
         except (jax.errors.ConcretizationTypeError, TypeError):
             raise ValueError(
-                f"{where}: a checkpointed hybrid solve needs concrete (not traced) ts and t0"
+                f"{where}: a checkpointed switching solve needs concrete (not traced) ts and t0"
             ) from None
         interval_steps = math.ceil(np.diff(points, prepend=points[0]).max() / dt) + 64
     return _Inputs(y0, ts, t_start, dtype, solver, dt, kind, interval_steps, messages)
 
 
-def simulate_hybrid(
-    model: AbstractHybridModel,
+def simulate_switching(
+    model: AbstractSwitchingModel,
     y0: Float[Array, " state"],
     ts: Float[Array, " time"],
     *,
@@ -480,8 +480,8 @@ def simulate_hybrid(
     adjoint: dfx.AbstractAdjoint | None = None,
     root_iterations: int = 6,
     throw: bool = False,
-) -> HybridSimulation:
-    """Integrate a hybrid model across its events; called by :func:`jaxid.simulate`.
+) -> SwitchingSimulation:
+    """Integrate a switching model across its events; called by :func:`jaxid.simulate`.
 
     Options (keyword-only): ``solver`` (any explicit diffrax Runge-Kutta solver with dense output;
     default :class:`diffrax.Dopri8`), ``dt`` (the fixed internal step; default
@@ -530,9 +530,9 @@ def simulate_hybrid(
     if throw:
         # The message of the record's status (of the largest code in a vmapped batch).
         suffix = " (read .status, or call with throw=False to inspect)"
-        messages = [f"simulate: the hybrid simulation failed: {m}{suffix}" for m in inp.messages]
+        messages = [f"simulate: the switching simulation failed: {m}{suffix}" for m in inp.messages]
         obs = eqx.branched_error_if(obs, ~success, status, messages)
-    return HybridSimulation(
+    return SwitchingSimulation(
         ts=ts,
         ys=ys,
         obs=obs,
@@ -551,7 +551,7 @@ class Knots(eqx.Module):
 
     **Fields:** ``ts`` and ``ys``, the time and state after each iteration (``ts[0]``, ``ys[0]``:
     the start; an iteration that only located an event repeats its predecessor); ``status`` (0
-    when ``t_end`` was reached, else a failure code as in :class:`HybridSimulation`);
+    when ``t_end`` was reached, else a failure code as in :class:`SwitchingSimulation`);
     ``num_events``; ``t_final``, ``y_final``.
     """
 
@@ -564,7 +564,7 @@ class Knots(eqx.Module):
 
 
 def integrate_knots(
-    model: AbstractHybridModel,
+    model: AbstractSwitchingModel,
     y0: Float[Array, " state"],
     t_end,
     iterations: int,
@@ -574,11 +574,11 @@ def integrate_knots(
     dt: float | None = None,
     root_iterations: int = 6,
 ) -> Knots:
-    """Integrate a hybrid model from ``(t0, y0)`` to ``t_end`` in exactly ``iterations`` loop
+    """Integrate a switching model from ``(t0, y0)`` to ``t_end`` in exactly ``iterations`` loop
     iterations (a ``lax.scan``; iterations after ``t_end`` or a failure change nothing), keeping
     the state after every iteration.
 
-    The steps and events are those of :func:`simulate_hybrid` with no save times before
+    The steps and events are those of :func:`simulate_switching` with no save times before
     ``t_end``: fixed steps of ``dt`` (the last one shortened to end at ``t_end``), events located
     and applied. :func:`states_at` then gives the state at any time in ``[t0, t_end]`` by one
     Runge-Kutta step from the last knot before it, so a batch needs no lock-step iteration per
@@ -621,7 +621,7 @@ def integrate_knots(
 
 
 def states_at(
-    model: AbstractHybridModel,
+    model: AbstractSwitchingModel,
     knots: Knots,
     ts: Float[Array, " time"],
     *,
@@ -648,3 +648,9 @@ def states_at(
         return jnp.concatenate([y1c, yd])
 
     return jax.vmap(one)(ts, idx)
+
+
+HybridSimulation = SwitchingSimulation
+"""The former name of :class:`SwitchingSimulation` (kept for existing code and pickles)."""
+simulate_hybrid = simulate_switching
+"""The former name of :func:`simulate_switching`."""

@@ -11,10 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from ..models.base import AbstractHybridModel, AbstractModel, as_param
+from ..models.base import AbstractModel, AbstractSwitchingModel, as_param
 from ..typing import StateBatch, StateVector, TimeGrid
 from .chunking import map_chunked
-from .events import HybridSimulation, simulate_hybrid
+from .events import SwitchingSimulation, simulate_switching
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-9
@@ -66,7 +66,7 @@ def _check_common(model, ts, rtol, atol, max_steps, where):
     return ts
 
 
-def _check_objects(where, solver, stepsize_controller, adjoint, dt0, hybrid=False):
+def _check_objects(where, solver, stepsize_controller, adjoint, dt0, switching=False):
     """Options that take objects get objects (an instance, not a string or a class)."""
     pid = "diffrax.PIDController(rtol=1e-7, atol=1e-9)"
     for name, value, kind, example in (
@@ -81,7 +81,7 @@ def _check_objects(where, solver, stepsize_controller, adjoint, dt0, hybrid=Fals
             f"{where}: {name} must be a {kind.__module__.split('.')[0]}.{kind.__name__} instance such as "
             f"{example}, got {what}"
         )
-    if dt0 is not None and not hybrid and not isinstance(dt0, jax.core.Tracer):  # hybrid: checked as dt
+    if dt0 is not None and not switching and not isinstance(dt0, jax.core.Tracer):  # switching: checked as dt
         if isinstance(dt0, bool) or not (isinstance(dt0, (int, float, np.floating)) and 0 < dt0 < np.inf):
             raise ValueError(f"{where}: dt0 must be a positive number and finite, got {dt0!r}")
 
@@ -100,8 +100,8 @@ def simulate(
     max_steps: int | None = None,
     adjoint: dfx.AbstractAdjoint | None = None,
     throw: bool = False,
-    **hybrid_options,
-) -> Simulation | HybridSimulation:
+    **switching_options,
+) -> Simulation | SwitchingSimulation:
     r"""Integrate ``dy/dt = model.vector_field(t, y)`` from ``y0`` and observe at ``ts``.
 
     One record: the model's parameters must be scalars. Batch with :func:`jax.vmap` (over a model
@@ -132,26 +132,26 @@ def simulate(
     - ``throw``: raise (through :func:`equinox.error_if`) when the solve fails instead of returning
       ``success=False``. Under ``vmap`` one failed record raises for the whole batch.
 
-    **Hybrid models** (:class:`jaxid.Walker`): integrated across their events by
-    :func:`jaxid.simulate.events.simulate_hybrid` with a fixed internal step ``dt0`` (default
+    **Switching models** (:class:`jaxid.Walker`): integrated across their events by
+    :func:`jaxid.simulate.events.simulate_switching` with a fixed internal step ``dt0`` (default
     ``model.default_dt``) of ``solver`` (default :class:`diffrax.Dopri8`); ``rtol``, ``atol`` and
     ``stepsize_controller`` do not apply. ``adjoint=None`` or :class:`diffrax.ForwardMode` allows
     ``jax.jacfwd``; :class:`diffrax.RecursiveCheckpointAdjoint` allows ``jax.grad``. Extra option:
     ``root_iterations``.
 
-    **Returns:** a :class:`Simulation`, or a :class:`jaxid.simulate.events.HybridSimulation` (with failure
-    status codes and event counts) for a hybrid model.
+    **Returns:** a :class:`Simulation`, or a :class:`jaxid.simulate.events.SwitchingSimulation` (with failure
+    status codes and event counts) for a switching model.
     """
     where = "simulate"
-    hybrid = isinstance(model, AbstractHybridModel)
-    if hybrid_options and not hybrid:
-        raise TypeError(f"{where}: unexpected keyword arguments {sorted(hybrid_options)}")
-    if hybrid and (rtol is not None or atol is not None or stepsize_controller is not None):
+    switching = isinstance(model, AbstractSwitchingModel)
+    if switching_options and not switching:
+        raise TypeError(f"{where}: unexpected keyword arguments {sorted(switching_options)}")
+    if switching and (rtol is not None or atol is not None or stepsize_controller is not None):
         raise ValueError(
-            f"{where}: rtol, atol and stepsize_controller do not apply to the hybrid model "
+            f"{where}: rtol, atol and stepsize_controller do not apply to the switching model "
             f"{type(model).__name__}; it steps with a fixed dt0 (default model.default_dt)"
         )
-    _check_objects(where, solver, stepsize_controller, adjoint, dt0, hybrid)
+    _check_objects(where, solver, stepsize_controller, adjoint, dt0, switching)
     rtol = DEFAULT_RTOL if rtol is None else rtol
     atol = DEFAULT_ATOL if atol is None else atol
     ts = _check_common(model, ts, rtol, atol, DEFAULT_MAX_STEPS if max_steps is None else max_steps, where)
@@ -175,13 +175,13 @@ def simulate(
         raise ValueError(f"{where}: t0={t0} must not be after the first save time ts[0]={ts_first}")
 
     # Parameters checked on construction are concrete; traced ones (a model built inside jit or
-    # vmap) are checked here and fold into success: a hybrid record starts non-finite and stops at
+    # vmap) are checked here and fold into success: a switching record starts non-finite and stops at
     # once ("non-finite state"), a smooth record reports success=False.
     valid = model.params_valid()
-    if hybrid:
+    if switching:
         if isinstance(valid, jax.core.Tracer) or not bool(valid):
             y0 = jnp.where(valid, y0, jnp.nan)
-        return simulate_hybrid(
+        return simulate_switching(
             model,
             y0,
             ts,
@@ -191,7 +191,7 @@ def simulate(
             max_steps=max_steps,
             adjoint=adjoint,
             throw=throw,
-            **hybrid_options,
+            **switching_options,
         )
     max_steps = DEFAULT_MAX_STEPS if max_steps is None else max_steps
     solver = dfx.Tsit5() if solver is None else solver

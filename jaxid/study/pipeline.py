@@ -52,7 +52,7 @@ from .. import io as jio
 from ..experiments.results import jsonable
 from ..identify import Experiment, analyze, monomial_values
 from ..inference import bayes_risk, compare, sample_posterior
-from ..models.base import AbstractHybridModel
+from ..models.base import AbstractSwitchingModel
 from ..nn import TrainConfig, regression_metrics, train
 from ..priors import Prior
 from ..sensitivity import sobol_indices
@@ -95,7 +95,7 @@ class _Observe(eqx.Module):
         y0 = self.y0
         if self.state_index:
             y0 = y0.at[jnp.array(self.state_index)].set(theta[p:])
-        kwargs = {} if isinstance(m, AbstractHybridModel) else {"adjoint": dfx.ForwardMode()}
+        kwargs = {} if isinstance(m, AbstractSwitchingModel) else {"adjoint": dfx.ForwardMode()}
         if self.t0 is not None:
             kwargs["t0"] = self.t0
         sim = simulate(m, y0, self.ts, **kwargs)
@@ -209,7 +209,7 @@ def _simulate(config, resolved, theta, y0, progress):
             )
         obs = np.asarray(sims.obs, dtype=np.float64)[..., list(resolved.channel_index)]
         ok = np.asarray(sims.success)
-        if isinstance(model, AbstractHybridModel):
+        if isinstance(model, AbstractSwitchingModel):
             status = np.asarray(sims.status)
             reasons = [None if ok[i] else model.status_names[int(status[i])] for i in range(n)]
         else:

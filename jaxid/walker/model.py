@@ -52,7 +52,7 @@ from ..models.base import (
     BASE_STATUS_NAMES,
     STATUS_OK,
     SWITCH,
-    AbstractHybridModel,
+    AbstractSwitchingModel,
     Status,
     as_param,
     param_field,
@@ -100,7 +100,7 @@ TOUCH_DOWN, TAKE_OFF = 0, 1
 _X, _Y, _VX, _VY, _FR, _FF, _DS = range(7)
 
 
-class Walker(AbstractHybridModel):
+class Walker(AbstractSwitchingModel):
     r"""Geyer's bipedal spring-mass walker (see the module docstring for the equations).
 
     **Parameters** (array fields; scalars for one record, 1-D for a batch): ``m`` [kg], ``k``
