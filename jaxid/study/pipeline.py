@@ -441,7 +441,7 @@ def _train(config, x, targets, names, log, progress, say, desc):
     test = res.split["test"]
     pred = np.asarray(res.estimator.predict(x[test]), dtype=np.float64)
     pred = np.exp(pred) if log else pred
-    return res, test, pred, regression_metrics(targets[test], pred, names)
+    return res, test, pred, regression_metrics(targets[test], pred, names).to_dict()
 
 
 # ---------------------------------------------------------------------------------------------
