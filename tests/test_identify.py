@@ -230,13 +230,16 @@ def test_non_scaling_degeneracy_gives_no_false_monomial():
 # ---------------------------------------------------------------------------- building blocks
 def test_numerical_rank_rules():
     s = np.array([10.0, 1.0, 1e-12, 1e-13])
-    assert numerical_rank(s, (100, 4))[:3:2] == (2, "gap")
-    # no gap below sqrt(eps): the tolerance rule decides
+    nr = numerical_rank(s, (100, 4))
+    assert (nr.rank, nr.rule) == (2, "gap")
+    assert s[2] < nr.threshold < s[1] and "gap" in nr.rule_detail
+    # no gap below sqrt(eps): the tolerance rule decides, at s_1 max(N, p) eps
     s2 = np.array([1.0, 1e-3, 1e-6])
-    r, _, rule, _ = numerical_rank(s2, (50, 3))
-    assert (r, rule) == (3, "tolerance")
-    assert numerical_rank(s2, (50, 3), rtol=1e-4)[0] == 2
-    assert numerical_rank(np.zeros(3), (5, 3))[0] == 0
+    nr2 = numerical_rank(s2, (50, 3))
+    assert (nr2.rank, nr2.rule) == (3, "tolerance")
+    assert nr2.threshold == pytest.approx(50 * np.finfo(float).eps)
+    assert numerical_rank(s2, (50, 3), rtol=1e-4).rank == 2
+    assert numerical_rank(np.zeros(3), (5, 3)).rank == 0
     with pytest.raises(ValueError, match="rule"):
         numerical_rank(s, (4, 4), rule="bogus")
 
