@@ -227,6 +227,27 @@ def test_non_scaling_degeneracy_gives_no_false_monomial():
     assert np.isinf(r.crb[0]) and np.isinf(r.crb[1]) and np.isfinite(r.crb[2])
 
 
+def test_check_points_from_key_and_deprecated_seed(linear_exp):
+    # log scale (positive theta): theta_j = theta exp(spread u_j), u_j ~ U[-1, 1]^p
+    spread = 0.1
+    default = analyze(linear_exp, THETA_LIN, check_points=3, spread=spread)
+    u0 = np.random.default_rng(0).uniform(-1.0, 1.0, size=(3, 3))  # the former default seed=0
+    np.testing.assert_allclose(default.check_points, THETA_LIN * np.exp(spread * u0), rtol=1e-14)
+    with pytest.warns(DeprecationWarning, match=r"key=jax\.random\.key"):
+        seeded = analyze(linear_exp, THETA_LIN, check_points=3, spread=spread, seed=4)
+    u4 = np.random.default_rng(4).uniform(-1.0, 1.0, size=(3, 3))
+    np.testing.assert_allclose(seeded.check_points, THETA_LIN * np.exp(spread * u4), rtol=1e-14)
+    key = jax.random.key(4)
+    keyed = analyze(linear_exp, THETA_LIN, check_points=3, spread=spread, key=key)
+    u = np.asarray(jax.random.uniform(key, (3, 3), dtype=float, minval=-1.0, maxval=1.0))
+    np.testing.assert_allclose(keyed.check_points, THETA_LIN * np.exp(spread * u), rtol=1e-14)
+    assert keyed.rank == seeded.rank == default.rank == 3  # the linear map has full rank everywhere
+    with pytest.raises(TypeError, match="not both"):
+        analyze(linear_exp, THETA_LIN, key=key, seed=1)
+    with pytest.raises(TypeError, match=r"key must be a jax\.random\.key"):
+        analyze(linear_exp, THETA_LIN, key=4)
+
+
 # ---------------------------------------------------------------------------- building blocks
 def test_numerical_rank_rules():
     s = np.array([10.0, 1.0, 1e-12, 1e-13])

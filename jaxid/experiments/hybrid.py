@@ -171,7 +171,7 @@ def _data(config: HybridStudyConfig, s_index: int, name: str):
     follows the seed and the position, so every study with the same seed sees the same data)."""
     return make_hybrid_data(
         name,
-        jax.random.PRNGKey(config.seed * 1000 + s_index),
+        jax.random.key(config.seed * 1000 + s_index),
         tasks=config.tasks,
         per_task=config.per_task,
         val_tasks=config.val_tasks,
@@ -187,7 +187,7 @@ def _scores(ev: HybridEvaluation) -> dict:
 
 
 def _train(kind, data, config: HybridStudyConfig, seed: int, desc: str, tasks: int | None = None):
-    key = jax.random.PRNGKey(seed)
+    key = jax.random.key(seed)
     scales = data.scales()
     options = dict(width=config.width, depth=config.depth)
     model = make_model(kind, data.system, scales, key=key, **options)

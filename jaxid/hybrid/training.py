@@ -331,7 +331,7 @@ def fit(
     params, static = eqx.partition(model, eqx.is_inexact_array)
     opt_state = _optimizer(h).init(params)
     aux = model.init_aux()
-    key = jax.random.PRNGKey(config.seed)
+    key = jax.random.key(config.seed)
     history = {"step": [], "train_loss": [], "train_traj": [], "val_recon": []}
     best, best_val, best_step, done = params, math.inf, 0, 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
@@ -340,8 +340,10 @@ def fit(
         header, payload = jio.read_framed(ckpt, kind=CHECKPOINT_KIND)
         if header.get("meta") != json.loads(json.dumps(meta_ckpt)):
             raise ValueError(f"fit: checkpoint {ckpt} was written with another configuration")
-        template = (params, opt_state, aux, key, best)
-        params, opt_state, aux, key, best = jio.tree_from_bytes(payload, template, path=ckpt)
+        # the key is stored as its raw uint32 data (a typed key array has no NumPy form)
+        template = (params, opt_state, aux, jax.random.key_data(key), best)
+        params, opt_state, aux, key_data, best = jio.tree_from_bytes(payload, template, path=ckpt)
+        key = jax.random.wrap_key_data(key_data, impl=jax.random.key_impl(key))
         history, best_val, best_step, done = (
             header["history"],
             header["best_val"],
@@ -375,7 +377,7 @@ def fit(
                 header = dict(
                     meta=meta_ckpt, history=history, best_val=best_val, best_step=best_step, done=call + 1
                 )
-                payload = jio.tree_to_bytes((params, opt_state, aux, key, best))
+                payload = jio.tree_to_bytes((params, opt_state, aux, jax.random.key_data(key), best))
                 jio.write_framed(ckpt, header, payload, kind=CHECKPOINT_KIND)
     if not math.isfinite(best_val):
         raise NonFiniteError(
@@ -410,7 +412,7 @@ def load_model(path: str | os.PathLike):
             spec["kind"],
             get_system(spec["system"]),
             tuple(np.asarray(s, np.float32) for s in spec["scales"]),
-            key=jax.random.PRNGKey(0),
+            key=jax.random.key(0),
             **spec.get("options", {}),
         )
     except (KeyError, TypeError, ValueError) as err:

@@ -329,7 +329,12 @@ def _identifiability(config, resolved, theta_draws, y0_draws, progress, say):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 rep = analyze(
-                    exp, theta, scale=scale, check_points=opts.check_points, spread=opts.spread, seed=i
+                    exp,
+                    theta,
+                    scale=scale,
+                    check_points=opts.check_points,
+                    spread=opts.spread,
+                    key=jax.random.key(i),
                 )
         except ValueError as err:
             failures[str(err).split(";")[0][-120:]] += 1
