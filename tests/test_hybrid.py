@@ -76,7 +76,7 @@ def test_mcc_errors_and_constant_columns():
 def pendulum_data():
     return make_hybrid_data(
         "pendulum",
-        jax.random.PRNGKey(0),
+        key=jax.random.PRNGKey(0),
         tasks=8,
         per_task=6,
         val_tasks=2,
@@ -101,7 +101,7 @@ def test_data_tasks_share_factors_and_ood_ranges_are_shifted(pendulum_data):
     assert np.std(d.train.obs - d.train.clean) == pytest.approx(sys.noise, rel=0.1)
     again = make_hybrid_data(
         "pendulum",
-        jax.random.PRNGKey(0),
+        key=jax.random.PRNGKey(0),
         tasks=8,
         per_task=6,
         val_tasks=2,
@@ -134,11 +134,11 @@ def test_physics_part_is_the_truth_without_the_unmodelled_effects(name):
 
 def test_data_errors():
     with pytest.raises(ValueError, match="per_task"):
-        make_hybrid_data("pendulum", jax.random.PRNGKey(0), per_task=1)
+        make_hybrid_data("pendulum", key=jax.random.PRNGKey(0), per_task=1)
     with pytest.raises(ValueError, match="ood_width"):
-        make_hybrid_data("pendulum", jax.random.PRNGKey(0), ood_width=0.0)
+        make_hybrid_data("pendulum", key=jax.random.PRNGKey(0), ood_width=0.0)
     with pytest.raises(ValueError, match="unknown system"):
-        make_hybrid_data("pendulumm", jax.random.PRNGKey(0))
+        make_hybrid_data("pendulumm", key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="unknown model kind"):
         make_model(
             "vae", get_system("pendulum"), (np.ones(2), np.ones(2), np.ones(1)), key=jax.random.PRNGKey(0)
@@ -293,7 +293,7 @@ def test_fit_errors(pendulum_data):
         fit(model, pendulum_data, HybridTrainConfig(steps=1, context_size=3), tasks=9)
     other = make_hybrid_data(
         "advection_diffusion",
-        jax.random.PRNGKey(0),
+        key=jax.random.PRNGKey(0),
         tasks=1,
         per_task=2,
         val_tasks=1,

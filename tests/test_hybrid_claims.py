@@ -92,7 +92,7 @@ def _fake_split(rng, n_tasks, per_task):
     return HybridSplit(obs=obs, clean=obs, z_p=z_p, z_n=z_n, x0=np.zeros((n_tasks, per_task, 2)))
 
 
-def fake_data(system, key, *, tasks, per_task, val_tasks, test_tasks, ood_tasks, ood_width, progress):
+def fake_data(system, *, key, tasks, per_task, val_tasks, test_tasks, ood_tasks, ood_width, progress):
     rng = np.random.default_rng(0)
     counts = {"train": tasks, "val": val_tasks, "test": test_tasks, "ood": ood_tasks}
     splits = {k: _fake_split(rng, n, per_task) for k, n in counts.items()}

@@ -53,7 +53,7 @@ def test_hybrid_cli_tiny_writes_a_complete_report(tmp_path, capsys):
     cfg = results["config"]
     data = make_hybrid_data(
         "advection_diffusion",
-        jax.random.PRNGKey(cfg["seed"] * 1000),
+        key=jax.random.PRNGKey(cfg["seed"] * 1000),
         **{k: cfg[k] for k in ("tasks", "per_task", "val_tasks", "test_tasks", "ood_tasks", "ood_width")},
         progress=False,
     )

@@ -274,7 +274,7 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
     priors = {k: tuple(v) for k, v in data.config["priors"].items()}
     clean = data.obs
     noise_key = jax.random.fold_in(jax.random.key(config.seed), 7)
-    obs_all = add_noise(clean, config.noise, noise_key) if config.noise > 0 else clean
+    obs_all = add_noise(clean, config.noise, key=noise_key) if config.noise > 0 else clean
     kin = [data.channels.index(c) for c in ("x", "y")]
     x_kin = obs_all[..., kin]
     params = data.params
@@ -381,7 +381,7 @@ def _sweep_noise(config, clean, params, report, priors, key, main):
         if level == 0 and config.noise == 0:
             res, met = main["result"], main["metrics"]
         else:
-            x = add_noise(clean, level, jax.random.fold_in(key, i + 1)) if level > 0 else clean
+            x = add_noise(clean, level, key=jax.random.fold_in(key, i + 1)) if level > 0 else clean
             res, _, _, met = _train_eval(x, params, PARAMS, config, desc=f"noise {level:g}")
         rows.append(dict(noise=level, metrics=met, ceiling=met_ceil, training=_summary(res)))
     return dict(rows=rows)

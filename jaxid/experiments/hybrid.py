@@ -171,7 +171,7 @@ def _data(config: HybridStudyConfig, s_index: int, name: str):
     follows the seed and the position, so every study with the same seed sees the same data)."""
     return make_hybrid_data(
         name,
-        jax.random.key(config.seed * 1000 + s_index),
+        key=jax.random.key(config.seed * 1000 + s_index),
         tasks=config.tasks,
         per_task=config.per_task,
         val_tasks=config.val_tasks,
