@@ -66,7 +66,7 @@ SCIPY_RTOLS = [10.0 ** (-k / 2) for k in range(6, 23)]  # 1e-3 .. 1e-11, half de
 
 
 def make_problem(n, dtype=jnp.float64, seed=0):
-    k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
+    k1, k2 = jax.random.split(jax.random.key(seed))
     model = ForcedDampedPendulum.sample(k1, n)
     theta0 = jax.random.uniform(k2, (n,), minval=-1.57, maxval=1.57)
     y0 = jnp.stack([theta0, jnp.zeros(n)], -1)

@@ -65,7 +65,7 @@ def _demo(args) -> int:
     from .plots import plot_trajectories
 
     out = _writable_out("demo", args.out)
-    key_params, key_y0 = jax.random.split(jax.random.PRNGKey(args.seed))
+    key_params, key_y0 = jax.random.split(jax.random.key(args.seed))
     model = ForcedDampedPendulum.sample(key_params, args.records)
     theta0 = jax.random.uniform(key_y0, (args.records,), minval=-1.57, maxval=1.57)
     y0 = jnp.stack([theta0, jnp.zeros_like(theta0)], -1)

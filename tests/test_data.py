@@ -132,7 +132,7 @@ def test_noise_is_a_fraction_of_each_channel_sd(dataset):
     ratio = resid.std(axis=(0, 1)) / d.obs_clean.std(axis=(0, 1))
     np.testing.assert_allclose(ratio, 0.05, rtol=0.1)
     with pytest.raises(ValueError, match="fraction must be >= 0"):
-        add_noise(d.obs, -0.1, None)
+        add_noise(d.obs, -0.1, key=None)
 
 
 def test_same_seed_same_data_and_round_trip(dataset, tmp_path):

@@ -28,7 +28,8 @@ def test_reference_gait_is_a_fixed_point(gaits):
     # Newton converges to rounding (measured 3e-15); the return map is evaluated independently.
     assert float(gait.residual[0]) < 1e-10
     one = jax.tree.map(lambda a: a[0], walkers.broadcast())
-    out, t_step, foot, status = return_map(one, np.asarray([gait.height[0], gait.vx[0], gait.vy[0]]))
+    ret = return_map(one, np.asarray([gait.height[0], gait.vx[0], gait.vy[0]]))
+    out, t_step, foot, status = ret.section, ret.step_time, ret.step_length, ret.status
     assert int(status) == 0
     np.testing.assert_allclose(out, [gait.height[0], gait.vx[0], gait.vy[0]], atol=1e-10)
     # REFERENCE.md: vx about 1.090 at mid-stance height 0.9782 m; unstable, |eigenvalue| about 1.16.

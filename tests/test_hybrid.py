@@ -76,7 +76,7 @@ def test_mcc_errors_and_constant_columns():
 def pendulum_data():
     return make_hybrid_data(
         "pendulum",
-        jax.random.PRNGKey(0),
+        key=jax.random.PRNGKey(0),
         tasks=8,
         per_task=6,
         val_tasks=2,
@@ -101,7 +101,7 @@ def test_data_tasks_share_factors_and_ood_ranges_are_shifted(pendulum_data):
     assert np.std(d.train.obs - d.train.clean) == pytest.approx(sys.noise, rel=0.1)
     again = make_hybrid_data(
         "pendulum",
-        jax.random.PRNGKey(0),
+        key=jax.random.PRNGKey(0),
         tasks=8,
         per_task=6,
         val_tasks=2,
@@ -134,11 +134,11 @@ def test_physics_part_is_the_truth_without_the_unmodelled_effects(name):
 
 def test_data_errors():
     with pytest.raises(ValueError, match="per_task"):
-        make_hybrid_data("pendulum", jax.random.PRNGKey(0), per_task=1)
+        make_hybrid_data("pendulum", key=jax.random.PRNGKey(0), per_task=1)
     with pytest.raises(ValueError, match="ood_width"):
-        make_hybrid_data("pendulum", jax.random.PRNGKey(0), ood_width=0.0)
+        make_hybrid_data("pendulum", key=jax.random.PRNGKey(0), ood_width=0.0)
     with pytest.raises(ValueError, match="unknown system"):
-        make_hybrid_data("pendulumm", jax.random.PRNGKey(0))
+        make_hybrid_data("pendulumm", key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="unknown model kind"):
         make_model(
             "vae", get_system("pendulum"), (np.ones(2), np.ones(2), np.ones(1)), key=jax.random.PRNGKey(0)
@@ -177,8 +177,8 @@ def test_loss_decreases_and_physics_latent_moves_towards_truth(kind, trained, pe
         assert h["train_loss"][-1] < h["train_loss"][0]
     before = evaluate(model, pendulum_data.train, context_size=3)
     after = evaluate(result.model, pendulum_data.train, context_size=3)
-    assert after["z_p_mse"] < 0.7 * before["z_p_mse"]
-    assert after["recon_mse"] < 0.5 * before["recon_mse"]
+    assert after.z_p_mse < 0.7 * before.z_p_mse
+    assert after.recon_mse < 0.5 * before.recon_mse
     assert h["train_traj"][-1] < 0.5 * h["train_traj"][0]  # the trajectory error falls for every model
     if kind == "aphynity":
         # lambda_{j+1} = lambda_j + tau L_traj,j after each of the 240 steps: lambda0 plus tau times
@@ -190,7 +190,7 @@ def test_loss_decreases_and_physics_latent_moves_towards_truth(kind, trained, pe
 
 def _initial_val(model, data):
     ev = evaluate(model, data.val, context_size=3)
-    return ev["recon_mse"]
+    return ev.recon_mse
 
 
 def test_context_encoder_is_permutation_invariant(trained, pendulum_data):
@@ -214,12 +214,12 @@ def test_validation_decodes_the_training_window_as_evaluate_does(trained, pendul
     k = TINY.context_size
     short = infer(result.model, pendulum_data.val, context_size=k, n_steps=sys.n_train)
     full = infer(result.model, pendulum_data.val, context_size=k, chunk=7)  # padded last chunk
-    assert short[3].shape[1] == sys.n_train and full[3].shape[1] == sys.n_full
-    for a, b in zip(short[:3], full[:3], strict=True):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(short[3], full[3][:, : sys.n_train], rtol=1e-6, atol=1e-7)
+    assert short.decoded.shape[1] == sys.n_train and full.decoded.shape[1] == sys.n_full
+    for name in ("z_p", "z_a", "z_b"):
+        np.testing.assert_array_equal(getattr(short, name), getattr(full, name))
+    np.testing.assert_allclose(short.decoded, full.decoded[:, : sys.n_train], rtol=1e-6, atol=1e-7)
     best = result.history["val_recon"][result.history["step"].index(result.best_step)]
-    scored = evaluate(result.model, pendulum_data.val, context_size=k)["recon_mse"]
+    scored = evaluate(result.model, pendulum_data.val, context_size=k).recon_mse
     np.testing.assert_allclose(best, scored, rtol=1e-5)
     with pytest.raises(ValueError, match="n_steps must be an int"):
         infer(result.model, pendulum_data.val, n_steps=sys.n_full + 1)
@@ -293,7 +293,7 @@ def test_fit_errors(pendulum_data):
         fit(model, pendulum_data, HybridTrainConfig(steps=1, context_size=3), tasks=9)
     other = make_hybrid_data(
         "advection_diffusion",
-        jax.random.PRNGKey(0),
+        key=jax.random.PRNGKey(0),
         tasks=1,
         per_task=2,
         val_tasks=1,

@@ -15,7 +15,7 @@ from jaxid.cli import main
 from jaxid.experiments import hybrid as hybrid_study
 from jaxid.experiments import hybrid_claims as hc
 from jaxid.experiments import hybrid_claims_report as report_mod
-from jaxid.hybrid import HybridData, HybridSplit, get_system
+from jaxid.hybrid import HybridData, HybridEvaluation, HybridSplit, get_system
 
 
 def test_percentile_interval_matches_numpy_linear_quantile_by_hand():
@@ -92,7 +92,7 @@ def _fake_split(rng, n_tasks, per_task):
     return HybridSplit(obs=obs, clean=obs, z_p=z_p, z_n=z_n, x0=np.zeros((n_tasks, per_task, 2)))
 
 
-def fake_data(system, key, *, tasks, per_task, val_tasks, test_tasks, ood_tasks, ood_width, progress):
+def fake_data(system, *, key, tasks, per_task, val_tasks, test_tasks, ood_tasks, ood_width, progress):
     rng = np.random.default_rng(0)
     counts = {"train": tasks, "val": val_tasks, "test": test_tasks, "ood": ood_tasks}
     splits = {k: _fake_split(rng, n, per_task) for k, n in counts.items()}
@@ -124,14 +124,15 @@ def fake_claims(tmp_path_factory):
         z_a = z_n / z_n.std(0) + _fake_quality(model.kind, model.tasks) * rng.standard_normal(z_n.shape)
         z_a = z_a[:, ::-1]  # permuted: MCC matches columns
         z_p = split.flat("z_p") + 0.1 * rng.standard_normal(split.flat("z_p").shape)
-        return {
-            "z_p_mse": float(np.mean((z_p - split.flat("z_p")) ** 2)),
-            "mcc": hc.mcc(z_n, z_a),
-            "recon_mse": 0.0,
-            "pred_mse": 0.0,
-            "z_p": z_p,
-            "z_a": z_a,
-        }
+        return HybridEvaluation(
+            z_p_mse=float(np.mean((z_p - split.flat("z_p")) ** 2)),
+            mcc=hc.mcc(z_n, z_a),
+            recon_mse=0.0,
+            pred_mse=0.0,
+            z_p=z_p,
+            z_a=z_a,
+            decoded=np.zeros((len(z_p), 0, 0)),
+        )
 
     mp.setattr(hybrid_study, "make_hybrid_data", fake_data)  # read by the shared _data
     mp.setattr(hc, "zp_bound", lambda system, split: types.SimpleNamespace(mse=1e-4, rms=1e-2))

@@ -53,7 +53,7 @@ def test_hybrid_cli_tiny_writes_a_complete_report(tmp_path, capsys):
     cfg = results["config"]
     data = make_hybrid_data(
         "advection_diffusion",
-        jax.random.PRNGKey(cfg["seed"] * 1000),
+        key=jax.random.PRNGKey(cfg["seed"] * 1000),
         **{k: cfg[k] for k in ("tasks", "per_task", "val_tasks", "test_tasks", "ood_tasks", "ood_width")},
         progress=False,
     )
@@ -67,7 +67,7 @@ def test_hybrid_cli_tiny_writes_a_complete_report(tmp_path, capsys):
             assert set(m[split]) == set(SCORES)
             again = evaluate(model, getattr(data, name), context_size=cfg["context_size"])
             for score in SCORES:
-                assert m[split][score] == pytest.approx(again[score], rel=1e-6, abs=1e-9), (
+                assert m[split][score] == pytest.approx(getattr(again, score), rel=1e-6, abs=1e-9), (
                     kind,
                     split,
                     score,

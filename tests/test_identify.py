@@ -227,16 +227,40 @@ def test_non_scaling_degeneracy_gives_no_false_monomial():
     assert np.isinf(r.crb[0]) and np.isinf(r.crb[1]) and np.isfinite(r.crb[2])
 
 
+def test_check_points_from_key_and_deprecated_seed(linear_exp):
+    # log scale (positive theta): theta_j = theta exp(spread u_j), u_j ~ U[-1, 1]^p
+    spread = 0.1
+    default = analyze(linear_exp, THETA_LIN, check_points=3, spread=spread)
+    u0 = np.random.default_rng(0).uniform(-1.0, 1.0, size=(3, 3))  # the former default seed=0
+    np.testing.assert_allclose(default.check_points, THETA_LIN * np.exp(spread * u0), rtol=1e-14)
+    with pytest.warns(DeprecationWarning, match=r"key=jax\.random\.key"):
+        seeded = analyze(linear_exp, THETA_LIN, check_points=3, spread=spread, seed=4)
+    u4 = np.random.default_rng(4).uniform(-1.0, 1.0, size=(3, 3))
+    np.testing.assert_allclose(seeded.check_points, THETA_LIN * np.exp(spread * u4), rtol=1e-14)
+    key = jax.random.key(4)
+    keyed = analyze(linear_exp, THETA_LIN, check_points=3, spread=spread, key=key)
+    u = np.asarray(jax.random.uniform(key, (3, 3), dtype=float, minval=-1.0, maxval=1.0))
+    np.testing.assert_allclose(keyed.check_points, THETA_LIN * np.exp(spread * u), rtol=1e-14)
+    assert keyed.rank == seeded.rank == default.rank == 3  # the linear map has full rank everywhere
+    with pytest.raises(TypeError, match="not both"):
+        analyze(linear_exp, THETA_LIN, key=key, seed=1)
+    with pytest.raises(TypeError, match=r"key must be a jax\.random\.key"):
+        analyze(linear_exp, THETA_LIN, key=4)
+
+
 # ---------------------------------------------------------------------------- building blocks
 def test_numerical_rank_rules():
     s = np.array([10.0, 1.0, 1e-12, 1e-13])
-    assert numerical_rank(s, (100, 4))[:3:2] == (2, "gap")
-    # no gap below sqrt(eps): the tolerance rule decides
+    nr = numerical_rank(s, (100, 4))
+    assert (nr.rank, nr.rule) == (2, "gap")
+    assert s[2] < nr.threshold < s[1] and "gap" in nr.rule_detail
+    # no gap below sqrt(eps): the tolerance rule decides, at s_1 max(N, p) eps
     s2 = np.array([1.0, 1e-3, 1e-6])
-    r, _, rule, _ = numerical_rank(s2, (50, 3))
-    assert (r, rule) == (3, "tolerance")
-    assert numerical_rank(s2, (50, 3), rtol=1e-4)[0] == 2
-    assert numerical_rank(np.zeros(3), (5, 3))[0] == 0
+    nr2 = numerical_rank(s2, (50, 3))
+    assert (nr2.rank, nr2.rule) == (3, "tolerance")
+    assert nr2.threshold == pytest.approx(50 * np.finfo(float).eps)
+    assert numerical_rank(s2, (50, 3), rtol=1e-4).rank == 2
+    assert numerical_rank(np.zeros(3), (5, 3)).rank == 0
     with pytest.raises(ValueError, match="rule"):
         numerical_rank(s, (4, 4), rule="bogus")
 

@@ -34,7 +34,7 @@ def test_training_learns_a_linear_map(linear_data, linear_fit):
     assert hist["train_loss"][-1] < 0.02 * hist["train_loss"][0]
     te = linear_fit.split["test"]
     m = nn.regression_metrics(y[te], linear_fit.estimator.predict(x[te]), ("a", "b"))
-    assert m["a"]["r2"] > 0.98 and m["b"]["r2"] > 0.98
+    assert m.names == ("a", "b") and np.all(m.r2 > 0.98)
     assert np.isfinite(linear_fit.samples_per_second) and linear_fit.samples_per_second > 0
 
 
@@ -100,12 +100,20 @@ def test_metrics_against_hand_computed_values():
     p = np.array([[1.5, 10.0], [2.0, 22.0], [2.5, 30.0], [4.0, 38.0]])
     m = nn.regression_metrics(y, p, ("u", "v"))
     # u: errors (0.5, 0, -0.5, 0): MSE 0.125, SST 5; v: errors (0, 2, 0, -2): MSE 2, SST 500.
-    assert m["u"]["rmse"] == pytest.approx(np.sqrt(0.125))
-    assert m["u"]["mae"] == pytest.approx(0.25)
-    assert m["u"]["r2"] == pytest.approx(1 - 0.5 / 5)
-    assert m["u"]["relative_error"] == pytest.approx((0.5 / 1 + 0.5 / 3) / 4)
-    assert m["v"]["rmse"] == pytest.approx(np.sqrt(2.0))
-    assert m["v"]["r2"] == pytest.approx(1 - 8 / 500)
+    assert m.names == ("u", "v")
+    assert m.rmse[0] == pytest.approx(np.sqrt(0.125))
+    assert m.mae[0] == pytest.approx(0.25)
+    assert m.r2[0] == pytest.approx(1 - 0.5 / 5)
+    assert m.relative_error[0] == pytest.approx((0.5 / 1 + 0.5 / 3) / 4)
+    assert m.rmse[1] == pytest.approx(np.sqrt(2.0))
+    assert m.r2[1] == pytest.approx(1 - 8 / 500)
+    # to_dict(), the form written to results.json: {name: {metric: float}} in METRICS order
+    d = m.to_dict()
+    assert list(d) == ["u", "v"] and all(list(row) == list(nn.METRICS) for row in d.values())
+    assert all(type(v) is float for row in d.values() for v in row.values())
+    assert d["u"]["mae"] == pytest.approx(0.25) and d["v"]["r2"] == pytest.approx(1 - 8 / 500)
+    # a constant column has no R^2
+    assert np.isnan(nn.regression_metrics(np.ones(3), np.array([1.0, 2.0, 3.0])).r2[0])
     with pytest.raises(ValueError, match="same"):
         nn.regression_metrics(y, p[:, :1])
 

@@ -192,7 +192,7 @@ def _ceiling(params, report, priors):
             scaling_ceiling(params, scal[0], priors, PARAMS),
             f"posterior mean on the orbit of scaling {scal[0]}",
         )
-    return est, regression_metrics(params, est, PARAMS), how
+    return est, regression_metrics(params, est, PARAMS).to_dict(), how
 
 
 def _arch_spec(config: GaitStudyConfig) -> dict:
@@ -230,7 +230,7 @@ def _train_eval(
     if len(te) < 2:
         return res, te, None, None
     pred = res.estimator.predict(x[te])
-    return res, te, pred, regression_metrics(targets[te], pred, names)
+    return res, te, pred, regression_metrics(targets[te], pred, names).to_dict()
 
 
 def _summary(res) -> dict:
@@ -274,7 +274,7 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
     priors = {k: tuple(v) for k, v in data.config["priors"].items()}
     clean = data.obs
     noise_key = jax.random.fold_in(jax.random.key(config.seed), 7)
-    obs_all = add_noise(clean, config.noise, noise_key) if config.noise > 0 else clean
+    obs_all = add_noise(clean, config.noise, key=noise_key) if config.noise > 0 else clean
     kin = [data.channels.index(c) for c in ("x", "y")]
     x_kin = obs_all[..., kin]
     params = data.params
@@ -367,7 +367,7 @@ def _sweep_size(config, x, params, report, priors, test):
         res, _, _, _ = _train_eval(
             x[idx], params[idx], PARAMS, config, desc=f"size {n}", split=(8 / 9, 1 / 9, 0.0)
         )
-        met = regression_metrics(params[test], res.estimator.predict(x[test]), PARAMS)
+        met = regression_metrics(params[test], res.estimator.predict(x[test]), PARAMS).to_dict()
         rows.append(dict(records=n, metrics=met, ceiling=met_ceil, training=_summary(res)))
     return dict(rows=rows, test_records=len(test))
 
@@ -381,7 +381,7 @@ def _sweep_noise(config, clean, params, report, priors, key, main):
         if level == 0 and config.noise == 0:
             res, met = main["result"], main["metrics"]
         else:
-            x = add_noise(clean, level, jax.random.fold_in(key, i + 1)) if level > 0 else clean
+            x = add_noise(clean, level, key=jax.random.fold_in(key, i + 1)) if level > 0 else clean
             res, _, _, met = _train_eval(x, params, PARAMS, config, desc=f"noise {level:g}")
         rows.append(dict(noise=level, metrics=met, ceiling=met_ceil, training=_summary(res)))
     return dict(rows=rows)

@@ -57,9 +57,9 @@ def posterior_study(config, x_kin, x_all, params, scaling, priors, out: Path, sa
     draws = np.asarray(flow.estimator.sample(x_kin[test], n, key=key))
     truth = params[test]
     cal = calibrate(truth, draws, names=PARAMS)
-    metrics = regression_metrics(truth, draws.mean(axis=1), PARAMS)
+    metrics = regression_metrics(truth, draws.mean(axis=1), PARAMS).to_dict()
     ceiling = scaling_ceiling(truth, scaling, priors, PARAMS) if scaling is not None else truth
-    ceil_metrics = regression_metrics(truth, ceiling, PARAMS)
+    ceil_metrics = regression_metrics(truth, ceiling, PARAMS).to_dict()
     angle = null_axis_angle(draws[..., :2], [1.0, 1.0]) if scaling is not None else None
     results = dict(
         test_records=len(test),
@@ -88,7 +88,7 @@ def posterior_study(config, x_kin, x_all, params, scaling, priors, out: Path, sa
         forces_draws = np.asarray(flow_f.estimator.sample(x_all[test], n, key=key))
         sd_f = np.median(forces_draws.std(axis=1), axis=0)
         results["forces"] = dict(
-            metrics=regression_metrics(truth, forces_draws.mean(axis=1), PARAMS),
+            metrics=regression_metrics(truth, forces_draws.mean(axis=1), PARAMS).to_dict(),
             posterior_sd=dict(zip(PARAMS, map(float, sd_f), strict=True)),
             m_sd_ratio=float(np.median(forces_draws[..., 0].std(axis=1) / draws[..., 0].std(axis=1))),
             training=dict(epochs_run=flow_f.history["epochs_run"], seconds=round(flow_f.seconds, 2)),

@@ -37,6 +37,7 @@ from .. import io as jio
 from ..hybrid import (
     MODEL_KINDS,
     SYSTEMS,
+    HybridEvaluation,
     HybridTrainConfig,
     evaluate,
     fit,
@@ -170,7 +171,7 @@ def _data(config: HybridStudyConfig, s_index: int, name: str):
     follows the seed and the position, so every study with the same seed sees the same data)."""
     return make_hybrid_data(
         name,
-        jax.random.PRNGKey(config.seed * 1000 + s_index),
+        key=jax.random.key(config.seed * 1000 + s_index),
         tasks=config.tasks,
         per_task=config.per_task,
         val_tasks=config.val_tasks,
@@ -181,12 +182,12 @@ def _data(config: HybridStudyConfig, s_index: int, name: str):
     )
 
 
-def _scores(ev: dict) -> dict:
-    return {k: ev[k] for k in SCORES}
+def _scores(ev: HybridEvaluation) -> dict:
+    return {k: getattr(ev, k) for k in SCORES}
 
 
 def _train(kind, data, config: HybridStudyConfig, seed: int, desc: str, tasks: int | None = None):
-    key = jax.random.PRNGKey(seed)
+    key = jax.random.key(seed)
     scales = data.scales()
     options = dict(width=config.width, depth=config.depth)
     model = make_model(kind, data.system, scales, key=key, **options)
@@ -202,11 +203,11 @@ def _train(kind, data, config: HybridStudyConfig, seed: int, desc: str, tasks: i
     return result, spec
 
 
-def _agreement(ev1: dict, ev2: dict) -> dict:
+def _agreement(ev1: HybridEvaluation, ev2: HybridEvaluation) -> dict:
     """How well two runs' latents agree: MCC of the neural latents, |corr| of the physics latents."""
-    z1, z2 = ev1["z_a"], ev2["z_a"]
+    z1, z2 = ev1.z_a, ev2.z_a
     k = min(z1.shape[1], z2.shape[1])
-    p1, p2 = ev1["z_p"][:, 0], ev2["z_p"][:, 0]
+    p1, p2 = ev1.z_p[:, 0], ev2.z_p[:, 0]
     corr = float(np.abs(np.corrcoef(p1, p2)[0, 1])) if p1.std() > 0 and p2.std() > 0 else 0.0
     return {
         "mcc_z_n": mcc(z1[:, :k], z2),
@@ -284,7 +285,7 @@ def run_hybrid_study(config: HybridStudyConfig, out: str | Path) -> dict:
                     )
                     ev = evaluate(fitted.model, data.test, context_size=config.context_size)
                 sweep[str(n)] = _scores(ev)
-                say(f"{name} Meta-Hybrid-VAE on {n} tasks: MCC {ev['mcc']:.3f}, z_p MSE {ev['z_p_mse']:.4g}")
+                say(f"{name} Meta-Hybrid-VAE on {n} tasks: MCC {ev.mcc:.3f}, z_p MSE {ev.z_p_mse:.4g}")
             results["task_sweep"][name] = sweep
         results["systems"][name] = entry
     results["seconds"] = round(time.perf_counter() - start, 1)
@@ -295,5 +296,5 @@ def run_hybrid_study(config: HybridStudyConfig, out: str | Path) -> dict:
     return results
 
 
-def _fmt_scores(ev: dict) -> str:
-    return ", ".join(f"{k} {ev[k]:.4g}" for k in SCORES)
+def _fmt_scores(ev: HybridEvaluation) -> str:
+    return ", ".join(f"{k} {getattr(ev, k):.4g}" for k in SCORES)

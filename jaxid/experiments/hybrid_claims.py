@@ -216,9 +216,9 @@ def _rows(tasks, per_task: int) -> np.ndarray:
 def _score_fn(score: str, truth: dict, run: dict, per_task: int) -> Callable:
     """A run's score on a resample of test tasks: ``mcc`` of ``z_n`` or ``z_p_mse``."""
     if score == "mcc":
-        return lambda t: mcc(truth["z_n"][_rows(t, per_task)], run["z_a"][_rows(t, per_task)])
+        return lambda t: mcc(truth["z_n"][_rows(t, per_task)], run.z_a[_rows(t, per_task)])
     if score == "z_p_mse":
-        return lambda t: float(np.mean((run["z_p"] - truth["z_p"])[_rows(t, per_task)] ** 2))
+        return lambda t: float(np.mean((run.z_p - truth["z_p"])[_rows(t, per_task)] ** 2))
     raise ValueError(f"unknown score {score!r}")
 
 
@@ -440,15 +440,11 @@ def run_hybrid_claims(config: HybridClaimsConfig, out) -> dict:
                 seeds = [r["seed"] for r, _ in runs[(kind, config.tasks)]]
                 pairs = [(i, j) for i in range(len(evs)) for j in range(i + 1, len(evs))]
                 fns = [
-                    [
-                        lambda t, a=evs[i]["z_a"], b=evs[j]["z_a"], per=per: mcc(
-                            a[_rows(t, per)], b[_rows(t, per)]
-                        )
-                    ]
+                    [lambda t, a=evs[i].z_a, b=evs[j].z_a, per=per: mcc(a[_rows(t, per)], b[_rows(t, per)])]
                     for i, j in pairs
                 ]
                 draws = run_task_bootstrap(fns, n_t, n_boot=config.n_boot, rng=rng).mean(1)
-                values = [mcc(evs[i]["z_a"], evs[j]["z_a"]) for i, j in pairs]
+                values = [mcc(evs[i].z_a, evs[j].z_a) for i, j in pairs]
                 agree[kind] = {
                     "pairs": [
                         {"seeds": [seeds[i], seeds[j]], "mcc": v}

@@ -199,7 +199,7 @@ def figures(results: dict, keep: dict, out: Path) -> list[str]:
             ax.plot(ts, clean[0, :, ch], color="k", lw=1.5, label="truth")
             for kind, evs in keep[name]["models"].items():
                 ax.plot(
-                    ts, evs[split]["decoded"][0, :, ch], color=COLORS[kind], lw=1.1, label=MODEL_LABELS[kind]
+                    ts, evs[split].decoded[0, :, ch], color=COLORS[kind], lw=1.1, label=MODEL_LABELS[kind]
                 )
             ax.axvline(ts[sys.n_train - 1], color="0.3", ls=":", lw=1)
             ax.set_title(
@@ -226,15 +226,15 @@ def figures(results: dict, keep: dict, out: Path) -> list[str]:
         for j, kind in enumerate(kinds):
             ev = keep[name]["models"][kind]["test"]
             ax = axes[i, 2 * j]
-            ax.plot(zp, ev["z_p"][:, 0], ".", ms=3, color=COLORS[kind])
-            lims = [min(zp.min(), ev["z_p"].min()), max(zp.max(), ev["z_p"].max())]
+            ax.plot(zp, ev.z_p[:, 0], ".", ms=3, color=COLORS[kind])
+            lims = [min(zp.min(), ev.z_p.min()), max(zp.max(), ev.z_p.max())]
             ax.plot(lims, lims, "k--", lw=0.8)
             ax.set_title(f"{name}\n{MODEL_LABELS[kind]}: {data.system.physics_names[0]}", fontsize=8)
             ax.set_xlabel("true", fontsize=8)
             ax.set_ylabel("inferred", fontsize=8)
-            _, match = mcc(zn, ev["z_a"], return_matching=True)
+            _, match = mcc(zn, ev.z_a, return_matching=True)
             ax = axes[i, 2 * j + 1]
-            ax.plot(zn[:, 0], ev["z_a"][:, match[0]], ".", ms=3, color=COLORS[kind])
+            ax.plot(zn[:, 0], ev.z_a[:, match[0]], ".", ms=3, color=COLORS[kind])
             ax.set_title(f"{MODEL_LABELS[kind]}: {data.system.factor_names[0]} vs z_a{match[0]}", fontsize=8)
             ax.set_xlabel("true", fontsize=8)
     fig.tight_layout()
@@ -282,8 +282,8 @@ def figures(results: dict, keep: dict, out: Path) -> list[str]:
     if pairs:
         fig, axes = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3.0), squeeze=False)
         for j, (name, kind) in enumerate(pairs):
-            z1 = keep[name]["models"][kind]["test"]["z_a"]
-            z2 = keep[name]["second_seed"][kind]["z_a"]
+            z1 = keep[name]["models"][kind]["test"].z_a
+            z2 = keep[name]["second_seed"][kind].z_a
             _, match = mcc(z1, z2, return_matching=True)
             axes[0, j].plot(z1[:, 0], z2[:, match[0]], ".", ms=3, color=COLORS[kind])
             axes[0, j].set_title(f"{name}\n{MODEL_LABELS[kind]}", fontsize=8)

@@ -16,7 +16,9 @@ from .metrics import correlation_matrix, mcc
 from .models import MODEL_KINDS, MODEL_LABELS, Aphynity, HybridDecoder, HybridVAE, make_model
 from .systems import SYSTEMS, System, get_system
 from .training import (
+    HybridEvaluation,
     HybridFitResult,
+    HybridInference,
     HybridTrainConfig,
     context_sets,
     evaluate,
@@ -33,7 +35,9 @@ __all__ = [
     "Aphynity",
     "HybridData",
     "HybridDecoder",
+    "HybridEvaluation",
     "HybridFitResult",
+    "HybridInference",
     "HybridSplit",
     "HybridTrainConfig",
     "HybridVAE",

@@ -120,8 +120,8 @@ def _split(system: System, key, n_tasks: int, per_task: int, ood_width: float | 
 
 def make_hybrid_data(
     system: str | System,
-    key: PRNGKeyArray,
     *,
+    key: PRNGKeyArray,
     tasks: int = 40,
     per_task: int = 20,
     val_tasks: int = 5,

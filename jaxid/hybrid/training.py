@@ -180,11 +180,55 @@ def _infer(model, y, ctx, n_train: int, n_steps: int):
     return jax.vmap(one, in_axes=(0, 0 if ctx is not None else None))(y, ctx)
 
 
-def infer(model, split: HybridSplit, *, context_size: int = 5, n_steps: int | None = None, chunk: int = 256):
+@dataclass(frozen=True)
+class HybridInference:
+    """What :func:`infer` returns, as NumPy arrays with tasks and sequences merged into the first
+    axis (``n`` sequences).
+
+    - ``z_p``: posterior means of the physical latents, shape ``(n, n_physics)``;
+    - ``z_a``: posterior means of the latents of the network inside the ODE, ``(n, n_latent)``;
+    - ``z_b``: posterior means of the latents of the output correction ``G``, ``(n, n_b)`` (``n_b = 0``
+      for APHYNITY);
+    - ``decoded``: the decoded sequences over ``n_steps`` save times, ``(n, n_steps, channels)``.
+    """
+
+    z_p: np.ndarray
+    z_a: np.ndarray
+    z_b: np.ndarray
+    decoded: np.ndarray
+
+
+@dataclass(frozen=True)
+class HybridEvaluation:
+    """What :func:`evaluate` returns: the scores of a model on a split (module docstring) and the
+    arrays behind them, with tasks and sequences merged into the first axis.
+
+    - ``z_p_mse``: mean of :math:`(\\hat z_p - z_p)^2` over sequences (physical units);
+    - ``mcc``: :func:`jaxid.hybrid.mcc` between the true unmodelled factors and ``z_a``;
+    - ``recon_mse``: MSE of the decoded sequences against the noise-free truth over the training
+      window;
+    - ``pred_mse``: the same over the prediction window beyond it;
+    - ``z_p``: posterior means of the physical latents, ``(n, n_physics)``;
+    - ``z_a``: posterior means of the latents of the network inside the ODE, ``(n, n_latent)``;
+    - ``decoded``: the decoded sequences over the full window, ``(n, n_full, channels)``.
+    """
+
+    z_p_mse: float
+    mcc: float
+    recon_mse: float
+    pred_mse: float
+    z_p: np.ndarray
+    z_a: np.ndarray
+    decoded: np.ndarray
+
+
+def infer(
+    model, split: HybridSplit, *, context_size: int = 5, n_steps: int | None = None, chunk: int = 256
+) -> HybridInference:
     """Posterior means and decodings over ``n_steps`` save times (default: the full window) for
     every sequence of ``split``, ``chunk`` sequences at a time across the local devices.
 
-    **Returns:** ``(z_p, z_a, z_b, decoded)`` as NumPy arrays with tasks and sequences merged.
+    **Returns:** a :class:`HybridInference` (``z_p``, ``z_a``, ``z_b``, ``decoded``).
     """
     sys = model.decoder.system
     n_steps = sys.n_full if n_steps is None else n_steps
@@ -195,39 +239,40 @@ def infer(model, split: HybridSplit, *, context_size: int = 5, n_steps: int | No
     (z_p, z_a, z_b), dec = map_chunked(
         lambda y, c: _infer(model, y, c, sys.n_train, n_steps), (obs, ctx), chunk_size=chunk
     )
-    return z_p, z_a, z_b, dec
+    return HybridInference(z_p=z_p, z_a=z_a, z_b=z_b, decoded=dec)
 
 
-def evaluate(model, split: HybridSplit, *, context_size: int = 5) -> dict:
+def evaluate(model, split: HybridSplit, *, context_size: int = 5) -> HybridEvaluation:
     """Scores of ``model`` on ``split`` (see the module docstring) and the arrays behind them.
 
-    **Returns:** ``{"z_p_mse", "mcc", "recon_mse", "pred_mse", "z_p", "z_a", "decoded"}``; the
-    arrays have tasks and sequences merged. Raises if the model decodes a non-finite value.
+    **Returns:** a :class:`HybridEvaluation` (``z_p_mse``, ``mcc``, ``recon_mse``, ``pred_mse``,
+    ``z_p``, ``z_a``, ``decoded``). Raises if the model decodes a non-finite value.
     """
     check_positive_int("evaluate", "context_size", context_size)
     if not isinstance(split, HybridSplit):
         raise TypeError(f"evaluate: split must be a HybridSplit (e.g. data.test), got {type(split).__name__}")
     sys = model.decoder.system
-    z_p, z_a, _, dec = infer(model, split, context_size=context_size)
+    inferred = infer(model, split, context_size=context_size)
+    z_p, z_a, dec = inferred.z_p, inferred.z_a, inferred.decoded
     if not np.all(np.isfinite(dec)) or not np.all(np.isfinite(z_p)):
         bad = int(np.sum(~np.all(np.isfinite(dec.reshape(dec.shape[0], -1)), -1)))
         raise NonFiniteError(f"evaluate: {bad} sequences decoded to non-finite values")
     clean = split.flat("clean")
     err = (dec - clean) ** 2
-    return {
-        "z_p_mse": float(np.mean((z_p - split.flat("z_p")) ** 2)),
-        "mcc": mcc(split.flat("z_n"), z_a),
-        "recon_mse": float(np.mean(err[:, : sys.n_train])),
-        "pred_mse": float(np.mean(err[:, sys.n_train :])),
-        "z_p": z_p,
-        "z_a": z_a,
-        "decoded": dec,
-    }
+    return HybridEvaluation(
+        z_p_mse=float(np.mean((z_p - split.flat("z_p")) ** 2)),
+        mcc=mcc(split.flat("z_n"), z_a),
+        recon_mse=float(np.mean(err[:, : sys.n_train])),
+        pred_mse=float(np.mean(err[:, sys.n_train :])),
+        z_p=z_p,
+        z_a=z_a,
+        decoded=dec,
+    )
 
 
 def _val_recon(model, split: HybridSplit, k: int) -> float:
     sys = model.decoder.system
-    _, _, _, dec = infer(model, split, context_size=k, n_steps=sys.n_train)
+    dec = infer(model, split, context_size=k, n_steps=sys.n_train).decoded
     err = (dec - split.flat("clean")[:, : sys.n_train]) ** 2
     value = float(np.mean(err))
     return value if math.isfinite(value) else math.inf
@@ -286,7 +331,7 @@ def fit(
     params, static = eqx.partition(model, eqx.is_inexact_array)
     opt_state = _optimizer(h).init(params)
     aux = model.init_aux()
-    key = jax.random.PRNGKey(config.seed)
+    key = jax.random.key(config.seed)
     history = {"step": [], "train_loss": [], "train_traj": [], "val_recon": []}
     best, best_val, best_step, done = params, math.inf, 0, 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
@@ -295,8 +340,10 @@ def fit(
         header, payload = jio.read_framed(ckpt, kind=CHECKPOINT_KIND)
         if header.get("meta") != json.loads(json.dumps(meta_ckpt)):
             raise ValueError(f"fit: checkpoint {ckpt} was written with another configuration")
-        template = (params, opt_state, aux, key, best)
-        params, opt_state, aux, key, best = jio.tree_from_bytes(payload, template, path=ckpt)
+        # the key is stored as its raw uint32 data (a typed key array has no NumPy form)
+        template = (params, opt_state, aux, jax.random.key_data(key), best)
+        params, opt_state, aux, key_data, best = jio.tree_from_bytes(payload, template, path=ckpt)
+        key = jax.random.wrap_key_data(key_data, impl=jax.random.key_impl(key))
         history, best_val, best_step, done = (
             header["history"],
             header["best_val"],
@@ -330,7 +377,7 @@ def fit(
                 header = dict(
                     meta=meta_ckpt, history=history, best_val=best_val, best_step=best_step, done=call + 1
                 )
-                payload = jio.tree_to_bytes((params, opt_state, aux, key, best))
+                payload = jio.tree_to_bytes((params, opt_state, aux, jax.random.key_data(key), best))
                 jio.write_framed(ckpt, header, payload, kind=CHECKPOINT_KIND)
     if not math.isfinite(best_val):
         raise NonFiniteError(
@@ -365,7 +412,7 @@ def load_model(path: str | os.PathLike):
             spec["kind"],
             get_system(spec["system"]),
             tuple(np.asarray(s, np.float32) for s in spec["scales"]),
-            key=jax.random.PRNGKey(0),
+            key=jax.random.key(0),
             **spec.get("options", {}),
         )
     except (KeyError, TypeError, ValueError) as err:

@@ -28,6 +28,7 @@ from .design import (
 )
 from .experiment import Experiment, value_and_jacobian
 from .fisher import (
+    NumericalRank,
     Spectrum,
     collinearity,
     collinearity_index,
@@ -48,6 +49,7 @@ __all__ = [
     "Experiment",
     "FisherCriteria",
     "IdentifiabilityReport",
+    "NumericalRank",
     "Profile",
     "Spectrum",
     "analyze",

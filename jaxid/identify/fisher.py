@@ -254,7 +254,25 @@ class Spectrum:
     condition_number: float
 
 
-def numerical_rank(s, shape: tuple[int, int], *, rule: str = "auto", rtol: float | None = None, eps=None):
+@dataclass(frozen=True)
+class NumericalRank:
+    """What :func:`numerical_rank` returns.
+
+    - ``rank``: the numerical rank, the number of singular values above ``threshold``.
+    - ``threshold``: the value the singular values are compared with.
+    - ``rule``: the rule that decided (``"gap"``, ``"tolerance"`` or ``"rtol"``).
+    - ``rule_detail``: a sentence saying why.
+    """
+
+    rank: int
+    threshold: float
+    rule: str
+    rule_detail: str
+
+
+def numerical_rank(
+    s, shape: tuple[int, int], *, rule: str = "auto", rtol: float | None = None, eps=None
+) -> NumericalRank:
     r"""The numerical rank of a matrix of ``shape`` from its descending singular values ``s``.
 
     Rules (``eps`` is the machine epsilon of the data, :math:`s_1` the largest value):
@@ -269,8 +287,9 @@ def numerical_rank(s, shape: tuple[int, int], *, rule: str = "auto", rtol: float
     - ``"auto"`` (default): the gap rule when it finds a gap, else the tolerance rule.
     - ``rtol``: if given, overrides the rule: :math:`s_i > \mathrm{rtol}\; s_1`.
 
-    Returns ``(rank, threshold, rule_used, detail)``. The solver tolerance must sit orders of
-    magnitude below the rank threshold for the answer to mean anything.
+    **Returns:** a :class:`NumericalRank` (``rank``, ``threshold``, ``rule``, ``rule_detail``).
+    The solver tolerance must sit orders of magnitude below the rank threshold for the answer to
+    mean anything.
     """
     s = np.asarray(s, dtype=float)
     p = s.shape[0]
@@ -278,14 +297,14 @@ def numerical_rank(s, shape: tuple[int, int], *, rule: str = "auto", rtol: float
     if rule not in ("auto", "gap", "tolerance"):
         raise ValueError(f"numerical_rank: rule must be 'auto', 'gap' or 'tolerance', got {rule!r}")
     if p == 0 or not s[0] > 0:
-        return 0, 0.0, "tolerance", "all singular values are zero"
+        return NumericalRank(0, 0.0, "tolerance", "all singular values are zero")
     s1 = s[0]
     if rtol is not None:
         if not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
             raise ValueError(f"numerical_rank: rtol must be a number in (0, 1), got {rtol!r}")
         thr = rtol * s1
         r = int(np.sum(s > thr))
-        return r, thr, "rtol", f"s_i > {rtol:g} s_1"
+        return NumericalRank(r, thr, "rtol", f"s_i > {rtol:g} s_1")
     if rule in ("auto", "gap") and p > 1:
         # values below the round-off floor s_1 eps count as equal: an exact zero next to a
         # round-off value (a padded or stacked matrix) is no gap, the drop to the round-off is
@@ -296,7 +315,7 @@ def numerical_rank(s, shape: tuple[int, int], *, rule: str = "auto", rtol: float
             i = int(np.argmax(np.where(ok, ratios, -np.inf)))
             thr = float(np.sqrt(s[i] * s[i + 1])) if s[i + 1] > 0 else float(s[i] / GAP_RATIO)
             gap = "inf" if not np.isfinite(ratios[i]) else f"{ratios[i]:.3g}"
-            return (
+            return NumericalRank(
                 i + 1,
                 thr,
                 "gap",
@@ -304,9 +323,13 @@ def numerical_rank(s, shape: tuple[int, int], *, rule: str = "auto", rtol: float
                 f"< sqrt(eps) = {np.sqrt(eps):.2g})",
             )
         if rule == "gap":
-            return p, float(s[-1]), "gap", f"no gap of {GAP_RATIO:g}x with a value below sqrt(eps) s_1"
+            return NumericalRank(
+                p, float(s[-1]), "gap", f"no gap of {GAP_RATIO:g}x with a value below sqrt(eps) s_1"
+            )
     thr = s1 * max(shape) * eps
-    return int(np.sum(s > thr)), float(thr), "tolerance", f"s_i > s_1 max(N, p) eps = {thr:.3g}"
+    return NumericalRank(
+        int(np.sum(s > thr)), float(thr), "tolerance", f"s_i > s_1 max(N, p) eps = {thr:.3g}"
+    )
 
 
 def spectrum(w, *, rule: str = "auto", rtol: float | None = None) -> Spectrum:
@@ -317,18 +340,18 @@ def spectrum(w, *, rule: str = "auto", rtol: float | None = None) -> Spectrum:
     # fewer observations than parameters: the full V, with zero singular values for the rest
     _, s, vt = np.linalg.svd(w, full_matrices=n < p)
     s = np.concatenate([s, np.zeros(p - s.shape[0])])
-    r, thr, used, detail = numerical_rank(s, w.shape, rule=rule, rtol=rtol)
-    null = vt[r:].T.copy()
+    nr = numerical_rank(s, w.shape, rule=rule, rtol=rtol)
+    null = vt[nr.rank :].T.copy()
     for j in range(null.shape[1]):
         if null[np.argmax(np.abs(null[:, j])), j] < 0:
             null[:, j] *= -1
     cond = float(s[0] / s[-1]) if s[-1] > 0 else float("inf")
     return Spectrum(
         singular_values=s,
-        rank=r,
-        threshold=thr,
-        rule=used,
-        rule_detail=detail,
+        rank=nr.rank,
+        threshold=nr.threshold,
+        rule=nr.rule,
+        rule_detail=nr.rule_detail,
         vt=vt,
         null_space=null,
         condition_number=cond,

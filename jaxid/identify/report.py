@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from jaxtyping import PRNGKeyArray
 
 from ..errors import require_float64
 from ..io import atomic_write_text
@@ -247,9 +248,22 @@ def _noise_text(e: Experiment) -> str:
     return f"{v} ({'fraction of channel sd' if e.relative else 'absolute'})"
 
 
-def _check_points(theta, n, spread, seed, log):
-    rng = np.random.default_rng(seed)
-    u = rng.uniform(-1.0, 1.0, size=(n, theta.shape[0]))
+def _is_key(key) -> bool:
+    import jax
+
+    if not isinstance(key, jax.Array):
+        return False
+    legacy = key.dtype == np.uint32 and key.shape == (2,)  # a jax.random.PRNGKey
+    return legacy or jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+
+
+def _check_points(theta, n, spread, key, seed, log):
+    if key is not None:
+        import jax
+
+        u = np.asarray(jax.random.uniform(key, (n, theta.shape[0]), dtype=float, minval=-1.0, maxval=1.0))
+    else:
+        u = np.random.default_rng(0 if seed is None else seed).uniform(-1.0, 1.0, size=(n, theta.shape[0]))
     if log:
         return theta * np.exp(spread * u)
     scale = np.where(theta != 0, np.abs(theta), 1.0)
@@ -266,7 +280,8 @@ def analyze(
     rank_rtol: float | None = None,
     check_points: int = 3,
     spread: float = 0.1,
-    seed: int = 0,
+    key: PRNGKeyArray | None = None,
+    seed: int | None = None,
     profiles=False,
     profile_options: dict | None = None,
     collinearity_max_size: int | None = None,
@@ -278,8 +293,8 @@ def analyze(
     :func:`~jaxid.identify.fisher.numerical_rank`; ``rank_rtol`` fixes a relative threshold
     instead), the Fisher information, Cramer-Rao bounds, null directions and collinearity indices;
     then compares the log-parameter null spaces at ``check_points`` further points
-    (:math:`\theta_j = \theta\, e^{\mathrm{spread}\; u_j}`, :math:`u_j \sim U[-1, 1]^p` from
-    ``seed``) to separate scaling symmetries from local accidents and non-scaling degeneracies,
+    (:math:`\theta_j = \theta\, e^{\mathrm{spread}\; u_j}`, :math:`u_j \sim U[-1, 1]^p` drawn
+    with ``key``) to separate scaling symmetries from local accidents and non-scaling degeneracies,
     and reads off identifiable monomials (:mod:`~jaxid.identify.combinations`).
 
     **Arguments:**
@@ -294,6 +309,10 @@ def analyze(
     - ``check_points``: how many perturbed points the structural check uses (0 to skip it; then
       every local null direction is reported as if it were a scaling). Points where a simulation
       fails are dropped with a warning.
+    - ``key``: a :func:`jax.random.key` for the check points; default ``None``, fixed draws (the
+      same on every call, those of the former default ``seed=0``).
+    - ``seed``: deprecated, pass ``key``; an int seeding NumPy's generator for the check points, as
+      before.
     - ``profiles``: ``True`` to profile every parameter and every identified monomial, or a list
       of directions for :func:`~jaxid.identify.profile_likelihood` (``"m"``, ``{"k": 1, "m": -1}``);
       ``profile_options`` go to that function.
@@ -322,9 +341,20 @@ def analyze(
         raise ValueError(f"{where}: check_points must be an int >= 0, got {check_points!r}")
     if not (isinstance(spread, (int, float)) and spread > 0):
         raise ValueError(f"{where}: spread must be a positive number, got {spread!r}")
+    if key is not None and seed is not None:
+        raise TypeError("analyze: pass key (a jax.random.key) or the deprecated seed, not both")
+    if key is not None and not _is_key(key):
+        raise TypeError(f"analyze: key must be a jax.random.key, got {type(key).__name__}")
+    if seed is not None:
+        warnings.warn(
+            "analyze: seed is deprecated and will be removed in the next release; pass "
+            "key=jax.random.key(seed) instead (it draws other check points)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     positive = bool(np.all(theta > 0))
 
-    pts = np.concatenate([theta[None], _check_points(theta, check_points, spread, seed, positive)])
+    pts = np.concatenate([theta[None], _check_points(theta, check_points, spread, key, seed, positive)])
     must = np.arange(len(pts)) == 0  # the analysed point must simulate; check points may fail
     w_all, ys, _, finite = whitened_jacobians(experiments, pts, where=where, require_finite=must, single=True)
     if not np.all(finite):

@@ -13,7 +13,7 @@ identifiability ceiling.
 
 from .ceiling import scaling_ceiling
 from .estimator import Estimator, load_estimator
-from .metrics import METRICS, regression_metrics
+from .metrics import METRICS, RegressionMetrics, regression_metrics
 from .networks import ACTIVATIONS, ARCHITECTURES, CNN, GRU, MLP, make_network
 from .posterior import PosteriorEstimator, PosteriorResult, load_posterior_estimator, train_posterior
 from .training import TrainConfig, TrainResult, split_indices, train
@@ -28,6 +28,7 @@ __all__ = [
     "Estimator",
     "PosteriorEstimator",
     "PosteriorResult",
+    "RegressionMetrics",
     "TrainConfig",
     "TrainResult",
     "load_estimator",

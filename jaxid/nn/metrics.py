@@ -12,16 +12,44 @@ For truths :math:`y_i` and predictions :math:`\hat y_i`, ``i = 1..N``:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 METRICS = ("rmse", "mae", "r2", "relative_error")
 
 
-def regression_metrics(y_true, y_pred, names: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+@dataclass(frozen=True)
+class RegressionMetrics:
+    """What :func:`regression_metrics` returns: one value per parameter (column) for each metric of
+    the module docstring, in the order of ``names``.
+
+    - ``names``: the parameter names, a tuple of ``P`` strings;
+    - ``rmse``: root mean squared error, float64 array of shape ``(P,)``;
+    - ``mae``: mean absolute error, ``(P,)``;
+    - ``r2``: coefficient of determination, ``(P,)`` (NaN for a column whose truth is constant);
+    - ``relative_error``: mean absolute relative error, ``(P,)``.
+    """
+
+    names: tuple[str, ...]
+    rmse: np.ndarray
+    mae: np.ndarray
+    r2: np.ndarray
+    relative_error: np.ndarray
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        """``{name: {"rmse", "mae", "r2", "relative_error"}}`` with Python floats, for JSON."""
+        return {
+            name: {metric: float(getattr(self, metric)[j]) for metric in METRICS}
+            for j, name in enumerate(self.names)
+        }
+
+
+def regression_metrics(y_true, y_pred, names: Sequence[str] | None = None) -> RegressionMetrics:
     """Metrics of each column of ``y_pred`` against ``y_true`` (both ``(N, P)``, or ``(N,)``).
 
-    Returns ``{name: {"rmse", "mae", "r2", "relative_error"}}`` (names default to ``p0, p1, ...``).
+    **Returns:** a :class:`RegressionMetrics` (names default to ``p0, p1, ...``); its
+    ``to_dict()`` is ``{name: {"rmse", "mae", "r2", "relative_error"}}``.
     """
     y_true = np.asarray(y_true, dtype=np.float64)
     y_pred = np.asarray(y_pred, dtype=np.float64)
@@ -41,12 +69,15 @@ def regression_metrics(y_true, y_pred, names: Sequence[str] | None = None) -> di
         raise ValueError(f"regression_metrics: {len(names)} names for {y_true.shape[1]} columns")
     err = y_pred - y_true
     sst = np.sum((y_true - y_true.mean(0)) ** 2, axis=0)
-    out = {}
-    for j, name in enumerate(names):
-        out[name] = dict(
-            rmse=float(np.sqrt(np.mean(err[:, j] ** 2))),
-            mae=float(np.mean(np.abs(err[:, j]))),
-            r2=float(1.0 - np.sum(err[:, j] ** 2) / sst[j]) if sst[j] > 0 else float("nan"),
-            relative_error=float(np.mean(np.abs(err[:, j]) / np.abs(y_true[:, j]))),
-        )
-    return out
+    cols = range(len(names))
+    return RegressionMetrics(
+        names=tuple(names),
+        rmse=np.array([np.sqrt(np.mean(err[:, j] ** 2)) for j in cols], dtype=np.float64),
+        mae=np.array([np.mean(np.abs(err[:, j])) for j in cols], dtype=np.float64),
+        r2=np.array(
+            [1.0 - np.sum(err[:, j] ** 2) / sst[j] if sst[j] > 0 else np.nan for j in cols], dtype=np.float64
+        ),
+        relative_error=np.array(
+            [np.mean(np.abs(err[:, j]) / np.abs(y_true[:, j])) for j in cols], dtype=np.float64
+        ),
+    )

@@ -329,7 +329,12 @@ def _identifiability(config, resolved, theta_draws, y0_draws, progress, say):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 rep = analyze(
-                    exp, theta, scale=scale, check_points=opts.check_points, spread=opts.spread, seed=i
+                    exp,
+                    theta,
+                    scale=scale,
+                    check_points=opts.check_points,
+                    spread=opts.spread,
+                    key=jax.random.key(i),
                 )
         except ValueError as err:
             failures[str(err).split(";")[0][-120:]] += 1
@@ -441,7 +446,7 @@ def _train(config, x, targets, names, log, progress, say, desc):
     test = res.split["test"]
     pred = np.asarray(res.estimator.predict(x[test]), dtype=np.float64)
     pred = np.exp(pred) if log else pred
-    return res, test, pred, regression_metrics(targets[test], pred, names)
+    return res, test, pred, regression_metrics(targets[test], pred, names).to_dict()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,13 +7,14 @@
 """
 
 from .data import GaitDataset, add_noise, generate_gait_dataset, load_dataset, periodic_records
-from .gait import Gait, find_gait, gait_initial_state, return_map
+from .gait import Gait, ReturnMap, find_gait, gait_initial_state, return_map
 from .model import Walker, WalkerStatus
 from .store import StoredDataset, generate_into_store, open_gait_store
 
 __all__ = [
     "Gait",
     "GaitDataset",
+    "ReturnMap",
     "StoredDataset",
     "Walker",
     "WalkerStatus",

@@ -62,6 +62,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
 from .. import io as jio
@@ -256,7 +257,7 @@ def load_dataset(path: str | os.PathLike) -> GaitDataset:
     )
 
 
-def add_noise(obs: np.ndarray, fraction: float, key) -> np.ndarray:
+def add_noise(obs: np.ndarray, fraction: float, *, key: PRNGKeyArray) -> np.ndarray:
     """Gaussian noise with standard deviation ``fraction`` times each channel's standard deviation
     (over all records and times)."""
     if not fraction >= 0:
@@ -753,7 +754,7 @@ def generate_gait_dataset(
     clean = None
     if noise > 0:
         clean = obs_all
-        obs_all = add_noise(obs_all, noise, jax.random.fold_in(base_key, 2**31 - 1))
+        obs_all = add_noise(obs_all, noise, key=jax.random.fold_in(base_key, 2**31 - 1))
     return GaitDataset(
         params=np.concatenate(params),
         obs=obs_all,

@@ -71,11 +71,30 @@ class Gait(eqx.Module):
         return jnp.max(jnp.abs(self.eigenvalues), axis=-1)
 
 
-def return_map(model: Walker, section: Float[Array, " 3"], *, dt: float | None = None):
+class ReturnMap(eqx.Module):
+    """What :func:`return_map` returns (an equinox Module, so it passes through ``jit``, ``vmap``
+    and ``jacfwd(..., has_aux=True)``).
+
+    **Fields:**
+
+    - ``section``: the next mid-stance state ``(y, vx, vy)``, foot at its new position;
+    - ``step_time``: the time of the step [s];
+    - ``step_length``: the new foot's position, foot to foot [m];
+    - ``status``: the simulation status of the step (0 is ok; a step that ran to the horizon
+      without returning to mid-stance is reported as failed, 1).
+    """
+
+    section: Float[Array, " 3"]
+    step_time: Float[Array, ""]
+    step_length: Float[Array, ""]
+    status: Int[Array, ""]
+
+
+def return_map(model: Walker, section: Float[Array, " 3"], *, dt: float | None = None) -> ReturnMap:
     """One step of the return map from mid-stance ``section = (y, vx, vy)``, foot at 0.
 
-    Returns ``(section', time, step_length, status)``; differentiable (forward mode) in ``section``
-    and in the model's parameters.
+    **Returns:** a :class:`ReturnMap` (``section``, ``step_time``, ``step_length``, ``status``);
+    differentiable (forward mode) in ``section`` and in the model's parameters.
     """
     walker = dataclasses.replace(model, stop_at_midstance=True)
     y0 = walker.initial_state(section[0], section[1], section[2])
@@ -86,7 +105,7 @@ def return_map(model: Walker, section: Float[Array, " 3"], *, dt: float | None =
     out = jnp.stack([yf[1], yf[2], yf[3]])
     # A return that ran to the horizon without a step is not a return: report it as failed.
     status = jnp.where((sim.status == STATUS_OK) & (sim.t_final >= horizon), 1, sim.status)
-    return out, sim.t_final, yf[5], status
+    return ReturnMap(section=out, step_time=sim.t_final, step_length=yf[5], status=status)
 
 
 def _energy_surface_jacobian(model: Walker, section, jac):
@@ -111,7 +130,8 @@ def _scan_guess(model: Walker, height, grid, dt):
 
     def misfit(vx):
         section = jnp.stack([height, vx, jnp.zeros_like(vx)])
-        out, _, _, status = return_map(model, section, dt=dt)
+        ret = return_map(model, section, dt=dt)
+        out, status = ret.section, ret.status
         d = jnp.abs(out - section) / jnp.stack([model.l0, scale, scale])
         return jnp.where(status == STATUS_OK, jnp.max(d), jnp.inf)
 
@@ -127,7 +147,7 @@ def _newton(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_ite
 
     def residual(u, _):
         section = jnp.stack([height, u[0], u[1]])
-        out, _, _, _ = return_map(model, section, dt=dt)
+        out = return_map(model, section, dt=dt).section
         return jnp.stack([out[0] - height, out[2] - u[1]])
 
     return optx.root_find(
@@ -150,7 +170,8 @@ def _state_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_
     vx, vy = sol.value[0], sol.value[1]
     section = jnp.stack([height, vx, vy])
     m_sg, s_sg = jax.lax.stop_gradient((model, section))
-    out, _, _, status = return_map(m_sg, s_sg, dt=dt)
+    ret = return_map(m_sg, s_sg, dt=dt)
+    out, status = ret.section, ret.status
     converged = _is_converged(sol, status, jnp.max(jnp.abs(out - s_sg)), s_sg[1], tol)
     return model.initial_state(height, vx, vy), converged
 
@@ -162,10 +183,11 @@ def _find_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_i
 
     def with_aux(s):
         result = return_map(model, s, dt=dt)
-        return result[0], result
+        return result.section, result
 
     # One forward-mode pass gives the Jacobian and the primal return together.
-    jac, (out, t_step, foot, status) = jax.jacfwd(with_aux, has_aux=True)(section)
+    jac, ret = jax.jacfwd(with_aux, has_aux=True)(section)
+    out, t_step, foot, status = ret.section, ret.step_time, ret.step_length, ret.status
     resid = jnp.max(jnp.abs(out - section))
     converged = _is_converged(sol, status, resid, vx, tol)
     energy_jac = _energy_surface_jacobian(model, section, jac)
