@@ -173,7 +173,8 @@ def test_walker_ridge_matches_the_scaling_ceiling_and_force_plates_collapse_it()
     y0, ts = walker.initial_state(0.9782, 1.090), jnp.arange(0.0, 0.6, 0.1)  # one step and a half
     prior = {"m": (70.0, 90.0), "k": (17000.0, 23000.0)}
     kin = Experiment.from_model(walker, y0, ts, noise=1e-4, params=("m", "k"), channels=("x", "y"))
-    plate = Experiment.from_model(walker, y0, ts, noise=1.0, params=("m", "k"), channels=("grf_x", "grf_y"))
+    # kinematics and force plate from one simulation: per-channel noise (x, y in m; forces in N)
+    both_exp = Experiment.from_model(walker, y0, ts, noise=[1e-4, 1e-4, 1.0, 1.0], params=("m", "k"))
     truth = np.array([[72.0, 21000.0]])  # one record: each chain step is a walker simulation
     y_kin = np.stack([np.asarray(kin.fn(jnp.asarray(t))) for t in truth])
     short = dict(warmup=400, draws=400, thin=1, progress=False)
@@ -191,8 +192,9 @@ def test_walker_ridge_matches_the_scaling_ceiling_and_force_plates_collapse_it()
         grid = np.linspace(max(70.0, 17000 * m / k), min(90.0, 23000 * m / k), 2001)
         sd = np.sqrt(np.average(grid**2, weights=grid) - np.average(grid, weights=grid) ** 2)
         assert post.ess[n, 0] > 100 and abs(post.sd[n, 0] - sd) < 0.2 * sd, (post.sd[n, 0], sd, post.ess)
-    y_plate = np.stack([np.asarray(plate.fn(jnp.asarray(t))) for t in truth])
-    both = sample_posterior([kin, plate], [y_kin, y_plate], prior, key=jax.random.key(1), **short)
+    y_both = np.stack([np.asarray(both_exp.fn(jnp.asarray(t))) for t in truth])
+    np.testing.assert_array_equal(y_both[..., :2], y_kin)  # the same kinematics
+    both = sample_posterior(both_exp, y_both, prior, key=jax.random.key(1), **short)
     assert np.all(both.sd[:, 0] < 0.05 * post.sd[:, 0])  # the ridge collapses
     assert np.all(np.abs(both.mean - truth) < 5 * both.sd)
 
