@@ -213,7 +213,7 @@ def test_validation_decodes_the_training_window_as_evaluate_does(trained, pendul
     sys = pendulum_data.system
     k = TINY.context_size
     short = infer(result.model, pendulum_data.val, context_size=k, n_steps=sys.n_train)
-    full = infer(result.model, pendulum_data.val, context_size=k, chunk=7)  # padded last chunk
+    full = infer(result.model, pendulum_data.val, context_size=k, chunk_size=7)  # padded last chunk
     assert short.decoded.shape[1] == sys.n_train and full.decoded.shape[1] == sys.n_full
     for name in ("z_p", "z_a", "z_b"):
         np.testing.assert_array_equal(getattr(short, name), getattr(full, name))
@@ -223,6 +223,9 @@ def test_validation_decodes_the_training_window_as_evaluate_does(trained, pendul
     np.testing.assert_allclose(best, scored, rtol=1e-5)
     with pytest.raises(ValueError, match="n_steps must be an int"):
         infer(result.model, pendulum_data.val, n_steps=sys.n_full + 1)
+    with pytest.warns(DeprecationWarning, match="chunk_size"):
+        old = infer(result.model, pendulum_data.val, context_size=k, chunk=7)
+    np.testing.assert_array_equal(old.decoded, full.decoded)
 
 
 def test_save_load_and_checkpoint_resume(tmp_path, pendulum_data, monkeypatch):

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -223,13 +224,23 @@ class HybridEvaluation:
 
 
 def infer(
-    model, split: HybridSplit, *, context_size: int = 5, n_steps: int | None = None, chunk: int = 256
+    model,
+    split: HybridSplit,
+    *,
+    context_size: int = 5,
+    n_steps: int | None = None,
+    chunk_size: int = 256,
+    chunk: int | None = None,
 ) -> HybridInference:
     """Posterior means and decodings over ``n_steps`` save times (default: the full window) for
-    every sequence of ``split``, ``chunk`` sequences at a time across the local devices.
+    every sequence of ``split``, ``chunk_size`` sequences at a time across the local devices
+    (``chunk``: the former name of ``chunk_size``, deprecated).
 
     **Returns:** a :class:`HybridInference` (``z_p``, ``z_a``, ``z_b``, ``decoded``).
     """
+    if chunk is not None:
+        warnings.warn("infer: chunk is deprecated; pass chunk_size", DeprecationWarning, stacklevel=2)
+        chunk_size = chunk
     sys = model.decoder.system
     n_steps = sys.n_full if n_steps is None else n_steps
     if not (isinstance(n_steps, int) and 2 <= n_steps <= sys.n_full):
@@ -237,7 +248,7 @@ def infer(
     obs = split.flat("obs")[:, : sys.n_train]
     ctx = context_sets(split, context_size)[:, :, : sys.n_train] if model.uses_context else None
     (z_p, z_a, z_b), dec = map_chunked(
-        lambda y, c: _infer(model, y, c, sys.n_train, n_steps), (obs, ctx), chunk_size=chunk
+        lambda y, c: _infer(model, y, c, sys.n_train, n_steps), (obs, ctx), chunk_size=chunk_size
     )
     return HybridInference(z_p=z_p, z_a=z_a, z_b=z_b, decoded=dec)
 
