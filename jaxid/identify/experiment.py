@@ -68,8 +68,6 @@ class Experiment(eqx.Module):
     channels: tuple[str, ...] | None = eqx.field(static=True)
     describe_failure: Callable[[np.ndarray], str] | None
     check_function: bool = eqx.field(static=True)
-    view_of: Experiment | None
-    view_channels: tuple[int, ...] | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -83,8 +81,6 @@ class Experiment(eqx.Module):
         channels: Sequence[str] | None = None,
         describe_failure: Callable[[np.ndarray], str] | None = None,
         check_function: bool = True,
-        view_of: Experiment | None = None,
-        view_channels: Sequence[int] | None = None,
     ):
         if not callable(fn):
             raise TypeError(
@@ -104,8 +100,6 @@ class Experiment(eqx.Module):
                     f"{noise!r}; a zero noise level would give infinite information"
                 )
             noise_arr = jnp.asarray(host)
-        if (view_of is None) != (view_channels is None):
-            raise ValueError("Experiment: view_of and view_channels go together (use select())")
         self.fn = fn
         self.noise = noise_arr
         self.relative = bool(relative)
@@ -117,8 +111,6 @@ class Experiment(eqx.Module):
         self.channels = None if channels is None else tuple(channels)
         self.describe_failure = describe_failure
         self.check_function = bool(check_function)
-        self.view_of = view_of
-        self.view_channels = None if view_channels is None else tuple(int(i) for i in view_channels)
 
     def __repr__(self):
         kind = "relative" if self.relative else "absolute"
@@ -278,8 +270,6 @@ class Experiment(eqx.Module):
             channels=names,
             describe_failure=self.describe_failure,
             check_function=self.check_function,
-            view_of=self,
-            view_channels=idx,
         )
 
     # ------------------------------------------------------------------ evaluation
@@ -287,11 +277,7 @@ class Experiment(eqx.Module):
         """``(y, dy/dtheta)`` by forward-mode AD, jitted (compiled once per experiment and shape),
         batched over leading axes of ``theta``. ``dy/dtheta`` has shape ``y.shape + (p,)``. A view
         (:meth:`select`) evaluates its parent and keeps its channels."""
-        if self.view_of is not None:
-            idx = np.asarray(self.view_channels)
-            y, jac = self.view_of.value_and_jacobian(theta)
-            return y[..., idx], jac[..., idx, :]
-        return value_and_jacobian(self.fn, jnp.asarray(theta))
+        return _channels_value_and_jacobian(self.fn, theta)
 
     def __call__(self, theta: ParamVector) -> Array:
         """The noise-free observations ``fn(theta)``."""
@@ -349,6 +335,16 @@ class _Channels(eqx.Module):
 
     def __call__(self, theta):
         return jnp.asarray(self.fn(theta))[..., np.asarray(self.idx)]
+
+
+def _channels_value_and_jacobian(fn, theta):
+    """:func:`value_and_jacobian` of ``fn``; for a view's ``_Channels``, its parent function's pass
+    (compiled once for every view of it) cut to the view's channels."""
+    if isinstance(fn, _Channels):
+        idx = np.asarray(fn.idx)
+        y, jac = _channels_value_and_jacobian(fn.fn, theta)
+        return y[..., idx], jac[..., idx, :]
+    return value_and_jacobian(fn, jnp.asarray(theta))
 
 
 def _value_and_jacfwd(fn):
