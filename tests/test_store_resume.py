@@ -21,16 +21,13 @@ FIELDS = ("params", "obs", "initial_states", "gait_eigenvalue", "gait_step_time"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """The children import this checkout's jaxid and share one persistent compilation cache."""
-    cache = tmp_path_factory.mktemp("jax-cache")
+def env():
+    """The children import this checkout's jaxid and read the test run's persistent compilation
+    cache (tests/conftest.py), where the in-process reference has put the generator's programs."""
     root = str(Path(__file__).resolve().parents[1])
     return dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
-        JAX_COMPILATION_CACHE_DIR=str(cache),
-        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
         JAX_PLATFORMS="cpu",
     )
 
@@ -50,6 +47,7 @@ def _assert_equal(path, reference):
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, env, reference):
+    assert os.environ.get("JAX_COMPILATION_CACHE_DIR")  # set by tests/conftest.py
     path = tmp_path / "store"
     slow = dict(env, JAXID_STORE_CHILD_SLOW="2.0")
     proc = subprocess.Popen([sys.executable, str(CHILD), str(path)], env=slow)
@@ -63,7 +61,12 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, env, reference):
     proc.wait()
     done = sorted(p.name for p in (path / "chunks").glob("*.json"))
     assert 1 <= len(done) < 6, done  # killed part-way: some chunks made, not all
-    subprocess.run([sys.executable, str(CHILD), str(path)], env=env, check=True, timeout=1200)
+    stamps = {name: (path / "chunks" / name).stat().st_mtime_ns for name in done}
+    # resumed in this process (the child's call, with the reference's programs already compiled)
+    resumed = generate_gait_dataset(store_child.N, store=path, **store_child.KW)
+    assert len(resumed) == len(reference)
+    # the chunks made before the kill were kept, not made again
+    assert {name: (path / "chunks" / name).stat().st_mtime_ns for name in done} == stamps
     _assert_equal(path, reference)
 
 
