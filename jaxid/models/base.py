@@ -247,8 +247,9 @@ class Status(eqxi.Enumeration):
     nonfinite_state = "The state became NaN or infinite."
 
 
-def status_code(item: Status) -> int:
-    """The integer code of a :class:`Status` item (of any model's subclass): the value stored in
+def status_code(item: eqx.Module) -> int:
+    """The integer code of a :class:`Status` item (of any model's subclass; an item is an
+    equinox Module, e.g. ``WalkerStatus.fall``): the value stored in
     :attr:`jaxid.simulate.events.SwitchingSimulation.status` and in data sets."""
     enum = getattr(item, "_enumeration", None)
     if not (isinstance(enum, type) and issubclass(enum, Status)):

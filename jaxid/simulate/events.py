@@ -20,7 +20,8 @@ slowest record. The event time is differentiable by the implicit function theore
 the switches.
 
 **Code layout.** The loop carries a :class:`_State` (an equinox Module with one documented field
-per quantity, as diffrax's ``State``); one iteration (:func:`_body`) is the step (:func:`_step`),
+per quantity, as diffrax's ``State``); one iteration (:func:`_body`) is the step (:func:`_step`,
+its stages in a ``fori_loop``: :func:`_rk_step_looped` says why),
 the event detection (:func:`_detect`, with :func:`_locate` the root), the polish of a located
 event (:func:`_polish`), its action (:func:`_apply`) and the shared failures
 (:func:`_update_status`). :func:`_check_inputs` checks the arguments before any work.
