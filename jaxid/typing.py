@@ -4,28 +4,47 @@ The dimension names are shared across the package, so that one name means one ax
 ``param`` the model parameters (in ``param_names`` order), ``state`` the state vector, ``time`` the
 output times, ``channel`` the observed channels, and ``batch`` (or ``*batch``, any number of
 leading axes) the records.
+
+Inputs are array-like (a JAX array, a NumPy array, or for a scalar a Python number): jaxid
+converts them. Outputs are JAX arrays (``jaxtyping.Float[Array, ...]``) unless a docstring says
+NumPy. The test suite checks every annotated signature at run time (``tests/jaxid_typecheck.py``).
 """
 
 from __future__ import annotations
 
-from jaxtyping import Array, Float
+from jaxtyping import ArrayLike, Float, PRNGKeyArray, Real
 
-ParamVector = Float[Array, " param"]
+Key = PRNGKeyArray
+"""A JAX random key (``jax.random.key(seed)``; the legacy ``PRNGKey`` arrays are accepted too)."""
+
+RealScalar = Real[ArrayLike, ""]
+"""A real scalar: a Python ``int`` or ``float``, or a 0-d array (traced under ``jit``/``vmap``)."""
+
+ParamVector = Float[ArrayLike, " param"]
 """One parameter vector ``theta``, shape ``(p,)``."""
 
-ParamBatch = Float[Array, "*batch param"]
+ParamBatch = Float[ArrayLike, "*batch param"]
 """Parameter vectors along any number of leading axes, shape ``(..., p)``."""
 
-StateVector = Float[Array, " state"]
+StateVector = Float[ArrayLike, " state"]
 """One initial state ``y0``."""
 
-StateBatch = Float[Array, "batch state"]
+StateBatch = Float[ArrayLike, "batch state"]
 """One initial state per record, shape ``(n, state)``."""
 
-TimeGrid = Float[Array, " time"]
+TimeGrid = Float[ArrayLike, " time"]
 """The output times ``ts``, increasing."""
 
-Observations = Float[Array, "*batch time channel"]
+Observations = Float[ArrayLike, "*batch time channel"]
 """Observed channels at the output times, for any number of records."""
 
-__all__ = ["Observations", "ParamBatch", "ParamVector", "StateBatch", "StateVector", "TimeGrid"]
+__all__ = [
+    "Key",
+    "Observations",
+    "ParamBatch",
+    "ParamVector",
+    "RealScalar",
+    "StateBatch",
+    "StateVector",
+    "TimeGrid",
+]

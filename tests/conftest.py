@@ -11,6 +11,12 @@
   marks are added before pytest-xdist's own hook reads them (``tryfirst``), and they need pytest
   < 9.2 (pyproject.toml says why); ``tests/test_conftest.py`` fails if a module's tests lose
   their group.
+- Run-time type checks: every annotated function and dataclass of jaxid is checked on each call
+  (jaxtyping's import hook with the checker of ``tests/jaxid_typecheck.py``: beartype for the
+  Python types, jaxtyping for array dtypes and shapes, the shape names consistent within a call).
+  The hook is installed here, before anything imports jaxid. Inside ``pytest.raises`` blocks the
+  checks are off: those blocks test jaxid's own errors for bad input, which a type violation
+  would otherwise pre-empt.
 - ``JAXID_TEST_PROFILE=path``: each test appends one JSON line to ``path`` with its wall time and
   the seconds JAX spent tracing, lowering and compiling in this process (module fixtures count
   with the first test that uses them; subprocesses are counted in wall time only). Summarise with
@@ -20,11 +26,17 @@
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 
 import jax
 import pytest
+from jaxtyping import install_import_hook
+
+if "jaxid" in sys.modules:  # pragma: no cover - the hook would not see the package
+    raise RuntimeError("jaxid was imported before tests/conftest.py installed the type checks")
+install_import_hook("jaxid", "jaxid_typecheck.typechecker")
 
 jax.config.update("jax_enable_x64", True)
 
@@ -67,6 +79,39 @@ if _PROFILE:
         with open(_PROFILE, "a") as f:
             f.write(json.dumps(row) + "\n")
 
+
+# The run-time type checks are off inside pytest.raises blocks (see the module docstring).
+_raises = pytest.raises
+
+
+class _UncheckedRaises:
+    def __init__(self, *args, **kwargs):
+        self._cm = _raises(*args, **kwargs)
+
+    def __enter__(self):
+        import jaxid_typecheck
+
+        self._was = jaxid_typecheck.enabled
+        jaxid_typecheck.enabled = False
+        return self._cm.__enter__()
+
+    def __exit__(self, *exc):
+        import jaxid_typecheck
+
+        jaxid_typecheck.enabled = self._was
+        return self._cm.__exit__(*exc)
+
+
+def _raises_unchecked(*args, **kwargs):
+    if len(args) > 1 and callable(args[1]):  # the function form: pytest.raises(E, fn, *args)
+        exc, fn, *rest = args
+        with _UncheckedRaises(exc, **{k: v for k, v in kwargs.items() if k == "match"}):
+            fn(*rest, **{k: v for k, v in kwargs.items() if k != "match"})
+        return None
+    return _UncheckedRaises(*args, **kwargs)
+
+
+pytest.raises = _raises_unchecked
 
 # modules whose tests are independent subprocesses: distributed one test at a time
 SPREAD = {"test_notebooks", "test_readme"}
