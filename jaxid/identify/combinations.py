@@ -18,11 +18,13 @@ symmetries and identifiable linear combinations (:math:`p_1 + p_2`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from math import gcd, lcm
 
 import numpy as np
+from jaxtyping import ArrayLike, Float, Int, Real
 
 SUBSPACE_TOL = 1e-4
 """Tolerance on the eigenvalues of summed null-space projectors (directions that differ by less
@@ -94,7 +96,10 @@ def _coprime(vec: list[Fraction]) -> list[int]:
     return [v // g for v in ints]
 
 
-def monomial_values(params, exponents) -> np.ndarray:
+def monomial_values(
+    params: Float[ArrayLike, "*batch param"],
+    exponents: Real[ArrayLike, "monomial param"] | Sequence[Sequence[float]],
+) -> Float[np.ndarray, "*batch monomial"]:
     r"""The monomials :math:`\prod_i \theta_i^{a_i}` of positive parameters ``params``
     ``(N, p)`` for each exponent row ``a`` of ``exponents`` ``(k, p)``: shape ``(N, k)``
     (computed as :math:`\exp(\log\theta \cdot a)`)."""
@@ -106,7 +111,7 @@ def _power(name: str, e: int) -> str:
     return name if e == 1 else f"{name}^{e}"
 
 
-def format_monomial(exponents, names) -> str:
+def format_monomial(exponents: Sequence[int] | Int[ArrayLike, " param"], names: Sequence[str]) -> str:
     """A readable monomial: ``(-1, 1, 0)`` over ``(m, k, l0)`` gives ``k/m``; ``(-1, -2, 1, 0)``
     over ``(m, L, b, g)`` gives ``b/(L^2*m)``. Factors are sorted by name."""
     pairs = sorted(zip(names, exponents, strict=True))
@@ -214,9 +219,9 @@ def _kernel_of_span(span: np.ndarray, p: int):
 
 
 def analyze_null_spaces(
-    log_null_bases: list[np.ndarray],
-    names,
-    natural_null_bases: list[np.ndarray] | None = None,
+    log_null_bases: Sequence[Float[np.ndarray, "param _null"]],
+    names: Sequence[str],
+    natural_null_bases: Sequence[Float[np.ndarray, "param _null"]] | None = None,
 ) -> Combinations:
     """Scaling symmetries and identifiable monomials from the log-parameter null spaces at several
     points (the analysed point first). ``natural_null_bases``, if given, are the natural-parameter

@@ -40,8 +40,9 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Real
 
+from ..typing import ParamBatch
 from .experiment import Experiment, as_experiments
 from .fisher import Spectrum, direction_crb, spectrum, whitened_jacobians
 
@@ -58,12 +59,16 @@ __all__ = [
     "target_directions",
 ]
 
+Targets = str | int | Sequence[str | int] | Mapping[str, Real[ArrayLike, " param"] | Sequence[float]] | None
+"""What a design should identify: ``None`` (every parameter), parameter names or positions, or a
+mapping ``label -> direction`` (one coefficient per parameter); see :func:`target_directions`."""
+
 
 # ---------------------------------------------------------------------------------------------
 # pure JAX pieces
 
 
-def information_root(w: Float[Array, "*batch n p"]) -> Float[Array, "*batch p p"]:
+def information_root(w: Float[ArrayLike, "*batch obs param"]) -> Float[Array, "*batch param param"]:
     r"""The upper-triangular square root :math:`R` of the information of a whitened Jacobian
     :math:`W` (:math:`W = QR`, so :math:`R^T R = W^T W = F`), shape ``(..., p, p)``; batched over
     leading axes, padded with zero rows when :math:`W` has fewer rows than columns. Jittable."""
@@ -75,7 +80,7 @@ def information_root(w: Float[Array, "*batch n p"]) -> Float[Array, "*batch p p"
     return r
 
 
-def log_det(w: Float[Array, "*batch n p"]) -> Float[Array, "*batch"]:
+def log_det(w: Float[ArrayLike, "*batch obs param"]) -> Float[Array, "*batch"]:
     r""":math:`\log\det F = 2\sum_i \log s_i(W)` of the information :math:`F = W^T W` (D-optimality),
     ``-inf`` when a singular value is exactly zero or :math:`W` has fewer rows than columns.
     Jittable and differentiable where :math:`F` is nonsingular; it makes no rank decision (see
@@ -87,7 +92,7 @@ def log_det(w: Float[Array, "*batch n p"]) -> Float[Array, "*batch"]:
     return jnp.full_like(out, -jnp.inf) if n < p else out
 
 
-def smallest_eigenvalue(w: Float[Array, "*batch n p"]) -> Float[Array, "*batch"]:
+def smallest_eigenvalue(w: Float[ArrayLike, "*batch obs param"]) -> Float[Array, "*batch"]:
     r""":math:`\lambda_{\min}(W^T W) = s_p(W)^2` (E-optimality), ``0`` when :math:`W` has fewer rows
     than columns. Jittable; no rank decision."""
     w = jnp.asarray(w)
@@ -103,7 +108,9 @@ _information_root = jax.jit(information_root)
 # targets
 
 
-def target_directions(targets, names: Sequence[str]) -> tuple[tuple[str, ...], np.ndarray]:
+def target_directions(
+    targets: Targets, names: Sequence[str]
+) -> tuple[tuple[str, ...], Float[np.ndarray, "target param"]]:
     """Labels and direction vectors (rows, shape ``(targets, p)``) of the targets of a design.
 
     ``targets`` is ``None`` (every parameter), a sequence of parameter names (or positions), or a
@@ -161,19 +168,24 @@ class FisherCriteria:
       their labels; ``spectrum``: the :class:`~jaxid.identify.Spectrum` it came from.
     """
 
-    eigenvalues: np.ndarray
+    eigenvalues: Float[np.ndarray, " param"]
     rank: int
     num_params: int
     lambda_min: float
     log_det: float
     log_pdet: float
-    crb: np.ndarray
+    crb: Float[np.ndarray, " target"]
     targets: tuple[str, ...]
     spectrum: Spectrum = field(repr=False)
 
 
 def fisher_criteria(
-    w, *, targets=None, names: Sequence[str] | None = None, rule: str = "auto", rtol: float | None = None
+    w: Float[ArrayLike, "obs param"],
+    *,
+    targets: Targets = None,
+    names: Sequence[str] | None = None,
+    rule: str = "auto",
+    rtol: float | None = None,
 ) -> FisherCriteria:
     """The criteria of a design from its whitened Jacobian ``w`` (shape ``(N, p)``: every
     experiment's rows stacked, or their :func:`information_root` blocks), with the numerical rank
@@ -222,13 +234,13 @@ class DesignCriteria:
 
     names: tuple[str, ...]
     targets: tuple[str, ...]
-    thetas: np.ndarray
+    thetas: Float[np.ndarray, "draw param"]
     log: bool
-    ranks: np.ndarray
-    eigenvalues: np.ndarray
-    lambda_min: np.ndarray
-    log_det: np.ndarray
-    crb: np.ndarray
+    ranks: Int[np.ndarray, " draw"]
+    eigenvalues: Float[np.ndarray, "draw param"]
+    lambda_min: Float[np.ndarray, " draw"]
+    log_det: Float[np.ndarray, " draw"]
+    crb: Float[np.ndarray, "draw target"]
 
     @property
     def min_rank(self) -> int:
@@ -241,7 +253,7 @@ class DesignCriteria:
         return self.min_rank == len(self.names)
 
     @property
-    def identifiable(self) -> np.ndarray:
+    def identifiable(self) -> Bool[np.ndarray, " target"]:
         """Per target: a finite Cramer-Rao bound at every draw."""
         return np.all(np.isfinite(self.crb), axis=0)
 
@@ -255,12 +267,14 @@ class DesignCriteria:
         return float(np.mean(self.log_det))
 
     @property
-    def mean_crb(self) -> np.ndarray:
+    def mean_crb(self) -> Float[np.ndarray, " target"]:
         """Per target, the mean bound over the draws (``inf`` if unbounded at any draw)."""
         return np.mean(self.crb, axis=0)
 
 
-def information_roots(experiments, thetas, *, log: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def information_roots(
+    experiments: Experiment | Sequence[Experiment], thetas: ParamBatch, *, log: bool = False
+) -> tuple[Float[np.ndarray, "experiment draw param param"], Bool[np.ndarray, " draw"]]:
     r"""Each experiment's :func:`information_root` at each point: ``(roots, finite)`` with ``roots``
     of shape ``(experiments, D, p, p)`` and ``finite`` ``(D,)`` false where some experiment's
     observations or sensitivities were not finite (its roots there are zero). One forward-mode pass
@@ -298,7 +312,14 @@ def _check_thetas(thetas, experiments, where, log) -> np.ndarray:
 
 
 def criteria_over_draws(
-    roots, thetas, *, names, targets=None, log: bool = False, rule: str = "auto", rtol: float | None = None
+    roots: Float[ArrayLike, "draw obs param"],
+    thetas: Float[ArrayLike, "draw param"],
+    *,
+    names: Sequence[str],
+    targets: Targets = None,
+    log: bool = False,
+    rule: str = "auto",
+    rtol: float | None = None,
 ) -> DesignCriteria:
     """:class:`DesignCriteria` from the stacked roots (or whitened Jacobians) of a design at each
     draw, ``roots`` of shape ``(D, N, p)``."""
@@ -319,10 +340,10 @@ def criteria_over_draws(
 
 
 def design_criteria(
-    experiments: Experiment | list[Experiment],
-    thetas,
+    experiments: Experiment | Sequence[Experiment],
+    thetas: ParamBatch,
     *,
-    targets=None,
+    targets: Targets = None,
     log: bool = False,
     rule: str = "auto",
     rtol: float | None = None,

@@ -16,11 +16,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array
+from jaxtyping import Array, ArrayLike, Float, Real
 
 from ..models.base import AbstractModel, AbstractSwitchingModel, as_param
 from ..simulate import simulate
-from ..typing import ParamBatch, ParamVector
+from ..typing import ParamBatch, ParamVector, StateBatch, StateVector, TimeGrid
+
+NoiseLevel = Real[ArrayLike, "..."] | Sequence[float]
+"""A noise standard deviation: a number, one per channel or one per observation (NumPy
+broadcasting against the observations), as an array or a sequence of numbers."""
 
 
 class Experiment(eqx.Module):
@@ -72,12 +76,12 @@ class Experiment(eqx.Module):
     def __init__(
         self,
         fn: Callable[[ParamVector], Array],
-        noise,
+        noise: NoiseLevel,
         *,
         relative: bool = False,
         name: str = "experiment",
         param_names: Sequence[str] | None = None,
-        theta0=None,
+        theta0: ParamVector | None = None,
         channels: Sequence[str] | None = None,
         describe_failure: Callable[[np.ndarray], str] | None = None,
         check_function: bool = True,
@@ -122,10 +126,10 @@ class Experiment(eqx.Module):
     def from_model(
         cls,
         model: AbstractModel,
-        y0,
-        ts,
+        y0: StateVector | StateBatch | Callable[[AbstractModel], Array],
+        ts: TimeGrid,
         *,
-        noise,
+        noise: NoiseLevel,
         params: Sequence[str] | None = None,
         channels: Sequence[str] | None = None,
         relative: bool = False,
@@ -220,9 +224,9 @@ class Experiment(eqx.Module):
     # ------------------------------------------------------------------ views
     def select(
         self,
-        channels: Sequence[str] | Sequence[int],
+        channels: str | int | Sequence[str] | Sequence[int],
         *,
-        noise=None,
+        noise: NoiseLevel | None = None,
         relative: bool | None = None,
         name: str | None = None,
     ) -> Experiment:
@@ -273,7 +277,7 @@ class Experiment(eqx.Module):
         )
 
     # ------------------------------------------------------------------ evaluation
-    def value_and_jacobian(self, theta: ParamBatch):
+    def value_and_jacobian(self, theta: ParamBatch) -> tuple[Float[Array, "..."], Float[Array, "... param"]]:
         """``(y, dy/dtheta)`` by forward-mode AD, jitted (compiled once per experiment and shape),
         batched over leading axes of ``theta``. ``dy/dtheta`` has shape ``y.shape + (p,)``. A view
         (:meth:`select`) evaluates its parent and keeps its channels."""
@@ -283,7 +287,7 @@ class Experiment(eqx.Module):
         """The noise-free observations ``fn(theta)``."""
         return self.fn(theta)
 
-    def noise_sd(self, y: Array) -> Array:
+    def noise_sd(self, y: Float[ArrayLike, "*obs"]) -> Float[Array, "*obs"]:
         r"""The noise standard deviation for the noise-free observations ``y`` (one record set),
         broadcast to ``y.shape``; traceable (jit, vmap, forward- and reverse-mode AD in ``noise``).
 
@@ -312,7 +316,7 @@ class Experiment(eqx.Module):
                 "observation"
             ) from None
 
-    def sigma(self, y: np.ndarray) -> np.ndarray:
+    def sigma(self, y: Float[ArrayLike, "*obs"]) -> Float[np.ndarray, "*obs"]:
         """:meth:`noise_sd` on the host: a NumPy array, and a relative noise on a constant channel
         refused with a ``ValueError`` naming the channel."""
         y = np.asarray(y, dtype=float)
@@ -373,7 +377,9 @@ def _value_and_jacfwd_batched(fn):
 
 
 @eqx.filter_jit
-def value_and_jacobian(fn, theta):
+def value_and_jacobian(
+    fn: Callable[[ParamVector], Array], theta: ParamBatch
+) -> tuple[Float[Array, "..."], Float[Array, "... param"]]:
     r"""``(fn(theta), dfn/dtheta)`` in one forward-mode pass, batched over leading axes of ``theta``.
 
     The Jacobian :math:`J_{\ldots j} = \partial\, \mathrm{fn}(\theta)_{\ldots} / \partial \theta_j` is

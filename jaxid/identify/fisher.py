@@ -17,14 +17,14 @@ near ``sqrt(eps)``, which is 1.5e-8 in float64 but 3.5e-4 in float32.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Bool, Float, Real
 
 from ..errors import NonFiniteError, check_user_function
 from ..typing import ParamBatch, ParamVector
@@ -42,7 +42,7 @@ def sensitivities(
     theta: ParamBatch,
     *,
     log: bool = False,
-) -> Array:
+) -> Float[Array, "... param"]:
     r"""The Jacobian :math:`\partial y/\partial\theta` of ``fn`` at ``theta`` by forward-mode AD.
 
     ``theta`` of shape ``(p,)`` gives ``y.shape + (p,)``; a leading batch axis (``(B, p)``) is
@@ -82,8 +82,13 @@ def _check_theta(theta, p, where, *, log=False, name="theta"):
 
 
 def whitened_jacobians(
-    experiments, theta, *, where: str = "whitened_jacobians", require_finite=True, single: bool = False
-) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]] | tuple:
+    experiments: Experiment | Sequence[Experiment],
+    theta: ParamBatch,
+    *,
+    where: str = "whitened_jacobians",
+    require_finite: bool | Bool[ArrayLike, "*batch"] = True,
+    single: bool = False,
+) -> tuple[Float[np.ndarray, "*batch obs param"], list[np.ndarray], list[np.ndarray]] | tuple:
     r"""Whitened Jacobians :math:`W = \Sigma^{-1/2} J` of all experiments at one or more points.
 
     Returns ``(W, ys, sigmas)``: ``W`` of shape ``(*batch, n_obs, p)`` (experiments stacked along
@@ -143,11 +148,11 @@ def raise_nonfinite(e: Experiment, theta, ok, ok_y, where, *, single=False):
 
 
 def fisher_information(
-    experiments: Experiment | list[Experiment],
+    experiments: Experiment | Sequence[Experiment],
     theta: ParamBatch,
     *,
     log: bool = False,
-) -> Float[Array, "*batch p p"]:
+) -> Float[Array, "*batch param param"]:
     r"""The Fisher information :math:`F = \sum_e J_e^T \Sigma_e^{-1} J_e` at ``theta``.
 
     ``theta`` of shape ``(p,)`` gives ``(p, p)``; ``(B, p)`` gives ``(B, p, p)`` (one forward-mode
@@ -244,13 +249,13 @@ class Spectrum:
       number of the Fisher matrix is its square.
     """
 
-    singular_values: np.ndarray
+    singular_values: Float[np.ndarray, " param"]
     rank: int
     threshold: float
     rule: str
     rule_detail: str
-    vt: np.ndarray
-    null_space: np.ndarray
+    vt: Float[np.ndarray, "param param"]
+    null_space: Float[np.ndarray, "param null"]
     condition_number: float
 
 
@@ -271,7 +276,12 @@ class NumericalRank:
 
 
 def numerical_rank(
-    s, shape: tuple[int, int], *, rule: str = "auto", rtol: float | None = None, eps=None
+    s: Float[ArrayLike, " values"],
+    shape: tuple[int, int],
+    *,
+    rule: str = "auto",
+    rtol: float | None = None,
+    eps: float | None = None,
 ) -> NumericalRank:
     r"""The numerical rank of a matrix of ``shape`` from its descending singular values ``s``.
 
@@ -332,7 +342,7 @@ def numerical_rank(
     )
 
 
-def spectrum(w, *, rule: str = "auto", rtol: float | None = None) -> Spectrum:
+def spectrum(w: Float[ArrayLike, "obs param"], *, rule: str = "auto", rtol: float | None = None) -> Spectrum:
     """SVD, numerical rank (:func:`numerical_rank`), null space and condition number of ``w``
     (shape ``(N, p)``)."""
     w = np.asarray(w, dtype=float)
@@ -358,7 +368,7 @@ def spectrum(w, *, rule: str = "auto", rtol: float | None = None) -> Spectrum:
     )
 
 
-def cramer_rao(spec: Spectrum) -> np.ndarray:
+def cramer_rao(spec: Spectrum) -> Float[np.ndarray, " param"]:
     r"""Cramer-Rao lower bounds :math:`\sqrt{(F^{-1})_{ii}}` from the spectrum of the whitened
     Jacobian, in the coordinates that Jacobian was taken in.
 
@@ -370,7 +380,7 @@ def cramer_rao(spec: Spectrum) -> np.ndarray:
     return np.array([direction_crb(spec, e) for e in np.eye(spec.vt.shape[1])])
 
 
-def direction_crb(spec: Spectrum, a) -> float:
+def direction_crb(spec: Spectrum, a: Real[ArrayLike, " param"] | Sequence[float]) -> float:
     r"""Cramer-Rao bound on :math:`a \cdot u` (``u`` the coordinates of ``spec``):
     :math:`\sqrt{a^T F^+ a}`, or ``inf`` when ``a`` has a component above
     :data:`NULL_COMPONENT_TOL` (relative to its length) in the null space."""
@@ -381,7 +391,7 @@ def direction_crb(spec: Spectrum, a) -> float:
     return float(np.sqrt(np.sum(((spec.vt[:r] @ a) / spec.singular_values[:r]) ** 2)))
 
 
-def collinearity_index(w, subset=None) -> float:
+def collinearity_index(w: Float[ArrayLike, "obs param"], subset: Sequence[int] | None = None) -> float:
     r"""Collinearity index of the columns ``subset`` of ``w`` (Brun et al. 2001):
     :math:`\gamma_K = 1/\sqrt{\lambda_{\min}(\tilde S_K^T \tilde S_K)}` with the columns scaled to
     unit length. Values above about 10 to 20 flag near-collinearity; ``inf`` for exactly dependent
@@ -397,7 +407,9 @@ def collinearity_index(w, subset=None) -> float:
     return float("inf") if exact_zero else float(1.0 / smin)
 
 
-def collinearity(w, names, *, max_size: int | None = None) -> dict[tuple[str, ...], float]:
+def collinearity(
+    w: Float[ArrayLike, "obs param"], names: Sequence[str], *, max_size: int | None = None
+) -> dict[tuple[str, ...], float]:
     """Collinearity indices of every subset of two or more parameters (up to ``max_size``
     parameters; all subsets by default, for at most 12 parameters)."""
     p = w.shape[1]

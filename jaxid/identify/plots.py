@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .profile import Profile
 
-def plot_spectrum(report, ax=None):
+if TYPE_CHECKING:  # annotations only: the report module imports this one, and pyplot loads on use
+    import matplotlib.axes
+    import matplotlib.figure
+
+    from .report import IdentifiabilityReport
+
+
+def plot_spectrum(
+    report: IdentifiabilityReport, ax: "matplotlib.axes.Axes | None" = None
+) -> "matplotlib.figure.Figure":
     """Singular values of the whitened Jacobian relative to the largest (log scale), retained ones
     filled, with the rank threshold dashed. Returns the figure."""
     import matplotlib.pyplot as plt
@@ -38,7 +50,9 @@ def plot_spectrum(report, ax=None):
     return fig
 
 
-def plot_null_vectors(report, ax=None):
+def plot_null_vectors(
+    report: IdentifiabilityReport, ax: "matplotlib.axes.Axes | None" = None
+) -> "matplotlib.figure.Figure":
     """Each null direction as a group of bars over the parameters. Returns the figure."""
     import matplotlib.pyplot as plt
 
@@ -71,7 +85,11 @@ def plot_null_vectors(report, ax=None):
     return fig
 
 
-def plot_profiles(profiles, axes=None, scale="log"):
+def plot_profiles(
+    profiles: Sequence[Profile],
+    axes: "Sequence[matplotlib.axes.Axes] | np.ndarray | None" = None,
+    scale: str = "log",
+) -> "matplotlib.figure.Figure":
     """One panel per profile: delta chi-square against the profiled quantity, the 95 % threshold
     dashed, the estimate marked, unconverged points as crosses. Returns the figure."""
     import matplotlib.pyplot as plt
@@ -110,7 +128,7 @@ def plot_profiles(profiles, axes=None, scale="log"):
     return fig
 
 
-def plot_report(report):
+def plot_report(report: IdentifiabilityReport) -> "matplotlib.figure.Figure":
     """Spectrum and null vectors side by side, profiles below when computed. Returns the figure."""
     import matplotlib.pyplot as plt
 

@@ -35,16 +35,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
+from jaxtyping import ArrayLike, Bool, Float, Real
 
 from ..errors import require_float64
+from ..typing import ParamVector, RealScalar
 from .combinations import format_linear, format_monomial
-from .experiment import as_experiments
+from .experiment import Experiment, as_experiments
 from .fisher import _check_theta, whitened_jacobians
 
 RETRY_FACTOR = 10
 """Failed profile points are retried once with this many times ``max_steps``."""
 CHI2_95 = 3.841458820694124
 """The 95 % quantile of the chi-square distribution with one degree of freedom."""
+
+Direction = str | dict[str, float] | Real[ArrayLike, " param"] | Sequence[float]
+"""One profiled quantity: a parameter name, a monomial ``{name: exponent}`` (the coefficients of a
+linear combination on the natural scale) or a vector of ``p`` coefficients."""
+
+Directions = str | dict[str, float] | Sequence[Direction] | Float[ArrayLike, "direction param"]
+"""The profiled quantities: one name or monomial, a sequence of :data:`Direction`, or the
+directions as the rows of an array."""
 
 
 @dataclass(frozen=True)
@@ -65,12 +75,12 @@ class Profile:
     """
 
     name: str
-    direction: np.ndarray
-    values: np.ndarray
+    direction: Float[np.ndarray, " param"]
+    values: Float[np.ndarray, " grid"]
     estimate: float
-    delta_chi2: np.ndarray
-    theta: np.ndarray
-    converged: np.ndarray
+    delta_chi2: Float[np.ndarray, " grid"]
+    theta: Float[np.ndarray, "grid param"]
+    converged: Bool[np.ndarray, " grid"]
     threshold: float
     classification: str
     interval: tuple[float, float]
@@ -89,7 +99,11 @@ class Profile:
         }
 
 
-def parse_directions(directions, names: tuple[str, ...], where: str) -> list[np.ndarray]:
+def parse_directions(
+    directions: Directions | None,
+    names: tuple[str, ...],
+    where: str,
+) -> list[Float[np.ndarray, " param"]]:
     """Directions as vectors: a parameter name, a dict ``{name: exponent}`` or a length-``p``
     sequence of numbers."""
     p = len(names)
@@ -177,16 +191,16 @@ def _run_profiles(fns, data, sigmas, u_hat, dirs, bases, steps, log, rtol, atol,
 
 
 def profile_likelihood(
-    experiments,
-    theta,
+    experiments: Experiment | Sequence[Experiment],
+    theta: ParamVector,
     *,
-    directions=None,
+    directions: Directions | None = None,
     names: Sequence[str] | None = None,
-    data=None,
+    data: Float[ArrayLike, "..."] | Sequence[Float[ArrayLike, "..."]] | None = None,
     scale: str = "log",
     points: int = 21,
-    span=None,
-    crb=None,
+    span: RealScalar | Real[ArrayLike, " direction"] | Sequence[float] | None = None,
+    crb: RealScalar | Real[ArrayLike, " direction"] | Sequence[float] | None = None,
     threshold: float = CHI2_95,
     flat_tol: float = 0.1,
     rtol: float = 1e-8,

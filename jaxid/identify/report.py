@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Float
 
 from ..errors import require_float64
 from ..io import atomic_write_text
+from ..typing import Key, ParamVector
 from . import plots
 from .combinations import Combinations, analyze_null_spaces
 from .experiment import Experiment, as_experiments
@@ -27,7 +30,11 @@ from .fisher import (
     spectrum,
     whitened_jacobians,
 )
-from .profile import Profile, parse_directions, profile_likelihood
+from .profile import Directions, Profile, parse_directions, profile_likelihood
+
+if TYPE_CHECKING:  # annotations only: importing jaxid does not load matplotlib
+    import matplotlib.axes
+    import matplotlib.figure
 
 
 def _json(x):
@@ -79,19 +86,19 @@ class IdentifiabilityReport:
     """
 
     names: tuple[str, ...]
-    theta: np.ndarray
+    theta: Float[np.ndarray, " param"]
     scale: str
     experiments: list[dict]
     spectrum: Spectrum
-    fim: np.ndarray
-    fim_log: np.ndarray | None
-    crb: np.ndarray
-    crb_relative: np.ndarray
+    fim: Float[np.ndarray, "param param"]
+    fim_log: Float[np.ndarray, "param param"] | None
+    crb: Float[np.ndarray, " param"]
+    crb_relative: Float[np.ndarray, " param"]
     combinations: Combinations | None
     monomial_values: list[float] = field(default_factory=list)
     monomial_crb_relative: list[float] = field(default_factory=list)
-    collinearity: dict = field(default_factory=dict)
-    check_points: np.ndarray | None = None
+    collinearity: dict[tuple[str, ...], float] = field(default_factory=dict)
+    check_points: Float[np.ndarray, "check param"] | None = None
     check_ranks: list[int] = field(default_factory=list)
     profiles: list[Profile] | None = None
 
@@ -221,19 +228,21 @@ class IdentifiabilityReport:
         return self.to_markdown()
 
     # ------------------------------------------------------------------ plots
-    def plot_spectrum(self, ax=None):
+    def plot_spectrum(self, ax: "matplotlib.axes.Axes | None" = None) -> "matplotlib.figure.Figure":
         """Singular values relative to the largest, with the rank threshold."""
         return plots.plot_spectrum(self, ax=ax)
 
-    def plot_null_vectors(self, ax=None):
+    def plot_null_vectors(self, ax: "matplotlib.axes.Axes | None" = None) -> "matplotlib.figure.Figure":
         """The null directions as grouped bars over the parameters."""
         return plots.plot_null_vectors(self, ax=ax)
 
-    def plot_profiles(self, axes=None):
+    def plot_profiles(
+        self, axes: "Sequence[matplotlib.axes.Axes] | np.ndarray | None" = None
+    ) -> "matplotlib.figure.Figure":
         """One panel per profile: delta chi-square against the profiled quantity."""
         return plots.plot_profiles(self.profiles or [], axes=axes, scale=self.scale)
 
-    def plot(self):
+    def plot(self) -> "matplotlib.figure.Figure":
         """Spectrum, null vectors and (if computed) profiles in one figure."""
         return plots.plot_report(self)
 
@@ -271,19 +280,19 @@ def _check_points(theta, n, spread, key, seed, log):
 
 
 def analyze(
-    experiments: Experiment | list[Experiment],
-    theta=None,
+    experiments: Experiment | Sequence[Experiment],
+    theta: ParamVector | None = None,
     *,
-    names=None,
+    names: Sequence[str] | None = None,
     scale: str = "log",
     rank_rule: str = "auto",
     rank_rtol: float | None = None,
     check_points: int = 3,
     spread: float = 0.1,
-    key: PRNGKeyArray | None = None,
+    key: Key | None = None,
     seed: int | None = None,
-    profiles=False,
-    profile_options: dict | None = None,
+    profiles: bool | Directions = False,
+    profile_options: dict[str, Any] | None = None,
     collinearity_max_size: int | None = None,
 ) -> IdentifiabilityReport:
     r"""Identifiability analysis of ``experiments`` at ``theta``.
