@@ -14,13 +14,21 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Bool, Float
 
 from ..errors import NonFiniteError, check_user_function
 from ..identify import value_and_jacobian
+from ..typing import ParamVector, TimeGrid
 from .sampling import Box, evaluate, sobol_points
+
+if TYPE_CHECKING:  # annotations only: importing jaxid does not load matplotlib
+    import matplotlib.axes
+    import matplotlib.figure
 
 
 def _forward(thunk, where: str):
@@ -44,13 +52,18 @@ class LocalSensitivity:
     where ``|y|`` is too small for a logarithmic derivative (coefficients set to 0 there)."""
 
     names: tuple[str, ...]
-    theta: np.ndarray
-    values: np.ndarray
-    jacobian: np.ndarray
-    coefficients: np.ndarray
-    mask: np.ndarray
+    theta: Float[np.ndarray, " param"]
+    values: Float[np.ndarray, "*out"]
+    jacobian: Float[np.ndarray, "*out param"]
+    coefficients: Float[np.ndarray, "*out param"]
+    mask: Bool[np.ndarray | np.bool_, "*out"]
 
-    def plot(self, ts=None, channel_names=None, ax=None):
+    def plot(
+        self,
+        ts: TimeGrid | None = None,
+        channel_names: Sequence[str] | None = None,
+        ax: "matplotlib.axes.Axes | Sequence[matplotlib.axes.Axes] | np.ndarray | None" = None,
+    ) -> "matplotlib.figure.Figure":
         """Heat maps of the coefficients, time by parameter, one panel per output channel."""
         import matplotlib.pyplot as plt
 
@@ -80,7 +93,12 @@ class LocalSensitivity:
         return fig
 
 
-def local_sensitivity(fn: Callable, theta, names: Sequence[str] | None = None, rtol: float = 1e-9):
+def local_sensitivity(
+    fn: Callable[[ParamVector], Array],
+    theta: ParamVector,
+    names: Sequence[str] | None = None,
+    rtol: float = 1e-9,
+) -> LocalSensitivity:
     """Normalised local sensitivities of ``fn`` (``theta -> outputs``; JAX, forward-mode
     differentiable) at ``theta`` (positive). Where ``|y| <= rtol * max|y|`` of its channel (last
     axis) the logarithmic derivative is undefined: ``mask`` is true and the coefficient 0."""
@@ -133,20 +151,20 @@ class DGSM:
     index, ``names`` and ``n`` samples."""
 
     names: tuple[str, ...]
-    nu: np.ndarray
-    variance: np.ndarray
-    st_upper_bound: np.ndarray
+    nu: Float[np.ndarray, " param *out"]
+    variance: Float[np.ndarray | np.floating, "*out"]
+    st_upper_bound: Float[np.ndarray, " param *out"]
     n: int
 
 
 def dgsm(
-    fn: Callable,
+    fn: Callable[[ParamVector], Array],
     bounds: Mapping[str, Sequence[float]],
     n: int = 1024,
     *,
     seed: int = 0,
     chunk_size: int = 4096,
-    devices=None,
+    devices: Sequence[jax.Device] | None = None,
     progress: bool = False,
 ) -> DGSM:
     """Derivative-based global sensitivity measures of ``fn`` over uniform priors ``bounds`` from

@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float, Int
 
 from ..errors import check_user_function
+from ..typing import ParamVector
 from .sampling import Box, evaluate
 
 
@@ -27,14 +30,20 @@ class MorrisEffects:
     output_shape``), ``names``, ``trajectories``."""
 
     names: tuple[str, ...]
-    mu: np.ndarray
-    mu_star: np.ndarray
-    sigma: np.ndarray
-    effects: np.ndarray
+    mu: Float[np.ndarray, " param *out"]
+    mu_star: Float[np.ndarray, " param *out"]
+    sigma: Float[np.ndarray, " param *out"]
+    effects: Float[np.ndarray, "trajectory param *out"]
     trajectories: int
 
 
-def morris_trajectories(d: int, r: int, levels: int, seed: int):
+def morris_trajectories(
+    d: int, r: int, levels: int, seed: int
+) -> tuple[
+    Float[np.ndarray, "trajectory point param"],
+    Int[np.ndarray, "trajectory param"],
+    Float[np.ndarray, "trajectory param"],
+]:
     """Unit-cube points ``(r, d + 1, d)`` and, per trajectory, the input moved at each step and
     its signed step ``(r, d)``."""
     rng = np.random.default_rng(seed)
@@ -57,14 +66,14 @@ def morris_trajectories(d: int, r: int, levels: int, seed: int):
 
 
 def morris_effects(
-    fn: Callable,
+    fn: Callable[[ParamVector], Array],
     bounds: Mapping[str, Sequence[float]],
     trajectories: int = 50,
     *,
     levels: int = 4,
     seed: int = 0,
     chunk_size: int = 8192,
-    devices=None,
+    devices: Sequence[jax.Device] | None = None,
     progress: bool = False,
 ) -> MorrisEffects:
     """Morris screening of ``fn`` over uniform priors ``bounds``: ``trajectories (d + 1)`` runs."""

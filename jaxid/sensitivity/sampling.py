@@ -9,10 +9,12 @@ from collections.abc import Callable, Mapping, Sequence
 import equinox as eqx
 import jax
 import numpy as np
+from jaxtyping import Array, ArrayLike, Float
 from scipy.stats import qmc
 
 from ..errors import NonFiniteError
 from ..simulate.chunking import map_chunked
+from ..typing import ParamVector
 
 
 class Box:
@@ -42,27 +44,27 @@ class Box:
     def dim(self) -> int:
         return len(self.names)
 
-    def scale(self, u: np.ndarray) -> np.ndarray:
+    def scale(self, u: Float[ArrayLike, "*batch param"]) -> Float[np.ndarray, "*batch param"]:
         """Map unit-cube points to the box."""
         return self.low + (self.high - self.low) * u
 
 
-def sobol_points(n: int, dim: int, seed: int) -> np.ndarray:
+def sobol_points(n: int, dim: int, seed: int) -> Float[np.ndarray, "sample param"]:
     """``n`` points of a scrambled Sobol sequence in ``[0, 1)^dim`` (``n`` a power of 2 keeps
     its balance properties)."""
     return qmc.Sobol(dim, scramble=True, seed=seed).random(n)
 
 
 def evaluate(
-    fn: Callable,
-    x: np.ndarray,
+    fn: Callable[[ParamVector], Array],
+    x: Float[ArrayLike, "sample param"],
     *,
     chunk_size: int = 4096,
-    devices=None,
+    devices: Sequence[jax.Device] | None = None,
     progress: bool = False,
     desc: str = "evaluate",
     where: str = "evaluate",
-) -> np.ndarray:
+) -> Float[np.ndarray, " sample *out"]:
     """``fn`` (one parameter vector -> an array) over the rows of ``x`` under ``vmap``, in chunks
     of ``chunk_size`` (the last one padded, so one compilation serves all), each chunk split
     across ``devices`` (default all local devices), results gathered to host memory.

@@ -25,10 +25,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Float
 
 from ..errors import check_positive_int, check_real_number, check_user_function
+from ..typing import ParamVector
 from .sampling import Box, evaluate, sobol_points
 
 
@@ -40,16 +43,16 @@ class SobolIndices:
     ``constant``: outputs that do not vary over the samples (their indices are set to 0)."""
 
     names: tuple[str, ...]
-    S1: np.ndarray
-    ST: np.ndarray
-    S1_ci: np.ndarray
-    ST_ci: np.ndarray
-    variance: np.ndarray
+    S1: Float[np.ndarray, " param *out"]
+    ST: Float[np.ndarray, " param *out"]
+    S1_ci: Float[np.ndarray, "2 param *out"]
+    ST_ci: Float[np.ndarray, "2 param *out"]
+    variance: Float[np.ndarray | np.floating, "*out"]
     n: int
     level: float
-    constant: np.ndarray | None = None
+    constant: Bool[np.ndarray | np.bool_, "*out"] | None = None
 
-    def table(self, index=()) -> str:
+    def table(self, index: tuple[int, ...] = ()) -> str:
         """A Markdown table of the indices of one output element (default the scalar output)."""
         lines = ["| parameter | S1 | S1 CI | ST | ST CI |", "|---|---|---|---|---|"]
         for i, name in enumerate(self.names):
@@ -61,7 +64,13 @@ class SobolIndices:
         return "\n".join(lines)
 
 
-def saltelli_samples(box: Box, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def saltelli_samples(
+    box: Box, n: int, seed: int = 0
+) -> tuple[
+    Float[np.ndarray, "sample param"],
+    Float[np.ndarray, "sample param"],
+    Float[np.ndarray, "param sample param"],
+]:
     """``A`` and ``B`` (``(n, d)``, in the box) and ``AB`` (``(d, n, d)``: ``AB[i]`` is ``A`` with
     column ``i`` taken from ``B``)."""
     u = sobol_points(n, 2 * box.dim, seed)
@@ -81,8 +90,15 @@ def check_bootstrap(bootstrap, level, where: str) -> None:
 
 
 def indices_from_evaluations(
-    f_a, f_b, f_ab, *, names=None, bootstrap: int = 200, level: float = 0.95, seed=0
-):
+    f_a: Float[ArrayLike, " sample *out"],
+    f_b: Float[ArrayLike, " sample *out"],
+    f_ab: Float[ArrayLike, "param sample *out"],
+    *,
+    names: Sequence[str] | None = None,
+    bootstrap: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+) -> SobolIndices:
     """Sobol indices from model outputs on ``A`` (``(n, ...)``), ``B`` (``(n, ...)``) and ``AB``
     (``(d, n, ...)``), with a bootstrap over rows (``bootstrap`` resamples, ``level`` interval)."""
     check_bootstrap(bootstrap, level, "indices_from_evaluations")
@@ -131,7 +147,7 @@ def indices_from_evaluations(
 
 
 def sobol_indices(
-    fn: Callable,
+    fn: Callable[[ParamVector], Array],
     bounds: Mapping[str, Sequence[float]],
     n: int = 4096,
     *,
@@ -139,7 +155,7 @@ def sobol_indices(
     bootstrap: int = 200,
     level: float = 0.95,
     chunk_size: int = 8192,
-    devices=None,
+    devices: Sequence[jax.Device] | None = None,
     progress: bool = False,
 ) -> SobolIndices:
     """First-order and total Sobol indices of ``fn`` (a JAX function of one parameter vector,
