@@ -32,7 +32,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -51,6 +51,10 @@ __all__ = [
 ]
 
 _RESERVED = ("jaxid", "format", "payload_bytes", "payload_sha256")
+
+Tree = TypeVar("Tree")
+"""A pytree (arrays in nested tuples, lists, dicts and equinox Modules); in
+:func:`tree_from_bytes`, the result has the structure of the skeleton ``like``."""
 
 
 class CorruptFileError(ValueError):
@@ -215,7 +219,7 @@ def read_framed(path: str | os.PathLike, *, kind: str, formats: tuple[int, ...] 
     return {k: v for k, v in header.items() if k not in _RESERVED}, payload
 
 
-def tree_to_bytes(tree) -> bytes:
+def tree_to_bytes(tree: Any) -> bytes:
     """The payload of a pytree: ``equinox.tree_serialise_leaves`` into memory."""
     import equinox as eqx  # here, not at the top: writing plain files needs no JAX
 
@@ -224,7 +228,7 @@ def tree_to_bytes(tree) -> bytes:
     return buf.getvalue()
 
 
-def tree_from_bytes(payload: bytes, like, *, path: str | os.PathLike = "<bytes>"):
+def tree_from_bytes(payload: bytes, like: Tree, *, path: str | os.PathLike = "<bytes>") -> Tree:
     """The pytree of :func:`tree_to_bytes`'s ``payload``, with ``like``'s structure (a skeleton of
     the same shapes and dtypes).
 

@@ -5,10 +5,38 @@ pyplot is imported inside the functions that draw, so that ``import jaxid`` does
 
 from __future__ import annotations
 
+import types
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
 import numpy as np
+from jaxtyping import ArrayLike
+
+if TYPE_CHECKING:  # annotations only: importing jaxid does not load matplotlib
+    import matplotlib.axes
+    import matplotlib.figure
 
 
-def plot_trajectories(sim, channel_names, *, max_records: int = 8, title: str | None = None, ax=None):
+@runtime_checkable
+class Records(Protocol):
+    """What :func:`plot_trajectories` reads of a :class:`jaxid.Simulation` (or a
+    :class:`jaxid.SwitchingSimulation`): the save times ``ts`` ``(records, time)``, the
+    observations ``obs`` ``(records, time, channel)`` and ``success`` ``(records,)``, or one record
+    without the leading axis."""
+
+    ts: ArrayLike
+    obs: ArrayLike
+    success: ArrayLike
+
+
+def plot_trajectories(
+    sim: Records,
+    channel_names: Sequence[str],
+    *,
+    max_records: int = 8,
+    title: str | None = None,
+    ax: "matplotlib.axes.Axes | Sequence[matplotlib.axes.Axes] | np.ndarray | None" = None,
+) -> "matplotlib.figure.Figure":
     """Plot observations of up to ``max_records`` records, one panel per channel.
 
     ``sim`` is a batched :class:`jaxid.Simulation` (leading record axis). Failed records are
@@ -38,7 +66,7 @@ def plot_trajectories(sim, channel_names, *, max_records: int = 8, title: str | 
     return fig
 
 
-def agg_pyplot():
+def agg_pyplot() -> types.ModuleType:
     """``matplotlib.pyplot`` on the file-writing Agg backend, imported on first use.
 
     For code that only saves figures to files (the studies' reports): importing it at module level
