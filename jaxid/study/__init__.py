@@ -4,6 +4,7 @@ estimators, the Bayes limit, one report), presets shipped as TOML files (:func:`
 :func:`load_preset`) and experiment design (:mod:`jaxid.study.design`)."""
 
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from . import design, report
 from .config import (
@@ -29,7 +30,7 @@ def preset_names() -> tuple[str, ...]:
     return tuple(sorted(f.name[:-5] for f in files if f.name.endswith(".toml")))
 
 
-def preset_path(name: str):
+def preset_path(name: str) -> Traversable:
     """The TOML file of a preset; a ``ValueError`` names the known presets."""
     if name not in preset_names():
         raise ValueError(f"preset {name!r} not found; the presets are {', '.join(preset_names())}")

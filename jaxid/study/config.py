@@ -67,9 +67,10 @@ import difflib
 import importlib
 import math
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -298,7 +299,7 @@ def _asdict(obj) -> dict:
 _PRIOR_KINDS = {"uniform": Uniform, "log_uniform": LogUniform, "normal": Normal, "log_normal": LogNormal}
 
 
-def parse_prior(spec, where: str) -> Distribution:
+def parse_prior(spec: Distribution | Sequence[float] | Mapping[str, Any], where: str) -> Distribution:
     """A distribution from its TOML form: ``[low, high]`` (uniform), ``{uniform = [a, b]}``,
     ``{log_uniform = [a, b]}``, ``{normal = [mean, sd], low = .., high = ..}`` or
     ``{log_normal = [mu, sigma], low = .., high = ..}``; a :class:`Distribution` passes through."""

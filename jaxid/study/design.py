@@ -28,9 +28,11 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
+from jaxtyping import Float
 
 from ..identify import (
     DesignCriteria,
@@ -41,7 +43,13 @@ from ..identify import (
     target_directions,
     whitened_jacobians,
 )
+from ..identify.design import Targets
+from ..typing import Key, ParamBatch
 from .config import ResolvedModel, StudyConfig, validate
+
+if TYPE_CHECKING:  # annotations only: importing jaxid does not load matplotlib
+    import matplotlib.axes
+    import matplotlib.figure
 
 __all__ = ["DesignRanking", "DesignRow", "rank_designs", "study_design"]
 
@@ -64,7 +72,7 @@ class DesignRow:
     criteria: DesignCriteria = field(repr=False)
     null_resolved: int
     null_information: float
-    tightening: np.ndarray
+    tightening: Float[np.ndarray, " target"]
 
     @property
     def identified(self) -> tuple[str, ...]:
@@ -100,7 +108,7 @@ class DesignRanking:
 
     names: tuple[str, ...]
     targets: tuple[str, ...]
-    thetas: np.ndarray
+    thetas: Float[np.ndarray, "draw param"]
     log: bool
     base: DesignCriteria = field(repr=False)
     candidates: tuple[str, ...]
@@ -221,7 +229,7 @@ class DesignRanking:
             )
         )
 
-    def plot(self, ax=None):
+    def plot(self, ax: "matplotlib.axes.Axes | None" = None) -> "matplotlib.figure.Figure":
         """The mean Cramer-Rao bound of each target for the base and each candidate (log scale;
         an unbounded target is drawn as a hatched bar at the top, labelled ``inf``). Returns the
         figure."""
@@ -313,9 +321,9 @@ def _as_list(experiments, where: str) -> list[Experiment]:
 def rank_designs(
     base: Experiment | Sequence[Experiment],
     candidates: Mapping[str, Experiment | Sequence[Experiment]],
-    thetas,
+    thetas: ParamBatch,
     *,
-    targets=None,
+    targets: Targets = None,
     log: bool = False,
     max_size: int | None = None,
     rule: str = "auto",
@@ -513,7 +521,9 @@ def _all_channels(resolved: ResolvedModel) -> ResolvedModel:
     return replace(resolved, channels=obs, channel_index=tuple(range(len(obs))))
 
 
-def study_design(config: StudyConfig, *, key=None, resolved: ResolvedModel | None = None) -> DesignRanking:
+def study_design(
+    config: StudyConfig, *, key: Key | None = None, resolved: ResolvedModel | None = None
+) -> DesignRanking:
     """The ranking of the candidates of ``config.design`` (the study's ``[design]`` table) at
     ``design.draws`` prior draws (from ``key``, default from ``config.seed`` as in
     :func:`~jaxid.study.run`), on log parameters

@@ -36,21 +36,21 @@ import json
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from .. import __version__
 from .. import io as jio
 from ..experiments.results import jsonable
-from ..identify import Experiment, analyze, monomial_values
+from ..identify import Experiment, IdentifiabilityReport, analyze, monomial_values
 from ..inference import bayes_risk, compare, sample_posterior
 from ..models.base import AbstractSwitchingModel
 from ..nn import TrainConfig, regression_metrics, train
@@ -58,10 +58,9 @@ from ..priors import Prior
 from ..sensitivity import sobol_indices
 from ..simulate import simulate, simulate_batch
 from ..simulate.chunking import map_chunked
+from ..typing import Key, ParamVector, StateVector, TimeGrid
 from .config import ResolvedModel, StudyConfig, validate
-
-if TYPE_CHECKING:
-    from .design import DesignRanking
+from .design import DesignRanking
 
 __all__ = ["IdentifiabilityMap", "StudyResult", "identifiability_map", "make_observer", "run"]
 
@@ -125,12 +124,12 @@ def make_observer(
     config: StudyConfig,
     resolved: ResolvedModel,
     *,
-    y0=None,
+    y0: StateVector | None = None,
     augmented: bool = False,
-    times=None,
+    times: TimeGrid | Sequence[float] | None = None,
     t0: float | None = None,
-    offset=None,
-):
+    offset: Float[ArrayLike, " model_param"] | None = None,
+) -> Callable[[ParamVector], Float[Array, "time channel"]]:
     """The map ``theta -> observations (time, channel)`` of one record.
 
     ``theta`` holds the studied parameters in ``config.params`` order, followed, with
@@ -277,20 +276,20 @@ class IdentifiabilityMap:
     """
 
     names: tuple[str, ...]
-    thetas: np.ndarray
-    ranks: np.ndarray
-    crb_relative: np.ndarray
+    thetas: Float[np.ndarray, "draw param"]
+    ranks: Int[np.ndarray, " draw"]
+    crb_relative: Float[np.ndarray, "draw param"]
     rank: int
-    scaling: list
-    scaling_text: list
-    monomials: list
-    monomial_text: list
-    monomial_crb_relative: np.ndarray
+    scaling: list[list[int]]
+    scaling_text: list[str]
+    monomials: list[list[int]]
+    monomial_text: list[str]
+    monomial_crb_relative: Float[np.ndarray, "draw monomial"]
     non_scaling: int
     scale: str
-    reports: list = field(repr=False)
-    sobol_total: dict = field(default_factory=dict)
-    failures: dict = field(default_factory=dict)
+    reports: list[IdentifiabilityReport | None] = field(repr=False)
+    sobol_total: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
 
     @property
     def identifiable_fraction(self) -> dict[str, float]:
@@ -385,7 +384,7 @@ def _identifiability(config, resolved, theta_draws, y0_draws, progress, say):
 
 
 def identifiability_map(
-    config: StudyConfig, *, key=None, sobol: bool = True, progress: bool = False
+    config: StudyConfig, *, key: Key | None = None, sobol: bool = True, progress: bool = False
 ) -> IdentifiabilityMap:
     """Step 2 alone: :func:`jaxid.identify.analyze` at ``config.identifiability.draws`` prior draws
     (from ``key``, default from ``config.seed``) and, with ``sobol``, the aggregated total Sobol
