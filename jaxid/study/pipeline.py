@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import diffrax as dfx
 import equinox as eqx
@@ -467,15 +468,15 @@ class StudyResult:
     """
 
     config: StudyConfig
-    data: dict
+    data: dict[str, Any]
     identifiability: IdentifiabilityMap
-    combinations: tuple
-    estimators: dict
-    bayes: dict | None
-    table: tuple
+    combinations: tuple[tuple[str, tuple[int, ...]], ...]
+    estimators: dict[str, Any]
+    bayes: dict[str, Any] | None
+    table: tuple[dict[str, Any], ...]
     seconds: float
     out: Path | None = None
-    figures: tuple = ()
+    figures: tuple[str, ...] = ()
     design: DesignRanking | None = None
 
     def to_dict(self) -> dict:

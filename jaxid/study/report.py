@@ -18,11 +18,16 @@ One row per studied parameter and per identifiable combination:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from jaxtyping import Float
 
 from ..inference import verdict
+from .config import StudyConfig
+from .pipeline import IdentifiabilityMap, StudyResult
 
 
 def _finite_stats(values: np.ndarray) -> tuple[float, float, float]:
@@ -33,7 +38,13 @@ def _finite_stats(values: np.ndarray) -> tuple[float, float, float]:
     return float(np.median(v)), float(np.min(v)), float(np.max(v))
 
 
-def table(config, idm, combos, estimators, bayes) -> list[dict]:
+def table(
+    config: StudyConfig,
+    idm: IdentifiabilityMap,
+    combos: Sequence[tuple[str, Sequence[int]]],
+    estimators: dict[str, Any],
+    bayes: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
     """The rows of the study table (see the module docstring)."""
     rows = []
     frac = idm.identifiable_fraction
@@ -97,7 +108,7 @@ def _pct(v) -> str:
     return "inf" if math.isinf(v) else f"{100 * v:.2g} %"
 
 
-def markdown_table(rows) -> str:
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """The study table in Markdown."""
     lines = [
         "| target | identifiable | why | CRB (1 record, median over draws) | total Sobol | network R^2 "
@@ -113,7 +124,7 @@ def markdown_table(rows) -> str:
     return "\n".join(lines)
 
 
-def markdown(result) -> str:
+def markdown(result: StudyResult) -> str:
     """The whole report."""
     c, idm, d = result.config, result.identifiability, result.data
     lines = [f"# Identifiability study: {c.name}", ""]
@@ -203,7 +214,14 @@ def markdown(result) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figures(out: Path, result, truth, pred, truth_c, pred_c) -> list[str]:
+def figures(
+    out: Path,
+    result: StudyResult,
+    truth: Float[np.ndarray, "record param"],
+    pred: Float[np.ndarray, "record param"],
+    truth_c: Float[np.ndarray, "record combination"] | None,
+    pred_c: Float[np.ndarray, "record combination"] | None,
+) -> list[str]:
     """``identifiability.png`` (rank per draw, relative bounds per draw), ``estimates.png``
     (network estimates against the truth on the test split) and, with a design ranking,
     ``design.png`` (:meth:`~jaxid.study.DesignRanking.plot`)."""
