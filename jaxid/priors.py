@@ -30,8 +30,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy import stats
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float
 from scipy import special
+
+from .typing import Key
 
 __all__ = ["Distribution", "LogNormal", "LogUniform", "Normal", "Prior", "Uniform", "as_prior"]
 
@@ -51,13 +53,13 @@ class Distribution(eqx.Module):
     def support(self) -> tuple[float, float]:
         raise NotImplementedError
 
-    def sample(self, key: PRNGKeyArray, n: int) -> Float[Array, " n"]:
+    def sample(self, key: Key, n: int) -> Float[Array, " sample"]:
         raise NotImplementedError
 
-    def log_prob(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+    def log_prob(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         raise NotImplementedError
 
-    def quantile(self, u: Float[Array, "..."]) -> Float[Array, "..."]:
+    def quantile(self, u: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """The inverse distribution function: the value below which a fraction ``u`` in ``(0, 1)``
         of the mass lies (maps uniform draws to draws of this distribution)."""
         raise NotImplementedError
@@ -75,28 +77,28 @@ class Uniform(Distribution):
     low: float = eqx.field(static=True)
     high: float = eqx.field(static=True)
 
-    def __init__(self, low, high):
+    def __init__(self, low: float, high: float):
         self.low, self.high = _real(low, "Uniform: low"), _real(high, "Uniform: high")
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
             raise ValueError(f"Uniform: needs finite low < high, got ({low}, {high})")
         self.log_coordinate = False
 
     @property
-    def support(self):
+    def support(self) -> tuple[float, float]:
         return self.low, self.high
 
-    def sample(self, key, n):
+    def sample(self, key: Key, n: int) -> Float[Array, " sample"]:
         return jax.random.uniform(key, (n,), minval=self.low, maxval=self.high)
 
-    def log_prob(self, x):
+    def log_prob(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         x = jnp.asarray(x)
         inside = (x >= self.low) & (x <= self.high)
         return jnp.where(inside, -math.log(self.high - self.low), -jnp.inf)
 
-    def mean_sd(self):
+    def mean_sd(self) -> tuple[float, float]:
         return 0.5 * (self.low + self.high), (self.high - self.low) / math.sqrt(12.0)
 
-    def quantile(self, u):
+    def quantile(self, u: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """``low + u (high - low)``."""
         return self.low + jnp.asarray(u) * (self.high - self.low)
 
@@ -110,27 +112,27 @@ class LogUniform(Distribution):
     low: float = eqx.field(static=True)
     high: float = eqx.field(static=True)
 
-    def __init__(self, low, high):
+    def __init__(self, low: float, high: float):
         self.low, self.high = _real(low, "LogUniform: low"), _real(high, "LogUniform: high")
         if not (0 < self.low < self.high < math.inf):
             raise ValueError(f"LogUniform: needs finite 0 < low < high, got ({low}, {high})")
         self.log_coordinate = True
 
     @property
-    def support(self):
+    def support(self) -> tuple[float, float]:
         return self.low, self.high
 
-    def sample(self, key, n):
+    def sample(self, key: Key, n: int) -> Float[Array, " sample"]:
         u = jax.random.uniform(key, (n,), minval=math.log(self.low), maxval=math.log(self.high))
         return jnp.exp(u)
 
-    def log_prob(self, x):
+    def log_prob(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         x = jnp.asarray(x)
         inside = (x >= self.low) & (x <= self.high)
         safe = jnp.where(inside, x, 1.0)
         return jnp.where(inside, -jnp.log(safe) - math.log(math.log(self.high / self.low)), -jnp.inf)
 
-    def quantile(self, u):
+    def quantile(self, u: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         """``low (high / low)^u``."""
         return jnp.exp(math.log(self.low) + jnp.asarray(u) * math.log(self.high / self.low))
 
@@ -172,30 +174,30 @@ class Normal(Distribution):
     high: float = eqx.field(static=True)
     log_mass: float = eqx.field(static=True)
 
-    def __init__(self, mean, sd, low=-math.inf, high=math.inf):
+    def __init__(self, mean: float, sd: float, low: float = -math.inf, high: float = math.inf):
         self.mean, self.sd, self.low, self.high, self.log_mass = _truncated(mean, sd, low, high, "Normal")
         self.log_coordinate = False
 
     @property
-    def support(self):
+    def support(self) -> tuple[float, float]:
         return self.low, self.high
 
-    def sample(self, key, n):
+    def sample(self, key: Key, n: int) -> Float[Array, " sample"]:
         a, b = (self.low - self.mean) / self.sd, (self.high - self.mean) / self.sd
         return self.mean + self.sd * jax.random.truncated_normal(key, a, b, (n,))
 
-    def log_prob(self, x):
+    def log_prob(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         x = jnp.asarray(x)
         inside = (x >= self.low) & (x <= self.high)
         lp = stats.norm.logpdf(x, self.mean, self.sd) - self.log_mass
         return jnp.where(inside, lp, -jnp.inf)
 
-    def mean_sd(self):
+    def mean_sd(self) -> tuple[float, float]:
         if math.isinf(self.low) and math.isinf(self.high):
             return self.mean, self.sd
         return super().mean_sd()
 
-    def quantile(self, u):
+    def quantile(self, u: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         r"""``mean + sd Phi^{-1}(Phi(a) + u (Phi(b) - Phi(a)))``, ``a, b`` the standardised bounds."""
         return self.mean + self.sd * _truncated_ndtri(u, self.low, self.high, self.mean, self.sd)
 
@@ -213,7 +215,7 @@ class LogNormal(Distribution):
     high: float = eqx.field(static=True)
     log_mass: float = eqx.field(static=True)
 
-    def __init__(self, mu, sigma, low=0.0, high=math.inf):
+    def __init__(self, mu: float, sigma: float, low: float = 0.0, high: float = math.inf):
         low, high = _real(low, "LogNormal: low"), _real(high, "LogNormal: high")
         if low < 0:
             raise ValueError(f"LogNormal: low must be >= 0, got {low}")
@@ -224,23 +226,23 @@ class LogNormal(Distribution):
         self.log_coordinate = True
 
     @property
-    def support(self):
+    def support(self) -> tuple[float, float]:
         return self.low, self.high
 
-    def sample(self, key, n):
+    def sample(self, key: Key, n: int) -> Float[Array, " sample"]:
         lo = -math.inf if self.low == 0 else math.log(self.low)
         hi = math.log(self.high) if math.isfinite(self.high) else math.inf
         a, b = (lo - self.mu) / self.sigma, (hi - self.mu) / self.sigma
         return jnp.exp(self.mu + self.sigma * jax.random.truncated_normal(key, a, b, (n,)))
 
-    def log_prob(self, x):
+    def log_prob(self, x: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         x = jnp.asarray(x)
         inside = (x > 0) & (x >= self.low) & (x <= self.high)
         safe = jnp.where(inside, x, 1.0)
         lp = stats.norm.logpdf(jnp.log(safe), self.mu, self.sigma) - jnp.log(safe) - self.log_mass
         return jnp.where(inside, lp, -jnp.inf)
 
-    def quantile(self, u):
+    def quantile(self, u: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
         r"""``exp(mu + sigma Phi^{-1}(Phi(a) + u (Phi(b) - Phi(a))))`` on the log bounds ``a, b``."""
         lo = -math.inf if self.low == 0 else math.log(self.low)
         hi = math.log(self.high) if math.isfinite(self.high) else math.inf
@@ -306,19 +308,19 @@ class Prior(eqx.Module):
         return Prior({n: self[n] for n in names})
 
     @property
-    def support(self) -> tuple[np.ndarray, np.ndarray]:
+    def support(self) -> tuple[Float[np.ndarray, " param"], Float[np.ndarray, " param"]]:
         """``(low, high)`` arrays in ``names`` order."""
         lo, hi = zip(*(d.support for d in self.dists), strict=True)
         return np.array(lo, dtype=float), np.array(hi, dtype=float)
 
-    def sample(self, key: PRNGKeyArray, n: int) -> Float[Array, "n param"]:
+    def sample(self, key: Key, n: int) -> Float[Array, "sample param"]:
         """``n`` independent draws, shape ``(n, len(names))``."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"Prior.sample: n must be a positive int, got {n!r}")
         keys = jax.random.split(key, len(self.dists))
         return jnp.stack([d.sample(k, int(n)) for d, k in zip(self.dists, keys, strict=True)], axis=-1)
 
-    def log_prob(self, theta: Float[Array, "*batch param"]) -> Float[Array, "*batch"]:
+    def log_prob(self, theta: Float[ArrayLike, "*batch param"]) -> Float[Array, "*batch"]:
         """The joint log-density (``-inf`` outside the support)."""
         theta = jnp.asarray(theta)
         if theta.shape[-1:] != (len(self.names),):
@@ -328,19 +330,19 @@ class Prior(eqx.Module):
             )
         return sum(d.log_prob(theta[..., i]) for i, d in enumerate(self.dists))
 
-    def contains(self, theta) -> np.ndarray:
+    def contains(self, theta: Float[ArrayLike, "*batch param"]) -> Bool[np.ndarray | np.bool_, "*batch"]:
         """Whether each vector lies inside the support."""
         lo, hi = self.support
         theta = np.asarray(theta, dtype=float)
         return np.all((theta >= lo) & (theta <= hi), axis=-1)
 
-    def quantile(self, u: Float[Array, "*batch param"]) -> Float[Array, "*batch param"]:
+    def quantile(self, u: Float[ArrayLike, "*batch param"]) -> Float[Array, "*batch param"]:
         """Each marginal's :meth:`Distribution.quantile` along the last axis: maps points of the
         unit cube to parameter vectors with this prior's distribution."""
         u = jnp.asarray(u)
         return jnp.stack([d.quantile(u[..., i]) for i, d in enumerate(self.dists)], axis=-1)
 
-    def mean_sd(self) -> tuple[np.ndarray, np.ndarray]:
+    def mean_sd(self) -> tuple[Float[np.ndarray, " param"], Float[np.ndarray, " param"]]:
         """Means and standard deviations of the marginals."""
         m, s = zip(*(d.mean_sd() for d in self.dists), strict=True)
         return np.array(m), np.array(s)
@@ -350,7 +352,12 @@ class Prior(eqx.Module):
         return {n: d.support for n, d in zip(self.names, self.dists, strict=True)}
 
 
-def as_prior(prior, names: Sequence[str] | None = None, *, where: str = "prior") -> Prior:
+PriorLike = Prior | Mapping[str, Distribution | tuple[float, float]]
+"""A :class:`Prior` or a ``{name: distribution or (low, high)}`` mapping (what :func:`as_prior`
+reads)."""
+
+
+def as_prior(prior: PriorLike, names: Sequence[str] | None = None, *, where: str = "prior") -> Prior:
     """A :class:`Prior` from a Prior or a ``{name: distribution or (low, high)}`` mapping,
     restricted to and ordered by ``names`` when given (every name must have a prior)."""
     if not isinstance(prior, Prior):

@@ -24,11 +24,12 @@ import diffrax as dfx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Float
 
 from ..errors import require_float64
 from ..identify import Experiment, fisher_information
 from ..simulate import simulate
+from ..typing import Key
 from .datasets import HybridSplit
 from .systems import System, get_system
 
@@ -39,7 +40,7 @@ class ZpBound:
     ``variances`` of ``z_p`` and their mean ``mse`` (comparable to ``z_p_mse``) and ``rms``."""
 
     system: str
-    variances: np.ndarray
+    variances: Float[np.ndarray, " sequence"]
 
     @property
     def mse(self) -> float:
@@ -72,7 +73,7 @@ def zp_bound(
     system: str | System,
     split: HybridSplit | None = None,
     *,
-    key: PRNGKeyArray | None = None,
+    key: Key | None = None,
     n: int = 64,
 ) -> ZpBound:
     """Cramer-Rao bounds of ``z_p`` from one sequence each (module docstring).

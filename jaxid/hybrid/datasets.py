@@ -17,14 +17,17 @@ Sequences are simulated by the truth model with :func:`jaxid.simulate_batch` ove
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Float
 
 from ..simulate import simulate_batch
+from ..typing import Key
 from .systems import System, get_system
 
 
@@ -38,11 +41,11 @@ class HybridSplit:
       ``(task, seq, factor)`` (equal along ``seq``); ``x0``: true initial states.
     """
 
-    obs: np.ndarray
-    clean: np.ndarray
-    z_p: np.ndarray
-    z_n: np.ndarray
-    x0: np.ndarray
+    obs: Float[np.ndarray, "task sequence time channel"]
+    clean: Float[np.ndarray, "task sequence time channel"]
+    z_p: Float[np.ndarray, "task sequence physics"]
+    z_n: Float[np.ndarray, "task sequence factor"]
+    x0: Float[np.ndarray, "task sequence state"]
 
     @property
     def n_tasks(self) -> int:
@@ -52,7 +55,7 @@ class HybridSplit:
     def per_task(self) -> int:
         return self.obs.shape[1]
 
-    def flat(self, name: str) -> np.ndarray:
+    def flat(self, name: str) -> Float[np.ndarray, "sequence ..."]:
         """An array with the task and sequence axes merged."""
         a = getattr(self, name)
         return a.reshape(-1, *a.shape[2:])
@@ -67,13 +70,15 @@ class HybridData:
     val: HybridSplit
     test: HybridSplit
     ood: HybridSplit
-    config: dict
+    config: dict[str, Any]
 
     @property
     def splits(self) -> dict[str, HybridSplit]:
         return {"train": self.train, "val": self.val, "test": self.test, "ood": self.ood}
 
-    def scales(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def scales(
+        self,
+    ) -> tuple[Float[np.ndarray, " state"], Float[np.ndarray, " state"], Float[np.ndarray, " channel"]]:
         """``(state_scale, rate_scale, obs_scale)`` from the training window of the training
         split's observations (:meth:`System.scales`; ``obs_scale``: their overall sd per channel)."""
         obs = self.train.obs[:, :, : self.system.n_train]
@@ -81,7 +86,7 @@ class HybridData:
         return state, rate, np.full(obs.shape[-1], max(float(obs.std()), 1e-6))
 
 
-def shifted_ranges(ranges, width: float) -> tuple[tuple[float, float], ...]:
+def shifted_ranges(ranges: Sequence[tuple[float, float]], width: float) -> tuple[tuple[float, float], ...]:
     """The out-of-distribution ranges ``[b, b + width (b - a)]`` of priors ``[a, b]``."""
     return tuple((b, b + width * (b - a)) for a, b in ranges)
 
@@ -121,7 +126,7 @@ def _split(system: System, key, n_tasks: int, per_task: int, ood_width: float | 
 def make_hybrid_data(
     system: str | System,
     *,
-    key: PRNGKeyArray,
+    key: Key,
     tasks: int = 40,
     per_task: int = 20,
     val_tasks: int = 5,

@@ -25,12 +25,19 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
+
+from ..typing import RealScalar
 
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-def gaussian_kl(mu, logvar, mu_prior=0.0, logvar_prior=0.0) -> Float[Array, ""]:
+def gaussian_kl(
+    mu: Float[ArrayLike, "*shape"],
+    logvar: Float[ArrayLike, "*shape"],
+    mu_prior: Float[ArrayLike, "*#shape"] = 0.0,
+    logvar_prior: Float[ArrayLike, "*#shape"] = 0.0,
+) -> Float[Array, ""]:
     """KL(N(mu, e^logvar) || N(mu_prior, e^logvar_prior)) of diagonal Gaussians, summed over
     dimensions (module docstring). The prior's arguments broadcast against ``mu``."""
     return 0.5 * jnp.sum(
@@ -38,28 +45,31 @@ def gaussian_kl(mu, logvar, mu_prior=0.0, logvar_prior=0.0) -> Float[Array, ""]:
     )
 
 
-def gaussian_nll(x, mean, sd) -> Float[Array, ""]:
+def gaussian_nll(
+    x: Float[ArrayLike, "*shape"], mean: Float[ArrayLike, "*shape"], sd: Float[ArrayLike, "*#shape"]
+) -> Float[Array, ""]:
     """Negative log-density of ``x`` under independent ``N(mean, sd^2)``, summed over elements
     (with its constant, so it equals ``-sum(scipy.stats.norm.logpdf(x, mean, sd))``)."""
     z = (x - mean) / sd
     return jnp.sum(0.5 * z**2 + jnp.log(sd) + 0.5 * LOG_2PI)
 
 
-def squared_distance(a, b) -> Float[Array, ""]:
+def squared_distance(a: Float[ArrayLike, "*shape"], b: Float[ArrayLike, "*shape"]) -> Float[Array, ""]:
     """``sum((a - b)^2)`` over every element."""
     return jnp.sum((a - b) ** 2)
 
 
-def trajectory_mse(pred, y) -> Float[Array, ""]:
+def trajectory_mse(pred: Float[ArrayLike, "*shape"], y: Float[ArrayLike, "*shape"]) -> Float[Array, ""]:
     """``mean((pred - y)^2)`` over every element: APHYNITY's trajectory loss."""
     return jnp.mean((pred - y) ** 2)
 
 
-def network_norm(f_a: Float[Array, "time state"]) -> Float[Array, ""]:
+def network_norm(f_a: Float[ArrayLike, "time state"]) -> Float[Array, ""]:
     """``mean_t sum_i f_a[t, i]^2``: APHYNITY's squared norm of the network term along a trajectory."""
     return jnp.mean(jnp.sum(f_a**2, -1))
 
 
-def multiplier_update(lam, traj, rate) -> Float[Array, ""]:
-    """APHYNITY's multiplier after one step: ``lam + rate * traj``."""
+def multiplier_update(lam: RealScalar, traj: RealScalar, rate: RealScalar) -> RealScalar:
+    """APHYNITY's multiplier after one step: ``lam + rate * traj`` (a Python number for Python
+    numbers, else an array)."""
     return lam + rate * traj

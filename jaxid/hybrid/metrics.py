@@ -16,10 +16,13 @@ A column that never varies has correlation 0 with everything.
 from __future__ import annotations
 
 import numpy as np
+from jaxtyping import ArrayLike, Float, Int
 from scipy.optimize import linear_sum_assignment
 
 
-def correlation_matrix(z_true, z_est) -> np.ndarray:
+def correlation_matrix(
+    z_true: Float[ArrayLike, " sample *true"], z_est: Float[ArrayLike, " sample *estimated"]
+) -> Float[np.ndarray, "true_latent estimated_latent"]:
     """Absolute Pearson correlations ``(d, e)`` between the columns of ``z_true`` and ``z_est``."""
     a = np.asarray(z_true, np.float64)
     b = np.asarray(z_est, np.float64)
@@ -42,7 +45,12 @@ def correlation_matrix(z_true, z_est) -> np.ndarray:
     return np.clip(c, 0.0, 1.0)
 
 
-def mcc(z_true, z_est, *, return_matching: bool = False):
+def mcc(
+    z_true: Float[ArrayLike, " sample *true"],
+    z_est: Float[ArrayLike, " sample *estimated"],
+    *,
+    return_matching: bool = False,
+) -> float | tuple[float, Int[np.ndarray, " true_latent"]]:
     """The mean correlation coefficient (module docstring) of ``z_est`` ``(N, e)`` against
     ``z_true`` ``(N, d)``; needs ``e >= d``. With ``return_matching=True`` also returns the
     inferred column matched to each true column."""

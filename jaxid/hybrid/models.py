@@ -48,16 +48,17 @@ augment_w augment`` (``weights``).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, TypeAlias
 
 import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float
 
 from ..errors import check_positive_int, check_real_number
+from ..typing import Key, RealScalar
 from .losses import (
     gaussian_kl,
     gaussian_nll,
@@ -71,6 +72,25 @@ from .systems import System
 F32 = jnp.float32
 MODEL_KINDS = ("aphynity", "hybrid_vae", "meta_hybrid_vae")
 MODEL_LABELS = {"aphynity": "APHYNITY", "hybrid_vae": "Hybrid-VAE", "meta_hybrid_vae": "Meta-Hybrid-VAE"}
+
+Scales: TypeAlias = tuple[
+    Float[ArrayLike, " state"], Float[ArrayLike, " state"], Float[ArrayLike, " channel"]
+]
+"""``(state_scale, rate_scale, obs_scale)``, as :meth:`jaxid.hybrid.HybridData.scales` returns them."""
+
+Latents: TypeAlias = tuple[Float[Array, " physics"], Float[Array, " latent_a"], Float[Array, " latent_b"]]
+"""``(z_p, z_a, z_b)`` of one sequence (``z_b`` is empty for APHYNITY)."""
+
+LatentsLike: TypeAlias = tuple[
+    Float[ArrayLike, " physics"], Float[ArrayLike, " latent_a"], Float[ArrayLike, " latent_b"]
+]
+"""``(z_p, z_a, z_b)`` as the decoders take them: JAX or NumPy arrays."""
+
+Aux: TypeAlias = dict[str, Float[Array, ""]]
+"""A model's auxiliary training state (APHYNITY's multiplier ``lambda``; empty for the VAEs)."""
+
+Stats: TypeAlias = dict[str, Float[Array, ""]]
+"""A loss's terms by name, each a scalar."""
 
 
 def _mlp(in_size: int, out_size: int, width: int, depth: int, key, final_scale: float = 1.0) -> eqx.nn.MLP:
@@ -101,7 +121,17 @@ class HybridDecoder(eqx.Module):
     latent_a: int = eqx.field(static=True)
     latent_b: int = eqx.field(static=True)
 
-    def __init__(self, system, latent_a, latent_b, width, depth, scales, *, key):
+    def __init__(
+        self,
+        system: System,
+        latent_a: int,
+        latent_b: int,
+        width: int,
+        depth: int,
+        scales: Scales,
+        *,
+        key: Key,
+    ):
         k1, k2 = jax.random.split(key)
         s = system.state_size
         self.system, self.latent_a, self.latent_b = system, latent_a, latent_b
@@ -110,7 +140,9 @@ class HybridDecoder(eqx.Module):
         c = self.obs_scale.shape[0]
         self.out = _mlp(c + latent_b, c, width, 1, k2, final_scale=0.1) if latent_b > 0 else None
 
-    def f_aug(self, t, x, z_a) -> Float[Array, " state"]:
+    def f_aug(
+        self, t: RealScalar, x: Float[ArrayLike, " state"], z_a: Float[ArrayLike, " latent_a"]
+    ) -> Float[Array, " state"]:
         """The network term ``M F_a`` (in state units per second)."""
         sys = self.system
         parts = [x / jax.lax.stop_gradient(self.state_scale)]
@@ -120,8 +152,17 @@ class HybridDecoder(eqx.Module):
         mask = jnp.asarray(sys.aug_mask, x.dtype)
         return mask * self.aug(jnp.concatenate(parts)) * jax.lax.stop_gradient(self.rate_scale)
 
-    def solve(self, z_p, z_a, x0, n_steps: int, *, hybrid: bool = True) -> Float[Array, "time state"]:
-        """States at the first ``n_steps`` save times (physics only if ``hybrid`` is False).
+    def solve(
+        self,
+        z_p: Float[ArrayLike, " physics"],
+        z_a: Float[ArrayLike, " latent_a"] | None,
+        x0: Float[ArrayLike, " state"],
+        n_steps: int,
+        *,
+        hybrid: bool = True,
+    ) -> Float[Array, "step state"]:
+        """States at the first ``n_steps`` save times (physics only if ``hybrid`` is False, when
+        ``z_a`` may be ``None``).
 
         ``substeps`` fixed steps of diffrax's Bogacki-Shampine solver per save interval, each
         taken by ``solver.step`` inside a :func:`jax.lax.scan`, so reverse mode stores every
@@ -151,8 +192,11 @@ class HybridDecoder(eqx.Module):
         _, xs = jax.lax.scan(interval, (x0, state), jnp.arange(n_steps - 1, dtype=x0.dtype))
         return jnp.concatenate([x0[None], xs])
 
-    def output(self, states, z_b) -> Float[Array, "time channel"]:
-        """Observations ``h(x) + G(h(x), z_b)`` of a stack of states."""
+    def output(
+        self, states: Float[ArrayLike, "step state"], z_b: Float[ArrayLike, " latent_b"]
+    ) -> Float[ArrayLike, "step channel"]:
+        """Observations ``h(x) + G(h(x), z_b)`` of a stack of states (a JAX array, except for NumPy
+        states without an output correction: ``h(x)`` as :meth:`System.observe` gives it)."""
         y = self.system.observe(states)
         if self.out is None:
             return y
@@ -160,20 +204,23 @@ class HybridDecoder(eqx.Module):
         z = jnp.broadcast_to(z_b, (y.shape[0], z_b.shape[0]))
         return y + jax.vmap(self.out)(jnp.concatenate([y / scale, z], -1)) * scale
 
-    def to_physics(self, u) -> Float[Array, " physics"]:
+    def to_physics(self, u: Float[ArrayLike, " physics"]) -> Float[Array, " physics"]:
         """``z_p = lo + (hi - lo) sigmoid(u)`` on the feasible range."""
         lo = jnp.asarray([r[0] for r in self.system.feasible], u.dtype)
         hi = jnp.asarray([r[1] for r in self.system.feasible], u.dtype)
         return lo + (hi - lo) * jax.nn.sigmoid(u)
 
-    def x0(self, y) -> Float[Array, " state"]:
+    def x0(self, y: Float[ArrayLike, "time channel"]) -> Float[ArrayLike, " state"]:
+        """The initial state read off the first observation (:meth:`System.state_from_obs`)."""
         return self.system.state_from_obs(y[0])
 
-    def flat(self, y) -> Float[Array, " features"]:
+    def flat(self, y: Float[ArrayLike, "time channel"]) -> Float[Array, " feature"]:
         """A sequence in units of the observation scale, flattened: the encoders' input."""
         return (y / jax.lax.stop_gradient(self.obs_scale)).ravel()
 
-    def decode(self, y, latents, n_steps: int) -> Float[Array, "time channel"]:
+    def decode(
+        self, y: Float[ArrayLike, "time channel"], latents: LatentsLike, n_steps: int
+    ) -> Float[Array, "step channel"]:
         """Observations over ``n_steps`` save times from latents ``(z_p, z_a, z_b)``, started at ``y[0]``."""
         z_p, z_a, z_b = latents
         return self.output(self.solve(z_p, z_a, self.x0(y), n_steps), z_b)
@@ -188,7 +235,18 @@ class Aphynity(eqx.Module):
     lambda0: float = eqx.field(static=True, default=1.0)
     tau: float = eqx.field(static=True, default=1.0)
 
-    def __init__(self, system, *, latent=None, width=64, depth=2, scales, lambda0=1.0, tau=1.0, key):
+    def __init__(
+        self,
+        system: System,
+        *,
+        latent: int | None = None,
+        width: int = 64,
+        depth: int = 2,
+        scales: Scales,
+        lambda0: float = 1.0,
+        tau: float = 1.0,
+        key: Key,
+    ):
         k1, k2 = jax.random.split(key)
         latent = len(system.factor_names) if latent is None else latent
         n_in = system.n_train * len(scales[2])
@@ -200,22 +258,34 @@ class Aphynity(eqx.Module):
     def uses_context(self) -> bool:
         return False
 
-    def encode(self, y, context=None):
+    def encode(
+        self,
+        y: Float[ArrayLike, "time channel"],
+        context: Float[ArrayLike, "context time channel"] | None = None,
+    ) -> Latents:
         """``(z_p, z_a, z_b)`` of one sequence ``y`` (training window); ``z_b`` is empty."""
         h = self.encoder(self.decoder.flat(y))
         d_p = len(self.decoder.system.physics_names)
         return self.decoder.to_physics(h[:d_p]), h[d_p:], h[:0]
 
-    def decode(self, y, latents, n_steps: int):
+    def decode(
+        self, y: Float[ArrayLike, "time channel"], latents: LatentsLike, n_steps: int
+    ) -> Float[Array, "step channel"]:
         return self.decoder.decode(y, latents, n_steps)
 
-    def init_aux(self):
+    def init_aux(self) -> Aux:
         return {"lambda": jnp.asarray(self.lambda0, F32)}
 
-    def update_aux(self, aux, stats):
+    def update_aux(self, aux: Aux, stats: Stats) -> Aux:
         return {"lambda": multiplier_update(aux["lambda"], stats["traj"], self.tau)}
 
-    def loss(self, key, y, context, aux):
+    def loss(
+        self,
+        key: Key,
+        y: Float[ArrayLike, "time channel"],
+        context: Float[ArrayLike, "context time channel"] | None,
+        aux: Aux,
+    ) -> tuple[Float[Array, ""], Stats]:
         dec = self.decoder
         z_p, z_a, _ = self.encode(y)
         n = y.shape[0]
@@ -251,20 +321,20 @@ class HybridVAE(eqx.Module):
 
     def __init__(
         self,
-        system,
+        system: System,
         *,
-        latent_a=None,
-        latent_b=1,
-        width=64,
-        depth=2,
-        scales,
-        kl=1.0,
-        unmix=1.0,
-        least_action=0.1,
-        augment=1.0,
-        meta=False,
-        code=16,
-        key,
+        latent_a: int | None = None,
+        latent_b: int = 1,
+        width: int = 64,
+        depth: int = 2,
+        scales: Scales,
+        kl: float = 1.0,
+        unmix: float = 1.0,
+        least_action: float = 0.1,
+        augment: float = 1.0,
+        meta: bool = False,
+        code: int = 16,
+        key: Key,
     ):
         keys = jax.random.split(key, 6)
         latent_a = len(system.factor_names) if latent_a is None else latent_a
@@ -290,7 +360,7 @@ class HybridVAE(eqx.Module):
     def uses_context(self) -> bool:
         return self.meta
 
-    def context_code(self, context) -> Float[Array, " code"]:
+    def context_code(self, context: Float[ArrayLike, "context time channel"]) -> Float[Array, " code"]:
         """The task code: the mean of the context sequences' embeddings (order does not matter)."""
         return jnp.mean(jax.vmap(lambda c: self.context_encoder(self.decoder.flat(c)))(context), 0)
 
@@ -313,23 +383,35 @@ class HybridVAE(eqx.Module):
         a = self.decoder.latent_a
         return z_n[:a], z_n[a:]
 
-    def encode(self, y, context=None):
+    def encode(
+        self,
+        y: Float[ArrayLike, "time channel"],
+        context: Float[ArrayLike, "context time channel"] | None = None,
+    ) -> Latents:
         """Posterior means ``(z_p, z_a, z_b)`` of one sequence (``context``: ``(K, time, channel)``)."""
         code = self.context_code(context) if self.meta else None
         x, mu_n, _ = self._posteriors(y, code)
         mu_u, _ = self._physics_posterior(self._unmix(x, mu_n))
         return (self.decoder.to_physics(mu_u), *self._split_n(mu_n))
 
-    def decode(self, y, latents, n_steps: int):
+    def decode(
+        self, y: Float[ArrayLike, "time channel"], latents: LatentsLike, n_steps: int
+    ) -> Float[Array, "step channel"]:
         return self.decoder.decode(y, latents, n_steps)
 
-    def init_aux(self):
+    def init_aux(self) -> Aux:
         return {}
 
-    def update_aux(self, aux, stats):
+    def update_aux(self, aux: Aux, stats: Stats) -> Aux:
         return aux
 
-    def loss(self, key, y, context, aux):
+    def loss(
+        self,
+        key: Key,
+        y: Float[ArrayLike, "time channel"],
+        context: Float[ArrayLike, "context time channel"] | None,
+        aux: Aux,
+    ) -> tuple[Float[Array, ""], Stats]:
         dec = self.decoder
         w_kl, w_unmix, w_la, w_aug = self.weights
         k_n, k_u, k_aug, k_noise = jax.random.split(key, 4)
@@ -369,7 +451,11 @@ class HybridVAE(eqx.Module):
         return total, {**stats, "augment": augment}
 
 
-def make_model(kind: str, system: System, scales, *, key: PRNGKeyArray, **options):
+HybridModel: TypeAlias = Aphynity | HybridVAE
+"""Any of the three models (:func:`make_model`)."""
+
+
+def make_model(kind: str, system: System, scales: Scales, *, key: Key, **options) -> HybridModel:
     """Build a model by kind: ``aphynity``, ``hybrid_vae`` or ``meta_hybrid_vae``.
 
     Sizes (``width``, ``depth``, ``latent``, ``latent_a``, ``code``) must be positive ints

@@ -37,10 +37,11 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float
 
 from ..models import AdvectionDiffusion, DoublePendulum, ForcedDampedPendulum
 from ..models.base import AbstractModel
+from ..typing import Key, RealScalar
 
 
 @dataclass(frozen=True)
@@ -75,34 +76,40 @@ class System:
         return len(self.aug_mask)
 
     @property
-    def ts(self) -> np.ndarray:
+    def ts(self) -> Float[np.ndarray, " time"]:
         return np.arange(self.n_full) * self.dt
 
-    def truth(self, z_p, z_n) -> AbstractModel:
+    def truth(
+        self, z_p: Float[ArrayLike, "*batch physics"], z_n: Float[ArrayLike, "*batch factor"]
+    ) -> AbstractModel:
         """The model that makes the data (``z_p``, ``z_n`` with matching leading axes)."""
         raise NotImplementedError
 
-    def physics(self, z_p: Float[Array, " physics"]) -> AbstractModel:
+    def physics(self, z_p: Float[ArrayLike, " physics"]) -> AbstractModel:
         """The physics part for one sequence, in the dtype of ``z_p``."""
         raise NotImplementedError
 
-    def initial_states(self, key: PRNGKeyArray, n: int) -> Float[Array, "n state"]:
+    def initial_states(self, key: Key, n: int) -> Float[Array, "sequence state"]:
         """``n`` initial states of the truth."""
         raise NotImplementedError
 
-    def state_from_obs(self, y0: Float[Array, " channel"]) -> Float[Array, " state"]:
-        """The decoders' initial state from the first observation."""
+    def state_from_obs(self, y0: Float[ArrayLike, " channel"]) -> Float[ArrayLike, " state"]:
+        """The decoders' initial state from the first observation (a JAX array for a JAX array)."""
         raise NotImplementedError
 
-    def observe(self, x: Float[Array, "... state"]) -> Float[Array, "... channel"]:
-        """Observation of (a stack of) states."""
+    def observe(self, x: Float[ArrayLike, "*batch state"]) -> Float[ArrayLike, "*batch channel"]:
+        """Observation of (a stack of) states (a JAX array for a JAX array, NumPy for NumPy)."""
         raise NotImplementedError
 
-    def physics_field(self, z_p, t, x):
+    def physics_field(
+        self, z_p: Float[ArrayLike, " physics"], t: RealScalar, x: Float[ArrayLike, " state"]
+    ) -> Float[Array, " state"]:
         """The physics part's vector field ``F_p(x; z_p)`` at time ``t``."""
         return self.physics(z_p).vector_field(t, x)
 
-    def scales(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def scales(
+        self, obs: Float[ArrayLike, "*batch time channel"]
+    ) -> tuple[Float[np.ndarray, " state"], Float[np.ndarray, " state"]]:
         """Per-component scales of the state and of its time derivative, from observations alone.
 
         ``obs`` has shape ``(..., time, channel)``. For the pendulums the state is
@@ -140,21 +147,23 @@ class PendulumSystem(System):
     aug_mask: tuple[bool, ...] = (False, True)
     time_input: bool = True
 
-    def truth(self, z_p, z_n):
+    def truth(
+        self, z_p: Float[ArrayLike, "*batch physics"], z_n: Float[ArrayLike, "*batch factor"]
+    ) -> AbstractModel:
         return ForcedDampedPendulum(omega=z_p[..., 0], gamma=z_n[..., 0], A=z_n[..., 1], f=z_n[..., 2])
 
-    def physics(self, z_p):
+    def physics(self, z_p: Float[ArrayLike, " physics"]) -> AbstractModel:
         zero = _zeros_like(z_p)
         return ForcedDampedPendulum(omega=z_p[0], gamma=zero, A=zero, f=zero + 1)
 
-    def initial_states(self, key, n):
+    def initial_states(self, key: Key, n: int) -> Float[Array, "sequence state"]:
         theta0 = jax.random.uniform(key, (n,), minval=-1.57, maxval=1.57)
         return jnp.stack([theta0, jnp.zeros_like(theta0)], -1)
 
-    def state_from_obs(self, y0):
+    def state_from_obs(self, y0: Float[ArrayLike, " channel"]) -> Float[ArrayLike, " state"]:
         return jnp.stack([y0[0], jnp.zeros_like(y0[0])])
 
-    def observe(self, x):
+    def observe(self, x: Float[ArrayLike, "*batch state"]) -> Float[ArrayLike, "*batch channel"]:
         return x[..., :1]
 
 
@@ -174,23 +183,25 @@ class DoublePendulumSystem(System):
     aug_mask: tuple[bool, ...] = (False, False, True, True)
     time_input: bool = False
 
-    def truth(self, z_p, z_n):
+    def truth(
+        self, z_p: Float[ArrayLike, "*batch physics"], z_n: Float[ArrayLike, "*batch factor"]
+    ) -> AbstractModel:
         L = z_p[..., 0]
         one = jnp.ones_like(L)
         return DoublePendulum(m1=one, m2=one, l1=L, l2=L, g=9.81 * one, b1=z_n[..., 0], b2=z_n[..., 1])
 
-    def physics(self, z_p):
+    def physics(self, z_p: Float[ArrayLike, " physics"]) -> AbstractModel:
         L, zero = z_p[0], _zeros_like(z_p)
         return DoublePendulum(m1=zero + 1, m2=zero + 1, l1=L, l2=L, g=zero + 9.81, b1=zero, b2=zero)
 
-    def initial_states(self, key, n):
+    def initial_states(self, key: Key, n: int) -> Float[Array, "sequence state"]:
         angles = jax.random.uniform(key, (n, 2), minval=-0.9, maxval=0.9)
         return jnp.concatenate([angles, jnp.zeros_like(angles)], -1)
 
-    def state_from_obs(self, y0):
+    def state_from_obs(self, y0: Float[ArrayLike, " channel"]) -> Float[ArrayLike, " state"]:
         return jnp.concatenate([y0[:2], jnp.zeros_like(y0[:2])])
 
-    def observe(self, x):
+    def observe(self, x: Float[ArrayLike, "*batch state"]) -> Float[ArrayLike, "*batch channel"]:
         return x[..., :2]
 
 
@@ -213,20 +224,22 @@ class AdvectionDiffusionSystem(System):
     aug_mask: tuple[bool, ...] = (True,) * N_GRID
     time_input: bool = False
 
-    def truth(self, z_p, z_n):
+    def truth(
+        self, z_p: Float[ArrayLike, "*batch physics"], z_n: Float[ArrayLike, "*batch factor"]
+    ) -> AbstractModel:
         return AdvectionDiffusion(D=z_p[..., 0], c=z_n[..., 0], n_grid=N_GRID)
 
-    def physics(self, z_p):
+    def physics(self, z_p: Float[ArrayLike, " physics"]) -> AbstractModel:
         return AdvectionDiffusion(D=z_p[0], c=_zeros_like(z_p), n_grid=N_GRID)
 
-    def initial_states(self, key, n):
+    def initial_states(self, key: Key, n: int) -> Float[Array, "sequence state"]:
         a = jax.random.uniform(key, (n,), minval=0.5, maxval=1.5)
         return jax.vmap(AdvectionDiffusion(D=0.05, n_grid=N_GRID).initial_state)(a)
 
-    def state_from_obs(self, y0):
+    def state_from_obs(self, y0: Float[ArrayLike, " channel"]) -> Float[ArrayLike, " state"]:
         return y0
 
-    def observe(self, x):
+    def observe(self, x: Float[ArrayLike, "*batch state"]) -> Float[ArrayLike, "*batch channel"]:
         return x
 
 

@@ -26,12 +26,14 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from .. import io as jio
@@ -39,7 +41,7 @@ from ..errors import NonFiniteError, check_positive_int
 from ..simulate.chunking import map_chunked
 from .datasets import HybridData, HybridSplit
 from .metrics import mcc
-from .models import make_model
+from .models import HybridModel, make_model
 from .systems import get_system
 
 MODEL_KIND = "hybrid model"
@@ -95,11 +97,11 @@ class HybridFitResult:
     ``val_recon``), ``seconds`` of training and the models' auxiliary state ``aux`` (APHYNITY's
     multiplier)."""
 
-    model: eqx.Module
+    model: HybridModel
     best_step: int
-    history: dict = field(default_factory=dict)
+    history: dict[str, list] = field(default_factory=dict)
     seconds: float = 0.0
-    aux: dict = field(default_factory=dict)
+    aux: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ def _run_steps(params, static, opt_state, aux, key, obs, n_tasks, h: _Hyper):
     return params, opt_state, aux, key, losses, stats
 
 
-def context_sets(split: HybridSplit, k: int) -> np.ndarray:
+def context_sets(split: HybridSplit, k: int) -> Float[np.ndarray, "sequence context time channel"]:
     """Every sequence's context set: its task's first ``k`` sequences (training window),
     shape ``(sequence, k, time, channel)`` with tasks and sequences merged."""
     check_positive_int("context_sets", "context_size", k)
@@ -193,10 +195,10 @@ class HybridInference:
     - ``decoded``: the decoded sequences over ``n_steps`` save times, ``(n, n_steps, channels)``.
     """
 
-    z_p: np.ndarray
-    z_a: np.ndarray
-    z_b: np.ndarray
-    decoded: np.ndarray
+    z_p: Float[np.ndarray, "sequence physics"]
+    z_a: Float[np.ndarray, "sequence latent_a"]
+    z_b: Float[np.ndarray, "sequence latent_b"]
+    decoded: Float[np.ndarray, "sequence step channel"]
 
 
 @dataclass(frozen=True)
@@ -218,13 +220,13 @@ class HybridEvaluation:
     mcc: float
     recon_mse: float
     pred_mse: float
-    z_p: np.ndarray
-    z_a: np.ndarray
-    decoded: np.ndarray
+    z_p: Float[np.ndarray, "sequence physics"]
+    z_a: Float[np.ndarray, "sequence latent_a"]
+    decoded: Float[np.ndarray, "sequence step channel"]
 
 
 def infer(
-    model,
+    model: HybridModel,
     split: HybridSplit,
     *,
     context_size: int = 5,
@@ -253,7 +255,7 @@ def infer(
     return HybridInference(z_p=z_p, z_a=z_a, z_b=z_b, decoded=dec)
 
 
-def evaluate(model, split: HybridSplit, *, context_size: int = 5) -> HybridEvaluation:
+def evaluate(model: HybridModel, split: HybridSplit, *, context_size: int = 5) -> HybridEvaluation:
     """Scores of ``model`` on ``split`` (see the module docstring) and the arrays behind them.
 
     **Returns:** a :class:`HybridEvaluation` (``z_p_mse``, ``mcc``, ``recon_mse``, ``pred_mse``,
@@ -290,7 +292,7 @@ def _val_recon(model, split: HybridSplit, k: int) -> float:
 
 
 def fit(
-    model,
+    model: HybridModel,
     data: HybridData,
     config: HybridTrainConfig = HybridTrainConfig(),
     *,
@@ -405,14 +407,14 @@ def fit(
     )
 
 
-def save_model(path: str | os.PathLike, model, spec: dict) -> None:
+def save_model(path: str | os.PathLike, model: HybridModel, spec: dict[str, Any]) -> None:
     """Write ``model`` and the ``spec`` that rebuilds it (``kind``, ``system``, ``scales``,
     ``options``) atomically (:mod:`jaxid.io`): a JSON header line with the spec and the payload's
     length and SHA-256, then the equinox leaves. Read back with :func:`load_model`."""
     jio.write_framed(path, dict(spec=spec), jio.tree_to_bytes(model), kind=MODEL_KIND)
 
 
-def load_model(path: str | os.PathLike):
+def load_model(path: str | os.PathLike) -> tuple[HybridModel, dict[str, Any]]:
     """Read a model written by :func:`save_model`. **Returns:** ``(model, spec)``. Raises
     :class:`jaxid.io.CorruptFileError` naming the file if it is empty, truncated, not a hybrid
     model file, or its bytes do not match their checksum."""

@@ -24,12 +24,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, Real
 from scipy import stats
+
+from ..typing import Key
+
+if TYPE_CHECKING:
+    import matplotlib.figure
 
 __all__ = [
     "DEFAULT_LEVELS",
@@ -77,7 +83,7 @@ def _check_levels(levels, where: str, n_samples: int) -> np.ndarray:
 
 
 def sbc_ranks(
-    theta_true: Float[Array, "records param"], samples: Float[Array, "records sample param"]
+    theta_true: Float[ArrayLike, "records param"], samples: Float[ArrayLike, "records sample param"]
 ) -> Int[Array, "records param"]:
     r"""SBC ranks: for each record and parameter, the number of posterior samples strictly below
     the true value, :math:`r_{nj} = \#\{s : \theta^{(s)}_{nj} < \theta_{nj}\}`, in ``0..S``.
@@ -103,7 +109,9 @@ def _bin_ranks(ranks: np.ndarray, n_samples: int, bins: int) -> tuple[np.ndarray
     return counts, per_bin / (n_samples + 1)
 
 
-def rank_uniformity(ranks, n_samples: int, *, bins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def rank_uniformity(
+    ranks: Real[ArrayLike, "records param"], n_samples: int, *, bins: int | None = None
+) -> tuple[Float[np.ndarray, " param"], Float[np.ndarray, " param"]]:
     r"""Pearson chi-square test that the ranks ``(records, param)`` of each parameter are uniform on
     ``0..n_samples``: ranks are grouped in ``bins`` bins of consecutive values (default about 20
     records per bin, at most 20 bins), with expected counts :math:`N p_b`, and
@@ -144,9 +152,9 @@ def _quantiles(samples: Array, q: Array) -> Array:
 
 
 def expected_coverage(
-    theta_true: Float[Array, "records param"],
-    samples: Float[Array, "records sample param"],
-    levels: Sequence[float] = DEFAULT_LEVELS,
+    theta_true: Float[ArrayLike, "records param"],
+    samples: Float[ArrayLike, "records sample param"],
+    levels: Sequence[float] | Float[ArrayLike, " level"] = DEFAULT_LEVELS,
 ) -> Float[Array, "level param"]:
     r"""For each credible level :math:`\alpha` in ``levels`` and each parameter, the fraction of
     records whose true value lies in the central interval between the :math:`(1-\alpha)/2` and
@@ -167,8 +175,8 @@ def expected_coverage(
 
 
 def gaussian_samples(
-    mean: Float[Array, "records param"], sd: Float[Array, "records param"], n: int, *, key: PRNGKeyArray
-) -> Float[Array, "records n param"]:
+    mean: Float[ArrayLike, "records param"], sd: Float[ArrayLike, "records param"], n: int, *, key: Key
+) -> Float[Array, "records sample param"]:
     """``n`` draws per record from independent normals ``N(mean, sd^2)``: posterior samples from
     a point estimate and a spread (e.g. an ensemble's mean and standard deviation), to calibrate
     that spread as if it were a posterior."""
@@ -200,23 +208,23 @@ class CalibrationResult:
 
     names: tuple[str, ...]
     n_samples: int
-    ranks: np.ndarray
+    ranks: Int[np.ndarray, "records param"]
     bins: int
-    chi2: np.ndarray
-    pvalue: np.ndarray
-    levels: np.ndarray
-    coverage: np.ndarray
-    coverage_sd: np.ndarray
+    chi2: Float[np.ndarray, " param"]
+    pvalue: Float[np.ndarray, " param"]
+    levels: Float[np.ndarray, " level"]
+    coverage: Float[np.ndarray, "level param"]
+    coverage_sd: Float[np.ndarray, " level"]
 
     @property
     def n_records(self) -> int:
         return int(self.ranks.shape[0])
 
-    def max_coverage_error(self) -> np.ndarray:
+    def max_coverage_error(self) -> Float[np.ndarray, " param"]:
         """Per parameter, the largest ``|coverage - level|`` in units of ``coverage_sd``."""
         return np.max(np.abs(self.coverage - self.levels[:, None]) / self.coverage_sd[:, None], axis=0)
 
-    def plot(self, *, band: float = 0.99):
+    def plot(self, *, band: float = 0.99) -> "matplotlib.figure.Figure":
         """Rank histograms (one panel per parameter, with the ``band`` interval of each bin's count
         under uniform ranks shaded) and the coverage curves against the diagonal (shaded: two
         binomial standard deviations). Returns the matplotlib figure."""
@@ -251,11 +259,11 @@ class CalibrationResult:
 
 
 def calibrate(
-    theta_true: Float[Array, "records param"],
-    samples: Float[Array, "records sample param"],
+    theta_true: Float[ArrayLike, "records param"],
+    samples: Float[ArrayLike, "records sample param"],
     *,
     names: Sequence[str] | None = None,
-    levels: Sequence[float] = DEFAULT_LEVELS,
+    levels: Sequence[float] | Float[ArrayLike, " level"] = DEFAULT_LEVELS,
     bins: int | None = None,
 ) -> CalibrationResult:
     """SBC ranks, their uniformity test and the expected coverage of ``samples``

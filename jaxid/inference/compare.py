@@ -25,9 +25,11 @@ the ridge, near 90 degrees when it spreads across it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from jaxtyping import ArrayLike, Float
 from scipy import stats
 
 from .posterior import Posterior
@@ -53,7 +55,14 @@ def verdict(r2: float, limit_r2: float | None, *, tol: float = AT_LIMIT) -> str:
     return "limited by learning"
 
 
-def null_axis_angle(samples, null_direction, *, log: bool = True) -> np.ndarray:
+NullDirection = Float[ArrayLike, " param"] | Float[ArrayLike, "records param"] | Sequence[float]
+"""One null direction ``(param,)`` (an array or a list of numbers) or one per record
+``(records, param)``."""
+
+
+def null_axis_angle(
+    samples: Float[ArrayLike, "records draw param"], null_direction: NullDirection, *, log: bool = True
+) -> Float[np.ndarray, " records"]:
     """Angle in degrees (0 to 90) between the principal axis (largest spread) of each record's
     samples ``(records, draws, param)`` and a Fisher null direction.
 
@@ -95,17 +104,17 @@ class Comparison:
     """
 
     names: tuple[str, ...]
-    r2: np.ndarray
-    rmse: np.ndarray
-    limit_r2: np.ndarray
-    limit_rmse: np.ndarray
-    limit_se: np.ndarray
-    verdicts: dict
-    wasserstein: np.ndarray | None
-    null_angle: np.ndarray | None
+    r2: Float[np.ndarray, " param"]
+    rmse: Float[np.ndarray, " param"]
+    limit_r2: Float[np.ndarray, " param"]
+    limit_rmse: Float[np.ndarray, " param"]
+    limit_se: Float[np.ndarray, " param"]
+    verdicts: dict[str, str]
+    wasserstein: Float[np.ndarray, "records param"] | None
+    null_angle: Float[np.ndarray, " records"] | None
     records: int
 
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[dict[str, str | float]]:
         """One dict per parameter, for tables and JSON."""
         out = []
         for i, n in enumerate(self.names):
@@ -124,8 +133,14 @@ class Comparison:
 
 
 def compare(
-    reference: Posterior, theta_true, *, estimates=None, samples=None, null_direction=None, log: bool = True
-):
+    reference: Posterior,
+    theta_true: Float[ArrayLike, "records param"],
+    *,
+    estimates: Float[ArrayLike, "records param"] | None = None,
+    samples: Float[ArrayLike, "records draw param"] | None = None,
+    null_direction: NullDirection | None = None,
+    log: bool = True,
+) -> Comparison:
     """Compare a learned estimator with the Bayes reference posterior ``reference`` of the same
     records.
 

@@ -22,6 +22,7 @@ host, where compiling them costs more than evaluating them.
 from __future__ import annotations
 
 import numpy as np
+from jaxtyping import ArrayLike, Float
 from scipy import special, stats
 
 __all__ = ["ess_bulk", "rhat"]
@@ -42,7 +43,7 @@ def _normal_scores(x: np.ndarray) -> np.ndarray:
     return special.ndtri((ranks - 0.375) / (size + 0.25)).reshape(shape)
 
 
-def _rhat_basic(x: np.ndarray) -> np.ndarray:
+def _rhat_basic(x: np.ndarray) -> np.ndarray | np.floating:
     n = x.shape[-1]
     within = x.var(axis=-1, ddof=1).mean(axis=-1)
     between = n * x.mean(axis=-1).var(axis=-1, ddof=1)
@@ -50,7 +51,7 @@ def _rhat_basic(x: np.ndarray) -> np.ndarray:
         return np.sqrt(((n - 1) / n * within + between / n) / within)
 
 
-def rhat(x) -> np.ndarray:
+def rhat(x: Float[ArrayLike, "*batch chain draw"]) -> Float[np.ndarray | np.floating, "*batch"]:
     """Rank-normalised split R-hat of ``(..., chains, draws)`` draws, over the last two axes."""
     x = _split(np.asarray(x, dtype=np.float64))
     bulk = _rhat_basic(_normal_scores(x))
@@ -90,6 +91,6 @@ def _ess(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def ess_bulk(x) -> np.ndarray:
+def ess_bulk(x: Float[ArrayLike, "*batch chain draw"]) -> Float[np.ndarray, "*batch"]:
     """Bulk effective sample size of ``(..., chains, draws)`` draws (rank-normalised, split)."""
     return _ess(_normal_scores(_split(np.asarray(x, dtype=np.float64))))

@@ -28,14 +28,22 @@ figures). NUTS scales better with the number of parameters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import blackjax
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from ..typing import Key
 
 __all__ = ["forward_value_and_grad", "nuts_chain", "rwm_chain"]
 
+LogDensity = Callable[[Float[Array, " param"]], Float[Array, ""]]
+"""A log-density of one point ``w`` ``(param,)``, a scalar (``-inf`` outside the support)."""
 
-def forward_value_and_grad(f):
+
+def forward_value_and_grad(f: LogDensity) -> LogDensity:
     """``f: R^p -> R`` with a custom VJP whose gradient comes from ``p`` forward-mode passes
     (simulations are differentiable in forward mode, events included; reverse mode through a
     ``ForwardMode`` adjoint is not)."""
@@ -56,7 +64,16 @@ def forward_value_and_grad(f):
     return g
 
 
-def rwm_chain(key, w_init, logdensity, *, warmup: int, draws: int, thin: int = 5, target_accept=0.3):
+def rwm_chain(
+    key: Key,
+    w_init: Float[Array, " param"],
+    logdensity: LogDensity,
+    *,
+    warmup: int,
+    draws: int,
+    thin: int = 5,
+    target_accept: float = 0.3,
+) -> tuple[Float[Array, "draw param"], Float[Array, ""], Float[Array, ""]]:
     """A random-walk Metropolis chain (see the module docstring), as one ``lax.scan`` so that the
     log-density is compiled once.
 
@@ -113,7 +130,16 @@ def rwm_chain(key, w_init, logdensity, *, warmup: int, draws: int, thin: int = 5
     return kept, accepted[warmup:].mean(), jnp.exp(ls)
 
 
-def nuts_chain(key, w_init, logdensity, *, warmup: int, draws: int, target_accept=0.8, max_doublings=6):
+def nuts_chain(
+    key: Key,
+    w_init: Float[Array, " param"],
+    logdensity: LogDensity,
+    *,
+    warmup: int,
+    draws: int,
+    target_accept: float = 0.8,
+    max_doublings: int = 6,
+) -> tuple[Float[Array, "draw param"], Int[Array, ""], Float[Array, ""]]:
     """A NUTS chain after window adaptation (blackjax).
 
     **Returns:** ``(draws, p)`` states, the number of divergent transitions, the step size."""

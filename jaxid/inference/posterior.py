@@ -54,18 +54,20 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import PRNGKeyArray
+from jaxtyping import ArrayLike, Bool, Float, Int
 
 from ..errors import NonFiniteError, require_float64
 from ..identify.experiment import Experiment, as_experiments
-from ..priors import Prior, as_prior
+from ..priors import Prior, PriorLike, as_prior
 from ..simulate.chunking import map_chunked
+from ..typing import Key
 from . import diagnostics
 from .kernels import nuts_chain, rwm_chain
 
@@ -76,7 +78,8 @@ __all__ = ["Posterior", "sample_posterior"]
 class Posterior:
     """Posterior samples of a batch of records and their diagnostics.
 
-    - ``names``: the parameters, in the order of the last axis.
+    - ``names``: the parameters, in the order of the last axis; ``prior``: their prior (``None``
+      for the derived quantities of :meth:`transform`).
     - ``samples``: ``(records, chains, draws, param)`` in natural units.
     - ``mean``, ``sd``: ``(records, param)`` over all chains and draws.
     - ``rhat``, ``ess``: ``(records, param)``, rank-normalised split R-hat and bulk ESS.
@@ -90,31 +93,33 @@ class Posterior:
     """
 
     names: tuple[str, ...]
-    prior: Prior
-    samples: np.ndarray
-    mean: np.ndarray
-    sd: np.ndarray
-    rhat: np.ndarray
-    ess: np.ndarray
-    acceptance: np.ndarray
-    divergences: np.ndarray
-    ok: np.ndarray
-    start: np.ndarray
-    scale: np.ndarray
+    prior: Prior | None
+    samples: Float[np.ndarray, "records chain draw param"]
+    mean: Float[np.ndarray, "records param"]
+    sd: Float[np.ndarray, "records param"]
+    rhat: Float[np.ndarray, "records param"]
+    ess: Float[np.ndarray, "records param"]
+    acceptance: Float[np.ndarray, " records"]
+    divergences: Int[np.ndarray, " records"]
+    ok: Bool[np.ndarray, " records"]
+    start: Float[np.ndarray, "records param"]
+    scale: Float[np.ndarray, "records chain"]
     seconds: float
-    settings: dict
+    settings: dict[str, Any]
 
     @property
     def n_records(self) -> int:
         return self.samples.shape[0]
 
     @property
-    def flat_samples(self) -> np.ndarray:
+    def flat_samples(self) -> Float[np.ndarray, "records sample param"]:
         """``(records, chains * draws, param)``."""
         r, c, d, p = self.samples.shape
         return self.samples.reshape(r, c * d, p)
 
-    def interval(self, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    def interval(
+        self, level: float = 0.9
+    ) -> tuple[Float[np.ndarray, "records param"], Float[np.ndarray, "records param"]]:
         """Central credible interval at ``level``: ``(low, high)``, each ``(records, param)``."""
         if not 0 < level < 1:
             raise ValueError(f"Posterior.interval: level must lie in (0, 1), got {level!r}")
@@ -425,10 +430,10 @@ def _run_records(fns, prior, coordinates, settings, keys, ys, sigmas):
 
 def sample_posterior(
     experiments: Experiment | Sequence[Experiment],
-    y_obs,
-    prior,
+    y_obs: Float[ArrayLike, "..."] | Sequence[Float[ArrayLike, "..."]],
+    prior: PriorLike,
     *,
-    key: PRNGKeyArray,
+    key: Key,
     method: str = "rwm",
     chains: int = 4,
     warmup: int | None = None,

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from jaxtyping import ArrayLike, Bool, Float
 
 from .posterior import Posterior
 
@@ -38,16 +39,16 @@ class BayesRisk:
     """
 
     names: tuple[str, ...]
-    mse: np.ndarray
-    rmse: np.ndarray
-    se: np.ndarray
-    r2: np.ndarray
-    mc_variance: np.ndarray
-    estimates: np.ndarray
-    used: np.ndarray
+    mse: Float[np.ndarray, " param"]
+    rmse: Float[np.ndarray, " param"]
+    se: Float[np.ndarray, " param"]
+    r2: Float[np.ndarray, " param"]
+    mc_variance: Float[np.ndarray, " param"]
+    estimates: Float[np.ndarray, "records param"]
+    used: Bool[np.ndarray, " records"]
     n_flagged: int
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, dict[str, float] | int]:
         return {
             n: dict(
                 mse=float(self.mse[i]),
@@ -60,7 +61,9 @@ class BayesRisk:
         } | {"records_used": int(self.used.sum()), "records_flagged": self.n_flagged}
 
 
-def bayes_risk(posterior: Posterior, theta_true, *, include_flagged: bool = False) -> BayesRisk:
+def bayes_risk(
+    posterior: Posterior, theta_true: Float[ArrayLike, "records param"], *, include_flagged: bool = False
+) -> BayesRisk:
     """The Bayes risk estimated from ``posterior`` (one per test record) and the true parameters
     ``theta_true`` ``(records, param)`` in ``posterior.names`` order.
 

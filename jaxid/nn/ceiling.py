@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+from jaxtyping import ArrayLike, Float
 
 
 def _orbit_interval(theta: np.ndarray, c: np.ndarray, lo: np.ndarray, hi: np.ndarray):
@@ -45,14 +46,14 @@ def _orbit_interval(theta: np.ndarray, c: np.ndarray, lo: np.ndarray, hi: np.nda
 
 
 def scaling_ceiling(
-    params,
-    scaling: Sequence[float],
+    params: Float[ArrayLike, "records param"],
+    scaling: Sequence[float] | Float[ArrayLike, " param"],
     priors: Mapping[str, tuple[float, float]],
     names: Sequence[str],
     *,
     log_prior: Callable[[np.ndarray], np.ndarray] | None = None,
     points: int = 64,
-) -> np.ndarray:
+) -> Float[np.ndarray, "records param"]:
     r"""The posterior mean of every parameter given only the scaling orbit each record lies on.
 
     - ``params``: ``(N, P)`` true parameters (positive), columns in ``names`` order.

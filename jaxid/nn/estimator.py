@@ -10,7 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .. import io as jio
 from .networks import make_network
@@ -48,10 +48,10 @@ class Estimator(eqx.Module):
         *,
         key: PRNGKeyArray,
         members: int = 1,
-        x_mean=None,
-        x_scale=None,
-        y_mean=None,
-        y_scale=None,
+        x_mean: Float[ArrayLike, "time channel"] | None = None,
+        x_scale: Float[ArrayLike, "time channel"] | None = None,
+        y_mean: Float[ArrayLike, " param"] | None = None,
+        y_scale: Float[ArrayLike, " param"] | None = None,
         **options,
     ) -> Estimator:
         """Fresh networks (``members`` of them, from ``key``) with the given standardisation
@@ -90,12 +90,19 @@ class Estimator(eqx.Module):
             raise ValueError(f"{where}: x contains NaN or inf")
         return x
 
-    def predict_members(self, x, *, batch_size: int = 4096) -> np.ndarray:
+    def predict_members(
+        self, x: Float[ArrayLike, "records time channel"], *, batch_size: int = 4096
+    ) -> Float[np.ndarray, "member records param"]:
         """Each member's predictions, ``(members, records, param)``, in natural units."""
         x = self._check_inputs(x, "Estimator.predict")
         return np.asarray(_predict_members(self, jnp.asarray(x), batch_size))
 
-    def predict(self, x, *, batch_size: int = 4096, return_std: bool = False):
+    def predict(
+        self, x: Float[ArrayLike, "records time channel"], *, batch_size: int = 4096, return_std: bool = False
+    ) -> (
+        Float[np.ndarray, "records param"]
+        | tuple[Float[np.ndarray, "records param"], Float[np.ndarray, "records param"]]
+    ):
         """The ensemble mean ``(records, param)``; with ``return_std``, also the members' standard
         deviation (the ensemble's predictive spread; zeros for one member)."""
         preds = self.predict_members(x, batch_size=batch_size)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from jaxtyping import ArrayLike, Float
 
 METRICS = ("rmse", "mae", "r2", "relative_error")
 
@@ -32,10 +33,10 @@ class RegressionMetrics:
     """
 
     names: tuple[str, ...]
-    rmse: np.ndarray
-    mae: np.ndarray
-    r2: np.ndarray
-    relative_error: np.ndarray
+    rmse: Float[np.ndarray, " param"]
+    mae: Float[np.ndarray, " param"]
+    r2: Float[np.ndarray, " param"]
+    relative_error: Float[np.ndarray, " param"]
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         """``{name: {"rmse", "mae", "r2", "relative_error"}}`` with Python floats, for JSON."""
@@ -45,7 +46,11 @@ class RegressionMetrics:
         }
 
 
-def regression_metrics(y_true, y_pred, names: Sequence[str] | None = None) -> RegressionMetrics:
+def regression_metrics(
+    y_true: Float[ArrayLike, " records *param"],
+    y_pred: Float[ArrayLike, " records *param"],
+    names: Sequence[str] | None = None,
+) -> RegressionMetrics:
     """Metrics of each column of ``y_pred`` against ``y_true`` (both ``(N, P)``, or ``(N,)``).
 
     **Returns:** a :class:`RegressionMetrics` (names default to ``p0, p1, ...``); its

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
 ACTIVATIONS: dict[str, Callable] = {
@@ -146,7 +147,7 @@ def make_network(
     out_size: int,
     *,
     key: PRNGKeyArray,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
     **options,
 ) -> eqx.Module:
     """Build ``"mlp"``, ``"cnn"`` or ``"gru"`` for inputs of shape ``in_shape = (time, channel)``.

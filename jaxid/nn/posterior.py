@@ -31,12 +31,13 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .. import io as jio
 from .networks import ARCHITECTURES, make_network
@@ -185,11 +186,11 @@ class PosteriorEstimator(eqx.Module):
         *,
         key: PRNGKeyArray,
         members: int = 1,
-        x_mean=None,
-        x_scale=None,
-        theta_mean=None,
-        theta_scale=None,
-        flow_options: dict | None = None,
+        x_mean: Float[ArrayLike, "time channel"] | None = None,
+        x_scale: Float[ArrayLike, "time channel"] | None = None,
+        theta_mean: Float[ArrayLike, " param"] | None = None,
+        theta_scale: Float[ArrayLike, " param"] | None = None,
+        flow_options: dict[str, Any] | None = None,
         **options,
     ) -> PosteriorEstimator:
         """Fresh networks (``members`` of them, from ``key``) with the given standardisation
@@ -239,8 +240,8 @@ class PosteriorEstimator(eqx.Module):
         return jnp.asarray(x)
 
     def sample(
-        self, x, n: int, *, key: PRNGKeyArray, batch_size: int = 256
-    ) -> Float[Array, "records n param"]:
+        self, x: Float[ArrayLike, "records time channel"], n: int, *, key: PRNGKeyArray, batch_size: int = 256
+    ) -> Float[Array, "records sample param"]:
         """``n`` draws from the posterior of each record of ``x`` ``(records, time, channel)``, in
         natural units: ``(records, n, param)``. With several members each draw comes from a
         member chosen uniformly at random (the mixture). ``batch_size`` records at a time."""
@@ -249,7 +250,13 @@ class PosteriorEstimator(eqx.Module):
             raise ValueError(f"PosteriorEstimator.sample: n must be a positive int, got {n!r}")
         return _sample(self, x, n, key, batch_size)
 
-    def log_prob(self, theta, x, *, batch_size: int = 256) -> Float[Array, " records *n"]:
+    def log_prob(
+        self,
+        theta: Float[ArrayLike, "records *n param"],
+        x: Float[ArrayLike, "records time channel"],
+        *,
+        batch_size: int = 256,
+    ) -> Float[Array, " records *n"]:
         r""":math:`\log q(\theta \mid x)` in natural units for ``theta`` ``(records, param)`` paired
         with the records of ``x`` ``(records, time, channel)``: ``(records,)``; or ``theta``
         ``(records, n, param)`` (``n`` values per record): ``(records, n)``."""
@@ -268,7 +275,12 @@ class PosteriorEstimator(eqx.Module):
         return lp[:, 0] if theta.ndim == 2 else lp
 
     def mean_sd(
-        self, x, n: int = 1000, *, key: PRNGKeyArray, batch_size: int = 256
+        self,
+        x: Float[ArrayLike, "records time channel"],
+        n: int = 1000,
+        *,
+        key: PRNGKeyArray,
+        batch_size: int = 256,
     ) -> tuple[Float[Array, "records param"], Float[Array, "records param"]]:
         """Posterior mean and standard deviation of each record, from the ``n`` draws that
         :meth:`sample` makes with the same ``key`` (Monte Carlo: the mean is off by about
@@ -396,8 +408,8 @@ class PosteriorResult:
 
 
 def train_posterior(
-    x,
-    theta,
+    x: Float[ArrayLike, "records time channel"],
+    theta: Float[ArrayLike, "records param"],
     names: Sequence[str],
     *,
     arch: str = "mlp",

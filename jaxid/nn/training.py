@@ -32,6 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -39,10 +40,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import ArrayLike, Float
 from tqdm.auto import tqdm
 
 from .. import io as jio
 from ..errors import NonFiniteError
+from ..typing import Key
 from .estimator import Estimator
 
 
@@ -73,9 +76,9 @@ class TrainConfig:
     standardize_inputs: bool = True
     seed: int = 0
     progress: bool = True
-    devices: tuple | None = field(default=None, compare=False)
+    devices: Sequence[jax.Device] | None = field(default=None, compare=False)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("devices")
         return d
@@ -213,7 +216,15 @@ def _val_dtype(network, objective, x_val, y_val):
     return jax.eval_shape(one, arrays, x_val, y_val).dtype
 
 
-def check_training_data(x, y, names, config: TrainConfig, *, where: str = "train", target: str = "y"):
+def check_training_data(
+    x: Float[ArrayLike, "records time channel"],
+    y: Float[ArrayLike, "records param"],
+    names: Sequence[str],
+    config: TrainConfig,
+    *,
+    where: str = "train",
+    target: str = "y",
+) -> tuple[Float[np.ndarray, "records time channel"], Float[np.ndarray, "records param"]]:
     """Check trajectories ``x`` ``(records, time, channel)``, targets ``y`` ``(records, param)``
     (called ``target`` in messages), ``names`` and ``config``; return ``x`` as float32 and ``y``
     as float64 arrays. Raises ``ValueError`` prefixed by ``where`` naming the bad argument."""
@@ -361,8 +372,8 @@ def fit_members(
     objective: tuple,
     config: TrainConfig,
     *,
-    key,
-    devices: Sequence,
+    key: Key,
+    devices: Sequence[jax.Device],
     where: str = "train",
     desc: str = "train",
     checkpoint: str | os.PathLike | None = None,
@@ -508,8 +519,8 @@ def fit_members(
 
 
 def train(
-    x,
-    y,
+    x: Float[ArrayLike, "records time channel"],
+    y: Float[ArrayLike, "records param"],
     names: Sequence[str],
     *,
     arch: str = "mlp",
