@@ -11,6 +11,11 @@
   marks are added before pytest-xdist's own hook reads them (``tryfirst``), and they need pytest
   < 9.2 (pyproject.toml says why); ``tests/test_conftest.py`` fails if a module's tests lose
   their group.
+- XLA's CPU backend compiles at LLVM optimisation level 1 (``--xla_backend_optimization_level=1``
+  in ``XLA_FLAGS``, inherited by the subprocesses; XLA's default is 3). Most of the suite's time
+  is compiling; level 1 compiles the walker's and the samplers' programs in about half the time
+  and runs them as fast, and floating-point semantics are the same (no fast-math at any level).
+  A level already in ``XLA_FLAGS`` is kept.
 - Run-time type checks: every annotated function and dataclass of jaxid is checked on each call
   (jaxtyping's import hook with the checker of ``tests/jaxid_typecheck.py``: beartype for the
   Python types, jaxtyping for array dtypes and shapes, the shape names consistent within a call).
@@ -30,9 +35,13 @@ import sys
 import tempfile
 import time
 
-import jax
-import pytest
-from jaxtyping import install_import_hook
+_XLA_LEVEL = "--xla_backend_optimization_level=1"
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_XLA_LEVEL}".strip()
+
+import jax  # noqa: E402  (XLA_FLAGS first)
+import pytest  # noqa: E402
+from jaxtyping import install_import_hook  # noqa: E402
 
 if "jaxid" in sys.modules:  # pragma: no cover - the hook would not see the package
     raise RuntimeError("jaxid was imported before tests/conftest.py installed the type checks")
