@@ -17,11 +17,13 @@ from __future__ import annotations
 import math
 import numbers
 import weakref
+from collections.abc import Callable
 
 import jax
 import jax.extend.core as jax_core
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import ArrayLike, Float
 
 
 class NonFiniteError(FloatingPointError, ValueError):
@@ -44,7 +46,15 @@ def require_float64(where: str) -> None:
         )
 
 
-def check_real_number(where: str, name: str, value, *, low=None, low_open=True, finite=True) -> float:
+def check_real_number(
+    where: str,
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    low_open: bool = True,
+    finite: bool = True,
+) -> float:
     """``value`` as a float, or a ``TypeError``/``ValueError`` naming ``name``.
 
     Refuses strings, ``None``, booleans and complex numbers; with ``finite`` also NaN and inf;
@@ -60,7 +70,7 @@ def check_real_number(where: str, name: str, value, *, low=None, low_open=True, 
     return value
 
 
-def check_positive_int(where: str, name: str, value, *, minimum: int = 1) -> int:
+def check_positive_int(where: str, name: str, value: object, *, minimum: int = 1) -> int:
     """``value`` as an int ``>= minimum``, or a ``ValueError`` naming ``name`` (booleans refused)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{where}: {name} must be an int >= {minimum}, got {value!r}")
@@ -71,7 +81,13 @@ _CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def check_user_function(
-    fn, theta, where: str, *, name: str = "fn", index_check: bool = True, forward: bool = True
+    fn: Callable,
+    theta: Float[ArrayLike, "*batch param"],
+    where: str,
+    *,
+    name: str = "fn",
+    index_check: bool = True,
+    forward: bool = True,
 ) -> None:
     """Check a user function ``theta -> outputs`` at one parameter vector before any real work.
 

@@ -78,7 +78,7 @@ def test_every_step_matches_an_independent_integrator(gait_records):
     data, pick = gait_records
     walkers = Walker(m=data.params[pick, 0], k=data.params[pick, 1], l0=data.params[pick, 2])
     ys, obs, status, mismatch, length = periodic_records(
-        walkers, data.initial_states[pick], data.gait_step_time[pick], data.ts, dt=DEFAULT_DT
+        walkers, data.initial_states[pick], data.gait_step_time[pick], data.ts, dt0=DEFAULT_DT
     )
     ys, obs = np.asarray(ys), np.asarray(obs)
     assert np.all(np.asarray(status) == 0) and np.all(np.asarray(mismatch) < 1e-8)
@@ -171,5 +171,5 @@ def test_generator_errors():
         generate_gait_dataset(4, channels=("x", "speed"))
     with pytest.raises(ValueError, match="noise must be >= 0"):
         generate_gait_dataset(4, noise=-1.0)
-    with pytest.raises(ValueError, match="dt must be a positive"):
-        generate_gait_dataset(4, dt=-0.01)
+    with pytest.raises(ValueError, match="dt0 must be a positive"):
+        generate_gait_dataset(4, dt0=-0.01)

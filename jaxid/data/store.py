@@ -31,10 +31,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
+from jaxtyping import ArrayLike, Int, Shaped
 
 from .. import io as jio
 
@@ -153,7 +154,7 @@ class ChunkStore:
             i += 1
         return i
 
-    def kept_counts(self, n_chunks: int, markers: dict[int, dict] | None = None) -> np.ndarray:
+    def kept_counts(self, n_chunks: int, markers: dict[int, dict] | None = None) -> Int[np.ndarray, " chunk"]:
         """``kept`` of chunks ``0 .. n_chunks - 1`` (all must be complete)."""
         markers = self.markers() if markers is None else markers
         missing = [i for i in range(n_chunks) if i not in markers]
@@ -161,14 +162,16 @@ class ChunkStore:
             raise ValueError(f"{self.path}: chunks {missing[:10]} are not complete")
         return np.array([markers[i]["kept"] for i in range(n_chunks)], dtype=np.int64)
 
-    def rows(self, records: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    def rows(
+        self, records: Int[ArrayLike, "*records"], kept: Int[ArrayLike, " chunk"]
+    ) -> Int[np.ndarray, "*records"]:
         """Physical rows of logical ``records`` given the chunks' ``kept`` counts (module docstring)."""
         starts = np.concatenate([[0], np.cumsum(kept)])
         records = np.asarray(records, dtype=np.int64)
         chunk = np.searchsorted(starts, records, side="right") - 1
         return chunk * self.chunk_rows + (records - starts[chunk])
 
-    def read(self, name: str, rows) -> np.ndarray:
+    def read(self, name: str, rows: slice | Int[ArrayLike, " rows"]) -> Shaped[np.ndarray, "rows ..."]:
         """Rows ``rows`` (a slice or an integer array, any order, repeats allowed) of field ``name``."""
         a = self._arrays[name]
         if isinstance(rows, slice):
@@ -179,7 +182,7 @@ class ChunkStore:
         order = np.unique(rows, return_inverse=True)
         return np.asarray(a.oindex[order[0]])[order[1]]
 
-    def verify(self, chunks=None) -> list[int]:
+    def verify(self, chunks: Iterable[int] | None = None) -> list[int]:
         """Indices of complete chunks (default all) whose bytes no longer match their markers."""
         markers = self.markers()
         bad = []

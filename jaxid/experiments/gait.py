@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -37,6 +38,7 @@ import numpy as np
 from .. import __version__
 from .. import io as jio
 from ..identify.combinations import monomial_values
+from ..identify.report import IdentifiabilityReport
 from ..nn import ACTIVATIONS, ARCHITECTURES, TrainConfig, regression_metrics, scaling_ceiling, train
 from ..walker.data import add_noise, generate_gait_dataset
 from .results import jsonable
@@ -156,7 +158,9 @@ class GaitStudyConfig:
         return tuple(sorted(s for s in grid if smallest <= s <= self.records))
 
 
-def fisher_analysis(config: GaitStudyConfig, channels: tuple[str, ...], priors: dict):
+def fisher_analysis(
+    config: GaitStudyConfig, channels: Sequence[str], priors: dict
+) -> tuple[IdentifiabilityReport, float]:
     """The identifiability report of one record at the centre of the priors."""
     import jax.numpy as jnp
 

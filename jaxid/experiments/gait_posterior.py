@@ -18,14 +18,17 @@ A point network can only report the posterior mean along the ``m, k`` ridge; a p
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
 import numpy as np
+from jaxtyping import Float
 
 from ..inference import calibrate, null_axis_angle
 from ..nn import TrainConfig, regression_metrics, scaling_ceiling, train_posterior
 from ..plots import agg_pyplot
+from .gait import GaitStudyConfig
 from .results import save_figure
 
 PARAMS = ("m", "k", "l0")
@@ -45,7 +48,16 @@ def _flow(x, params, config, desc, say):
     return train_posterior(x, params, PARAMS, arch="mlp", config=tc, transformer="spline", **opts)
 
 
-def posterior_study(config, x_kin, x_all, params, scaling, priors, out: Path, say=print) -> tuple[dict, list]:
+def posterior_study(
+    config: GaitStudyConfig,
+    x_kin: Float[np.ndarray, "batch time channel"],
+    x_all: Float[np.ndarray, "batch time all_channel"] | None,
+    params: Float[np.ndarray, "batch param"],
+    scaling: Sequence[int] | None,
+    priors: dict[str, tuple[float, float]],
+    out: Path,
+    say: Callable[..., object] = print,
+) -> tuple[dict, list[str]]:
     """Train and score the posterior network(s); returns ``(results, figures)``.
 
     ``x_all`` holds every channel (kinematics and forces) or is ``None``; ``scaling`` is the

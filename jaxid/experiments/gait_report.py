@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from jaxtyping import ArrayLike, Float, Int
 
+from ..identify.report import IdentifiabilityReport
+from ..nn.training import TrainResult
 from ..plots import agg_pyplot
+from ..walker.data import GaitDataset
 from .results import save_figure
 
 PARAMS = ("m", "k", "l0")
@@ -27,7 +32,7 @@ def verdict(r2: float, ceiling_r2: float | None) -> str:
     return "below the ceiling: limited by the learner"
 
 
-def main_table(results: dict, report, mono_names) -> list[dict]:
+def main_table(results: dict, report: IdentifiabilityReport, mono_names: Sequence[str]) -> list[dict]:
     est = results["estimators"]
     ceil = est["ceiling"]["metrics"]
     fisher = results["fisher"]
@@ -252,7 +257,20 @@ def _save(fig, out: Path, name: str) -> list[str]:
 
 
 def main_figures(
-    out, data, x_kin, params, te, pred_p, ceil, te_c, targets_c, pred_c, mono_names, report, res_p, res_c
+    out: str | Path,
+    data: GaitDataset,
+    x_kin: Float[np.ndarray, "batch time channel"],
+    params: Float[np.ndarray, "batch param"],
+    te: Int[np.ndarray, " test"],
+    pred_p: Float[ArrayLike, "test param"],
+    ceil: Float[ArrayLike, "test param"] | None,
+    te_c: Int[np.ndarray, " test_c"],
+    targets_c: Float[ArrayLike, "batch combination"],
+    pred_c: Float[ArrayLike, "test_c combination"],
+    mono_names: Sequence[str],
+    report: IdentifiabilityReport,
+    res_p: TrainResult,
+    res_c: TrainResult,
 ) -> list[str]:
     plt = agg_pyplot()
     out = Path(out)
@@ -308,7 +326,7 @@ def main_figures(
     return names
 
 
-def sweep_figure(out, name: str, sweep: dict) -> list[str]:
+def sweep_figure(out: str | Path, name: str, sweep: dict) -> list[str]:
     plt = agg_pyplot()
     out = Path(out)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))

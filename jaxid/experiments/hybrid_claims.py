@@ -36,15 +36,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from jaxtyping import ArrayLike, Float, Real
 
 from .. import __version__
 from .. import io as jio
 from ..hybrid import evaluate, get_system, mcc, zp_bound
+from ..hybrid.systems import System
 from .hybrid import SCORES, HybridStudyConfig, _data, _scores, _train
 from .results import jsonable
 
@@ -88,7 +91,7 @@ class HybridClaimsConfig(HybridStudyConfig):
     level: float = 0.95
     late_fraction: float = 0.2
 
-    def latent_a_of(self, system) -> int:
+    def latent_a_of(self, system: System) -> int:
         """Columns of ``z_a`` (the models' default: one per unmodelled factor)."""
         return len(system.factor_names)
 
@@ -120,7 +123,7 @@ class HybridClaimsConfig(HybridStudyConfig):
 # the condition
 
 
-def ivae_condition(system, latent_a: int | None = None, latent_b: int = 1, k: int = 2) -> dict:
+def ivae_condition(system: str | System, latent_a: int | None = None, latent_b: int = 1, k: int = 2) -> dict:
     r"""The number of distinct tasks iVAE's Theorem 1 asks for: :math:`n k + 1` with :math:`n` the
     conditionally modelled latents (``latent_a`` inside the ODE, default the system's unmodelled
     factors, plus ``latent_b`` at the output) and :math:`k` the sufficient statistics of the
@@ -146,7 +149,9 @@ def ivae_condition(system, latent_a: int | None = None, latent_b: int = 1, k: in
 # bootstrap
 
 
-def percentile_interval(draws, level: float = 0.95) -> tuple[float, float]:
+def percentile_interval(
+    draws: Real[ArrayLike, " draw"] | Sequence[float], level: float = 0.95
+) -> tuple[float, float]:
     """The central ``level`` percentile interval of bootstrap ``draws`` (NumPy's linear quantiles)."""
     draws = np.asarray(draws, np.float64)
     a = (1 - level) / 2
@@ -155,7 +160,12 @@ def percentile_interval(draws, level: float = 0.95) -> tuple[float, float]:
 
 
 def bootstrap_interval(
-    values, *, n_boot: int = 2000, level: float = 0.95, stat: Callable = np.mean, rng=None
+    values: Real[ArrayLike, " sample"] | Sequence[float],
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    stat: Callable = np.mean,
+    rng: np.random.Generator | None = None,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of ``stat`` of a one-dimensional sample ``values``."""
     values = np.asarray(values, np.float64)
@@ -169,8 +179,12 @@ def bootstrap_interval(
 
 
 def run_task_bootstrap(
-    settings: Sequence[Sequence[Callable]], n_tasks: int, *, n_boot: int = 2000, rng=None
-) -> np.ndarray:
+    settings: Sequence[Sequence[Callable]],
+    n_tasks: int,
+    *,
+    n_boot: int = 2000,
+    rng: np.random.Generator | None = None,
+) -> Float[np.ndarray, "boot setting"]:
     r"""Two-level bootstrap draws of several settings evaluated on the same test tasks.
 
     ``settings[s][r]`` is run ``r`` of setting ``s``: a function of an integer array of task
@@ -199,7 +213,13 @@ def run_task_bootstrap(
     return out
 
 
-def chance_mcc(z_true, n_latents: int, *, n: int = 200, rng=None) -> dict:
+def chance_mcc(
+    z_true: Float[ArrayLike, "sequence ..."],
+    n_latents: int,
+    *,
+    n: int = 200,
+    rng: np.random.Generator | None = None,
+) -> dict:
     """The MCC of latents that know nothing: ``n`` draws of independent standard-normal latents
     (``n_latents`` columns, one row per sequence) scored against ``z_true``. Its mean and 97.5 %
     quantile are the chance level of a split (|corr| over few distinct tasks is far from 0)."""
@@ -284,7 +304,7 @@ def _save_partial(out, name: str, runs: dict) -> None:
     jio.atomic_write_text(out / f"runs-partial-{name}.json", json.dumps(jsonable(done)))
 
 
-def run_hybrid_claims(config: HybridClaimsConfig, out) -> dict:
+def run_hybrid_claims(config: HybridClaimsConfig, out: str | os.PathLike) -> dict:
     """Run the claims study (module docstring); write ``results.json``, ``report.md`` and the figures
     to ``out``; return the results."""
     from pathlib import Path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ def _label(kind: str) -> str:
     return MODEL_LABELS.get(kind, kind)
 
 
-def all_runs(results: dict):
+def all_runs(results: dict) -> Iterator[tuple[str, str, int, dict]]:
     """Every run of the study as ``(system, kind, tasks, run)``."""
     cfg = results["config"]
     for name, entry in results["systems"].items():
@@ -247,7 +249,7 @@ def claims_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def claims_figures(results: dict, out) -> list[str]:
+def claims_figures(results: dict, out: str | os.PathLike) -> list[str]:
     """MCC against tasks with interval bars, MCC per model (ID, OOD) with intervals and the seed
     agreement, and the validation curves of every run. Returns the file names."""
     plt = agg_pyplot()

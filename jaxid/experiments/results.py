@@ -6,13 +6,17 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import io as jio
 
+if TYPE_CHECKING:  # annotations only: importing jaxid does not import matplotlib
+    import matplotlib.figure
 
-def save_figure(fig, path: str | os.PathLike, **savefig_options) -> Path:
+
+def save_figure(fig: "matplotlib.figure.Figure", path: str | os.PathLike, **savefig_options) -> Path:
     """``fig.savefig`` to ``path`` atomically (:func:`jaxid.io.atomic_open`), the format from the
     suffix; returns the path."""
     path = Path(path)
@@ -21,7 +25,7 @@ def save_figure(fig, path: str | os.PathLike, **savefig_options) -> Path:
     return path
 
 
-def jsonable(obj):
+def jsonable(obj: object) -> object:
     """``obj`` with NumPy scalars made Python numbers, tuples made lists, dict keys made strings,
     and non-finite floats written as strings (``"inf"``, ``"nan"``), which JSON lacks."""
     if isinstance(obj, dict):

@@ -9,9 +9,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ..errors import check_positive_int, check_real_number
+from ..typing import RealScalar
 from .base import AbstractModel, param_field
 
-Scalar = Float[Array, "*batch"]
+Scalar = Float[Array, "*#batch"]
 
 
 class AdvectionDiffusion(AbstractModel):
@@ -52,24 +53,24 @@ class AdvectionDiffusion(AbstractModel):
         return jnp.arange(self.n_grid) * self.dx
 
     @property
-    def state_names(self):
+    def state_names(self) -> tuple[str, ...]:
         return tuple(f"u{i}" for i in range(self.n_grid))
 
     @property
-    def obs_names(self):
+    def obs_names(self) -> tuple[str, ...]:
         return self.state_names
 
-    def initial_state(self, a: Float[Array, ""]) -> Float[Array, " n_grid"]:
+    def initial_state(self, a: RealScalar) -> Float[Array, " n_grid"]:
         """The sine profile ``a sin(pi x / x_last)`` (zero at both ends)."""
         x = self.grid
         return a * jnp.sin(jnp.pi * x / x[-1])
 
-    def vector_field(self, t, y):
+    def vector_field(self, t: RealScalar, y: Float[Array, " state"]) -> Float[Array, " state"]:
         padded = jnp.pad(y, 1)  # zero ghost nodes
         left, right = padded[:-2], padded[2:]
         u_xx = (right - 2 * y + left) / self.dx**2
         u_x = (right - left) / (2 * self.dx)
         return self.D * u_xx - self.c * u_x
 
-    def observe(self, t, y):
+    def observe(self, t: RealScalar, y: Float[Array, " state"]) -> Float[Array, " channel"]:
         return y

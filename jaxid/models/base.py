@@ -27,7 +27,9 @@ import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
+
+from ..typing import ParamBatch, RealScalar
 
 
 def as_param(x) -> Array:
@@ -117,7 +119,7 @@ class AbstractModel(eqx.Module):
                 "give each parameter a scalar or an array of the same batch shape"
             ) from None
 
-    def params_valid(self):
+    def params_valid(self) -> Bool[Array, ""]:
         """Whether every parameter is finite and of the declared sign, as a boolean (array) that
         also works on traced values: :func:`jaxid.simulate` folds it into ``success``, so a model
         built inside ``jit`` with invalid parameters is reported as failed."""
@@ -143,11 +145,11 @@ class AbstractModel(eqx.Module):
         """Names of the observation channels, in order."""
 
     @abc.abstractmethod
-    def vector_field(self, t: Float[Array, ""], y: Float[Array, " state"]) -> Float[Array, " state"]:
+    def vector_field(self, t: RealScalar, y: Float[Array, " state"]) -> Float[Array, " state"]:
         """The right-hand side ``f(t, y)`` for one record (scalar parameters)."""
 
     @abc.abstractmethod
-    def observe(self, t: Float[Array, ""], y: Float[Array, " state"]) -> Float[Array, " channel"]:
+    def observe(self, t: RealScalar, y: Float[Array, " state"]) -> Float[Array, " channel"]:
         """The observation ``h(t, y)`` at one time for one record."""
 
     # ------------------------------------------------------------------ shared helpers
@@ -170,7 +172,7 @@ class AbstractModel(eqx.Module):
         shape = self.batch_shape
         return jnp.stack([jnp.broadcast_to(getattr(self, p), shape) for p in self.param_names], -1)
 
-    def with_params(self, params: Float[Array, "*batch param"]) -> AbstractModel:
+    def with_params(self, params: ParamBatch) -> AbstractModel:
         """A copy with parameters replaced from a vector (last axis in ``param_names`` order).
 
         Works with traced values, so ``jax.jacfwd(lambda p: simulate(model.with_params(p), ...))``
@@ -299,7 +301,7 @@ class AbstractSwitchingModel(AbstractModel):
     status_enum: ClassVar[type[Status]] = Status
 
     @classmethod
-    def status_message(cls, code) -> str:
+    def status_message(cls, code: Int[ArrayLike, ""]) -> str:
         """The message of the concrete int status ``code`` (e.g. ``sim.status`` of one record)."""
         messages = status_messages(cls.status_enum)
         code = int(np.asarray(code))
@@ -311,18 +313,22 @@ class AbstractSwitchingModel(AbstractModel):
         return messages[code]
 
     @classmethod
-    def status_item(cls, code) -> Status:
+    def status_item(cls, code: Int[ArrayLike, "*batch"]) -> eqx.Module:  # an item of status_enum
         """The int status ``code`` (an array, traced or not) as an item of :attr:`status_enum`, to
         compare with its members (``model.status_item(sim.status) == Walker.status_enum.fall``)
         or to raise its message (``.error_if``). Codes outside the enumeration are not checked."""
         return eqx.tree_at(lambda item: item._value, cls.status_enum.ok, jnp.asarray(code, jnp.int32))
 
     @abc.abstractmethod
-    def event_functions(self, t, y) -> tuple[Float[Array, " event"], Array]:
+    def event_functions(
+        self, t: RealScalar, y: Float[Array, " state"]
+    ) -> tuple[Float[Array, " event"], Bool[Array, " event"]]:
         """``(h, enabled)``: the event functions at ``(t, y)`` and which of them are armed."""
 
     @abc.abstractmethod
-    def apply_event(self, index, t, y) -> Float[Array, " state"]:
+    def apply_event(
+        self, index: Int[ArrayLike, ""], t: RealScalar, y: Float[Array, " state"]
+    ) -> Float[Array, " state"]:
         """The state just after the switching event ``index`` (an int array) at ``(t, y)``."""
 
     @property

@@ -11,11 +11,12 @@ from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
+from ..typing import RealScalar
 from .base import AbstractModel, check_choice, param_field
 
-Scalar = Float[Array, "*batch"]
+Scalar = Float[Array, "*#batch"]
 
 
 class Pendulum(AbstractModel):
@@ -48,19 +49,19 @@ class Pendulum(AbstractModel):
         check_choice("Pendulum", "observe_mode", self.observe_mode, {"angle", "position", "both"})
 
     @property
-    def state_names(self):
+    def state_names(self) -> tuple[str, ...]:
         return ("theta", "omega")
 
     @property
-    def obs_names(self):
+    def obs_names(self) -> tuple[str, ...]:
         return {"angle": ("theta",), "position": ("x", "y"), "both": ("theta", "x", "y")}[self.observe_mode]
 
-    def vector_field(self, t, y):
+    def vector_field(self, t: RealScalar, y: Float[Array, " state"]) -> Float[Array, " state"]:
         theta, omega = y[0], y[1]
         domega = -(self.g / self.L) * jnp.sin(theta) - self.b / (self.m * self.L**2) * omega
         return jnp.stack([omega, domega])
 
-    def observe(self, t, y):
+    def observe(self, t: RealScalar, y: Float[Array, " state"]) -> Float[Array, " channel"]:
         theta = y[0]
         x, yy = self.L * jnp.sin(theta), -self.L * jnp.cos(theta)
         return {
@@ -69,7 +70,7 @@ class Pendulum(AbstractModel):
             "both": jnp.stack([theta, x, yy]),
         }[self.observe_mode]
 
-    def energy(self, y: Float[Array, "*time 2"]) -> Float[Array, "*time"]:
+    def energy(self, y: Float[ArrayLike, "*time 2"]) -> Float[Array, "*time"]:
         r"""Mechanical energy ``m L^2 omega^2 / 2 + m g L (1 - cos theta)`` [J] (conserved if b = 0)."""
         theta, omega = y[..., 0], y[..., 1]
         return 0.5 * self.m * self.L**2 * omega**2 + self.m * self.g * self.L * (1 - jnp.cos(theta))
@@ -107,20 +108,20 @@ class ForcedDampedPendulum(AbstractModel):
         check_choice("ForcedDampedPendulum", "observe_mode", self.observe_mode, {"angle", "state"})
 
     @property
-    def state_names(self):
+    def state_names(self) -> tuple[str, ...]:
         return ("theta", "dtheta")
 
     @property
-    def obs_names(self):
+    def obs_names(self) -> tuple[str, ...]:
         return ("theta",) if self.observe_mode == "angle" else self.state_names
 
-    def vector_field(self, t, y):
+    def vector_field(self, t: RealScalar, y: Float[Array, " state"]) -> Float[Array, " state"]:
         theta, dtheta = y[0], y[1]
         w2 = self.omega**2
         forcing = self.A * w2 * jnp.cos(2 * jnp.pi * self.f * t)
         return jnp.stack([dtheta, -w2 * jnp.sin(theta) - self.gamma * dtheta + forcing])
 
-    def observe(self, t, y):
+    def observe(self, t: RealScalar, y: Float[Array, " state"]) -> Float[Array, " channel"]:
         return y[:1] if self.observe_mode == "angle" else y
 
 
@@ -171,18 +172,18 @@ class DoublePendulum(AbstractModel):
         check_choice("DoublePendulum", "observe_mode", self.observe_mode, {"angle", "position", "both"})
 
     @property
-    def state_names(self):
+    def state_names(self) -> tuple[str, ...]:
         return ("theta1", "theta2", "omega1", "omega2")
 
     @property
-    def obs_names(self):
+    def obs_names(self) -> tuple[str, ...]:
         return {
             "angle": ("theta1", "theta2"),
             "position": ("x1", "y1", "x2", "y2"),
             "both": ("theta1", "theta2", "x1", "y1", "x2", "y2"),
         }[self.observe_mode]
 
-    def vector_field(self, t, y):
+    def vector_field(self, t: RealScalar, y: Float[Array, " state"]) -> Float[Array, " state"]:
         th1, th2, w1, w2 = y[0], y[1], y[2], y[3]
         m1, m2, l1, l2, g = self.m1, self.m2, self.l1, self.l2, self.g
         d = th1 - th2
@@ -198,20 +199,20 @@ class DoublePendulum(AbstractModel):
         dw2 = (a11 * r2 - a12 * r1) / det
         return jnp.stack([w1, w2, dw1, dw2])
 
-    def positions(self, y: Float[Array, "*time 4"]) -> Float[Array, "*time 4"]:
+    def positions(self, y: Float[ArrayLike, "*time 4"]) -> Float[Array, "*time 4"]:
         """Bob positions ``(x1, y1, x2, y2)`` [m]."""
         th1, th2 = y[..., 0], y[..., 1]
         x1, y1 = self.l1 * jnp.sin(th1), -self.l1 * jnp.cos(th1)
         x2, y2 = x1 + self.l2 * jnp.sin(th2), y1 - self.l2 * jnp.cos(th2)
         return jnp.stack([x1, y1, x2, y2], -1)
 
-    def observe(self, t, y):
+    def observe(self, t: RealScalar, y: Float[Array, " state"]) -> Float[Array, " channel"]:
         if self.observe_mode == "angle":
             return y[:2]
         pos = self.positions(y)
         return pos if self.observe_mode == "position" else jnp.concatenate([y[:2], pos])
 
-    def energy(self, y: Float[Array, "*time 4"]) -> Float[Array, "*time"]:
+    def energy(self, y: Float[ArrayLike, "*time 4"]) -> Float[Array, "*time"]:
         """Mechanical energy ``T + V`` [J], zero potential at the pivot (conserved if b1 = b2 = 0)."""
         th1, th2, w1, w2 = (y[..., i] for i in range(4))
         m1, m2, l1, l2, g = self.m1, self.m2, self.l1, self.l2, self.g

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import ArrayLike, PyTree
 from tqdm.auto import tqdm
 
 
@@ -36,15 +37,15 @@ def chunk_length(chunk_size: int, n: int, n_devices: int) -> int:
 
 
 def map_chunked(
-    run: Callable,
-    args,
+    run: Callable[..., PyTree[ArrayLike]],
+    args: tuple[PyTree[ArrayLike], ...],
     *,
     chunk_size: int,
     devices: Sequence[jax.Device] | None = None,
     progress: bool = False,
     desc: str = "evaluate",
     unit: str = "rec",
-):
+) -> PyTree[np.ndarray]:
     """``run(*args)`` over the leading axis of every array in ``args``, chunk by chunk.
 
     ``args`` is a tuple of pytrees whose array leaves all have the same leading length ``N``

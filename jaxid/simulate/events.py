@@ -52,7 +52,7 @@ import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from ..models.base import (
     STATUS_ITERATION_LIMIT,
@@ -63,6 +63,7 @@ from ..models.base import (
     AbstractSwitchingModel,
     status_messages,
 )
+from ..typing import RealScalar
 
 _RUNNING = -1
 MAX_DEFAULT_STEPS = 10**8
@@ -85,19 +86,19 @@ class SwitchingSimulation(eqx.Module):
     - ``max_error``: the largest embedded error estimate of any step, a check on ``dt``.
     """
 
-    ts: Float[Array, "*batch time"]
-    ys: Float[Array, "*batch time state"]
-    obs: Float[Array, "*batch time channel"]
-    success: Bool[Array, "*batch"]
-    num_steps: Int[Array, "*batch"]
-    status: Int[Array, "*batch"]
-    num_events: Int[Array, "*batch"]
-    t_final: Float[Array, "*batch"]
-    y_final: Float[Array, "*batch state"]
-    max_error: Float[Array, "*batch"]
+    ts: Float[Array | np.ndarray, "*batch time"]
+    ys: Float[Array | np.ndarray, "*batch time state"]
+    obs: Float[Array | np.ndarray, "*batch time channel"]
+    success: Bool[Array | np.ndarray, "*batch"]
+    num_steps: Int[Array | np.ndarray, "*batch"]
+    status: Int[Array | np.ndarray, "*batch"]
+    num_events: Int[Array | np.ndarray, "*batch"]
+    t_final: Float[Array | np.ndarray, "*batch"]
+    y_final: Float[Array | np.ndarray, "*batch state"]
+    max_error: Float[Array | np.ndarray, "*batch"]
 
 
-def status_counts(model: AbstractSwitchingModel, status) -> dict[str, int]:
+def status_counts(model: AbstractSwitchingModel, status: Int[ArrayLike, "*batch"]) -> dict[str, int]:
     """How many records ended with each status, by name (only the names that occur)."""
     status = np.asarray(status).ravel()
     codes, counts = np.unique(status, return_counts=True)
@@ -264,7 +265,7 @@ class _Engine:
     step_dt: Array  # the fixed step, in the run's dtype
     dtype: jnp.dtype
     root_iterations: int
-    limit: Array  # the most iterations
+    limit: Int[Array, ""] | int  # the most iterations
     actions: Array  # the events' actions (SWITCH or a status code)
 
     @property
@@ -509,7 +510,7 @@ def simulate_switching(
     y0: Float[Array, " state"],
     ts: Float[Array, " time"],
     *,
-    t0=None,
+    t0: RealScalar | None = None,
     solver: dfx.AbstractSolver | None = None,
     dt: float | None = None,
     max_steps: int | None = None,
@@ -602,10 +603,10 @@ class Knots(eqx.Module):
 def integrate_knots(
     model: AbstractSwitchingModel,
     y0: Float[Array, " state"],
-    t_end,
+    t_end: RealScalar,
     iterations: int,
     *,
-    t0=0.0,
+    t0: RealScalar = 0.0,
     solver: dfx.AbstractSolver | None = None,
     dt: float | None = None,
     root_iterations: int = 6,

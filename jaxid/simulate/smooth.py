@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import diffrax as dfx
 import equinox as eqx
@@ -12,7 +13,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from ..models.base import AbstractModel, AbstractSwitchingModel, as_param
-from ..typing import StateBatch, StateVector, TimeGrid
+from ..typing import RealScalar, StateBatch, StateVector, TimeGrid
 from .chunking import map_chunked
 from .events import SwitchingSimulation, simulate_switching
 
@@ -34,11 +35,11 @@ class Simulation(eqx.Module):
     - ``num_steps``: the number of accepted and rejected solver steps.
     """
 
-    ts: Float[Array, "*batch time"]
-    ys: Float[Array, "*batch time state"]
-    obs: Float[Array, "*batch time channel"]
-    success: Bool[Array, "*batch"]
-    num_steps: Int[Array, "*batch"]
+    ts: Float[Array | np.ndarray, "*batch time"]
+    ys: Float[Array | np.ndarray, "*batch time state"]
+    obs: Float[Array | np.ndarray, "*batch time channel"]
+    success: Bool[Array | np.ndarray, "*batch"]
+    num_steps: Int[Array | np.ndarray, "*batch"]
 
 
 def _vector_field(t, y, model):
@@ -91,12 +92,12 @@ def simulate(
     y0: StateVector,
     ts: TimeGrid,
     *,
-    t0: float | None = None,
+    t0: RealScalar | None = None,
     solver: dfx.AbstractSolver | None = None,
     rtol: float | None = None,
     atol: float | None = None,
     stepsize_controller: dfx.AbstractStepSizeController | None = None,
-    dt0: float | None = None,
+    dt0: RealScalar | None = None,
     max_steps: int | None = None,
     adjoint: dfx.AbstractAdjoint | None = None,
     throw: bool = False,
@@ -256,10 +257,10 @@ def simulate_batch(
     ts: TimeGrid,
     *,
     chunk_size: int = 4096,
-    devices: list[jax.Device] | None = None,
+    devices: Sequence[jax.Device] | None = None,
     progress: bool = True,
     **simulate_kwargs,
-) -> Simulation:
+) -> Simulation | SwitchingSimulation:
     """Simulate many records in memory-bounded chunks, sharded across devices, with a progress bar.
 
     Parameters with a leading axis of length ``N`` (and/or ``y0`` of shape ``(N, state)``) give
@@ -275,7 +276,8 @@ def simulate_batch(
     ``simulate_kwargs`` go to :func:`simulate` (solver, tolerances, ...; ``throw`` is not allowed:
     failures are reported per record). Warns with the count of failed records.
 
-    **Returns:** a :class:`Simulation` of NumPy arrays with a leading axis of length ``N``.
+    **Returns:** a :class:`Simulation` (a :class:`jaxid.simulate.events.SwitchingSimulation` for a
+    switching model) of NumPy arrays with a leading axis of length ``N``.
     """
     where = "simulate_batch"
     _check_objects(

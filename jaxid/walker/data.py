@@ -55,6 +55,7 @@ import os
 import platform
 import time
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,15 +63,17 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int
 from tqdm.auto import tqdm
 
 from .. import io as jio
 from ..errors import check_real_number, require_float64
 from ..simulate.chunking import batch_sharding
 from ..simulate.events import integrate_knots
+from ..typing import Key, TimeGrid
 from .gait import find_gait
 from .model import STATUS_NAMES, Walker
+from .store import StoredDataset, generate_into_store, open_gait_store
 
 DEFAULT_PRIORS = {p: Walker.default_priors[p] for p in ("m", "k", "l0")}
 """The gait study's priors, taken from :attr:`Walker.default_priors`."""
@@ -117,19 +120,19 @@ class GaitDataset:
       gaits were found (``config["gait_mode"]``: ``"table"`` or ``"newton"``).
     """
 
-    params: np.ndarray
-    obs: np.ndarray
-    ts: np.ndarray
+    params: Float[np.ndarray, "batch param"]
+    obs: Float[np.ndarray, "batch time channel"]
+    ts: Float[np.ndarray, " time"]
     channels: tuple[str, ...]
-    initial_states: np.ndarray
-    gait_eigenvalue: np.ndarray
+    initial_states: Float[np.ndarray, "batch 7"]
+    gait_eigenvalue: Float[np.ndarray, " batch"]
     rejected: dict[str, int]
     config: dict
-    obs_clean: np.ndarray | None = None
+    obs_clean: Float[np.ndarray, "batch time channel"] | None = None
     param_names: tuple[str, ...] = field(default=("m", "k", "l0"))
-    gait_step_time: np.ndarray | None = None
-    gait_step_length: np.ndarray | None = None
-    rejected_params: np.ndarray | None = None
+    gait_step_time: Float[np.ndarray, " batch"] | None = None
+    gait_step_length: Float[np.ndarray, " batch"] | None = None
+    rejected_params: Float[np.ndarray, "rejected param"] | None = None
 
     def __len__(self) -> int:
         return self.params.shape[0]
@@ -178,7 +181,7 @@ def _npz_path(path: str | os.PathLike) -> Path:
 _REQUIRED = ("meta", "params", "obs", "ts", "initial_states", "gait_eigenvalue")
 
 
-def load_dataset(path: str | os.PathLike) -> GaitDataset:
+def load_dataset(path: str | os.PathLike) -> GaitDataset | StoredDataset:
     """Load a data set written by :meth:`GaitDataset.save` (``path`` with or without the ``.npz``
     that ``save`` appends), or open a store directory written by ``generate_gait_dataset(...,
     store=path)`` lazily (a :class:`jaxid.walker.store.StoredDataset`, read on demand).
@@ -197,8 +200,6 @@ def load_dataset(path: str | os.PathLike) -> GaitDataset:
         from ..data.store import is_store
 
         if is_store(path):
-            from .store import open_gait_store
-
             return open_gait_store(path)
         raise IsADirectoryError(f"load_dataset: {path} is a directory, not a data set file")
     size = path.stat().st_size
@@ -257,7 +258,9 @@ def load_dataset(path: str | os.PathLike) -> GaitDataset:
     )
 
 
-def add_noise(obs: np.ndarray, fraction: float, *, key: PRNGKeyArray) -> np.ndarray:
+def add_noise(
+    obs: Float[np.ndarray, "*batch time channel"], fraction: float, *, key: Key
+) -> Float[np.ndarray, "*batch time channel"]:
     """Gaussian noise with standard deviation ``fraction`` times each channel's standard deviation
     (over all records and times)."""
     if not fraction >= 0:
@@ -323,7 +326,7 @@ def _gait_table(k_range, alpha0, g, height_ratio, dt, n=TABLE_NODES) -> _Table:
     ks = np.concatenate([nodes, mids])
     m = len(ks)
     unit = Walker(m=np.ones(m), k=ks * g, l0=np.ones(m), alpha0=np.full(m, alpha0), g=np.full(m, g))
-    gait = jax.device_get(find_gait(unit, height_ratio=height_ratio, dt=dt))
+    gait = jax.device_get(find_gait(unit, height_ratio=height_ratio, dt0=dt))
     root = np.sqrt(g)
     values = np.stack(
         [
@@ -464,25 +467,31 @@ def _iterations(step_time_max, dt):
 
 def periodic_records(
     walker: Walker,
-    state,
-    step_time,
-    ts,
+    state: Float[ArrayLike, "batch 7"],
+    step_time: Float[ArrayLike, " batch"],
+    ts: TimeGrid,
     *,
-    dt: float | None = None,
+    dt0: float | None = None,
     iterations: int | None = None,
-):
+) -> tuple[
+    Float[Array, "batch time 7"],
+    Float[Array, "batch time channel"],
+    Int[Array, " batch"],
+    Float[Array, " batch"],
+    Float[Array, " batch"],
+]:
     """The records of a batch of walkers on their periodic gaits, as the data set makes them.
 
     ``walker`` holds 1-D parameters; ``state`` ``(N, 7)`` are mid-stance states on the gaits (foot
     at 0) and ``step_time`` ``(N,)`` their periods. One period is integrated (Dopri8, fixed step
-    ``dt``, default the data set's :data:`DEFAULT_DT`) and tiled over ``ts`` (see the module
+    ``dt0``, default the data set's :data:`DEFAULT_DT`) and tiled over ``ts`` (see the module
     docstring).
 
     **Returns:** ``(ys, obs, status, mismatch, step_length)``: float64 states ``(N, time, 7)`` and
     observations, the integration status (0 ok), the period's return mismatch in metres and the
     step length.
     """
-    dt = DEFAULT_DT if dt is None else dt
+    dt = DEFAULT_DT if dt0 is None else dt0
     walker = walker.broadcast()
     if len(walker.batch_shape) != 1:
         raise ValueError(
@@ -510,7 +519,7 @@ def _chunk_table(walker, state, step_time, ts, dt, iterations):
 @eqx.filter_jit
 def _chunk_newton(walker, height_ratio, vx_guess, vy_guess, ts, dt, iterations):
     gait = find_gait(
-        walker, height_ratio=height_ratio, vx_guess=vx_guess, vy_guess=vy_guess, max_iterations=12, dt=dt
+        walker, height_ratio=height_ratio, vx_guess=vx_guess, vy_guess=vy_guess, max_iterations=12, dt0=dt
     )
     step_time = jnp.where(gait.converged, gait.step_time, 1.0)
     state = jnp.where(gait.converged[:, None], gait.state, walker.initial_state(walker.l0, 1.0))
@@ -545,15 +554,15 @@ def generate_gait_dataset(
     height_ratio: float = DEFAULT_HEIGHT_RATIO,
     duration: float = 15.0,
     save_dt: float = 0.1,
-    channels: tuple[str, ...] = ("x", "y"),
+    channels: Sequence[str] = ("x", "y"),
     noise: float = 0.0,
     chunk_size: int = 1024,
-    dt: float | None = None,
+    dt0: float | None = None,
     max_rounds: int = 1000,
-    devices: list[jax.Device] | None = None,
+    devices: Sequence[jax.Device] | None = None,
     progress: bool = True,
     store: str | os.PathLike | None = None,
-) -> GaitDataset:
+) -> GaitDataset | StoredDataset:
     """Generate ``n`` walker records on their periodic gaits (see the module docstring).
 
     **Arguments:** ``n`` records; ``seed``; ``priors`` for ``m``, ``k``, ``l0`` (uniform ranges;
@@ -561,8 +570,9 @@ def generate_gait_dataset(
     mid-stance height over ``l0``); ``duration`` and ``save_dt`` (the save grid ``0, save_dt, ...,
     duration``); ``channels`` (walker observation channels, e.g. ``("x", "y", "grf_x", "grf_y")``);
     ``noise`` (Gaussian noise sd as a fraction of each channel's sd); ``chunk_size`` (records per
-    chunk; part of what makes the data reproducible); ``dt`` (the records' Dopri8 step, default
-    :data:`DEFAULT_DT`; the gait table uses ``min(dt, TABLE_DT)``); ``max_rounds`` (give up after
+    chunk; part of what makes the data reproducible); ``dt0`` (the records' fixed Dopri8 step,
+    default :data:`DEFAULT_DT`, as ``dt0`` of :func:`jaxid.simulate`; the gait table uses
+    ``min(dt0, TABLE_DT)``; recorded as ``config["dt"]``); ``max_rounds`` (give up after
     this many chunks); ``devices`` (default all local devices); ``progress``; ``store``: a
     directory to write the records to chunk by chunk (:mod:`jaxid.walker.store`): resumable, in
     bounded memory, and shared by the processes of a ``jax.distributed`` run; the data set is then
@@ -623,9 +633,9 @@ def generate_gait_dataset(
     alpha0 = math.radians(alpha0_deg)
     k_lo = ranges["k"][0] * ranges["l0"][0] / (ranges["m"][1] * g)
     k_hi = ranges["k"][1] * ranges["l0"][1] / (ranges["m"][0] * g)
-    dt = DEFAULT_DT if dt is None else dt
+    dt = DEFAULT_DT if dt0 is None else dt0
     if not (isinstance(dt, (int, float)) and dt > 0):
-        raise ValueError(f"{where}: dt must be a positive number of seconds, got {dt!r}")
+        raise ValueError(f"{where}: dt0 must be a positive number of seconds, got {dt!r}")
     started = time.perf_counter()
     table = _gait_table((k_lo, k_hi), alpha0, g, height_ratio, min(dt, TABLE_DT))
     t_max = float(np.max(table.values[table.converged, 2])) * math.sqrt(ranges["l0"][1] / g)
@@ -697,8 +707,6 @@ def generate_gait_dataset(
         table_error=table.error if math.isfinite(table.error) else None,
     )
     if store is not None:
-        from .store import generate_into_store
-
         return generate_into_store(
             store,
             make_chunk,

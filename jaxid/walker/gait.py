@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable, Sequence
 
 import diffrax as dfx
 import equinox as eqx
@@ -28,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import Array, Bool, Complex, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Complex, Float, Int, Real
 
 from ..errors import require_float64
 from ..models.base import STATUS_OK
@@ -90,8 +91,11 @@ class ReturnMap(eqx.Module):
     status: Int[Array, ""]
 
 
-def return_map(model: Walker, section: Float[Array, " 3"], *, dt: float | None = None) -> ReturnMap:
+def return_map(model: Walker, section: Float[ArrayLike, " 3"], *, dt0: float | None = None) -> ReturnMap:
     """One step of the return map from mid-stance ``section = (y, vx, vy)``, foot at 0.
+
+    ``dt0``: the fixed step of the walker's event-aware integrator (default ``model.default_dt``),
+    as in :func:`jaxid.simulate`.
 
     **Returns:** a :class:`ReturnMap` (``section``, ``step_time``, ``step_length``, ``status``);
     differentiable (forward mode) in ``section`` and in the model's parameters.
@@ -100,7 +104,7 @@ def return_map(model: Walker, section: Float[Array, " 3"], *, dt: float | None =
     y0 = walker.initial_state(section[0], section[1], section[2])
     horizon = 4.0 * walker.phase_time_limit
     ts = jnp.asarray([horizon], dtype=y0.dtype)
-    sim = simulate(walker, y0, ts, t0=0.0, dt0=dt, adjoint=dfx.ForwardMode())
+    sim = simulate(walker, y0, ts, t0=0.0, dt0=dt0, adjoint=dfx.ForwardMode())
     yf = sim.y_final
     out = jnp.stack([yf[1], yf[2], yf[3]])
     # A return that ran to the horizon without a step is not a return: report it as failed.
@@ -123,14 +127,14 @@ def _energy_surface_jacobian(model: Walker, section, jac):
     return a + jnp.outer(b, c)
 
 
-def _scan_guess(model: Walker, height, grid, dt):
+def _scan_guess(model: Walker, height, grid, dt0):
     """The grid speed (with vy = 0) whose one-step return is closest to periodic."""
     scale = jnp.sqrt(model.g * model.l0)
     vxs = grid * scale
 
     def misfit(vx):
         section = jnp.stack([height, vx, jnp.zeros_like(vx)])
-        ret = return_map(model, section, dt=dt)
+        ret = return_map(model, section, dt0=dt0)
         out, status = ret.section, ret.status
         d = jnp.abs(out - section) / jnp.stack([model.l0, scale, scale])
         return jnp.where(status == STATUS_OK, jnp.max(d), jnp.inf)
@@ -138,16 +142,16 @@ def _scan_guess(model: Walker, height, grid, dt):
     return vxs[jnp.argmin(jax.vmap(misfit)(vxs))]
 
 
-def _newton(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, dt):
+def _newton(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, dt0):
     """Newton's solve for the fixed point's ``(vx, vy)``; the root's derivatives come from the
     implicit function theorem (optimistix), so none flow through the starting point: the
     speed-grid scan runs on stopped gradients (under ``jvp`` it then carries no tangents)."""
     if vx_guess is None:
-        vx_guess = _scan_guess(*jax.lax.stop_gradient((model, height)), grid, dt)
+        vx_guess = _scan_guess(*jax.lax.stop_gradient((model, height)), grid, dt0)
 
     def residual(u, _):
         section = jnp.stack([height, u[0], u[1]])
-        out = return_map(model, section, dt=dt).section
+        out = return_map(model, section, dt0=dt0).section
         return jnp.stack([out[0] - height, out[2] - u[1]])
 
     return optx.root_find(
@@ -163,26 +167,26 @@ def _is_converged(sol, status, resid, vx, tol):
     return (sol.result == optx.RESULTS.successful) & (status == STATUS_OK) & (resid < tol) & (vx > 0)
 
 
-def _state_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt):
+def _state_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt0):
     """The gait's starting state and whether it converged, without the return-map Jacobian: the
     check step runs on stopped gradients, so the state's derivatives cost one implicit solve."""
-    sol = _newton(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, dt)
+    sol = _newton(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, dt0)
     vx, vy = sol.value[0], sol.value[1]
     section = jnp.stack([height, vx, vy])
     m_sg, s_sg = jax.lax.stop_gradient((model, section))
-    ret = return_map(m_sg, s_sg, dt=dt)
+    ret = return_map(m_sg, s_sg, dt0=dt0)
     out, status = ret.section, ret.status
     converged = _is_converged(sol, status, jnp.max(jnp.abs(out - s_sg)), s_sg[1], tol)
     return model.initial_state(height, vx, vy), converged
 
 
-def _find_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt):
-    sol = _newton(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, dt)
+def _find_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt0):
+    sol = _newton(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, dt0)
     vx, vy = sol.value[0], sol.value[1]
     section = jnp.stack([height, vx, vy])
 
     def with_aux(s):
-        result = return_map(model, s, dt=dt)
+        result = return_map(model, s, dt0=dt0)
         return result.section, result
 
     # One forward-mode pass gives the Jacobian and the primal return together.
@@ -208,11 +212,11 @@ def _find_one(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_i
 
 
 @eqx.filter_jit
-def _find(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt, state_only=False):
+def _find(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt0, state_only=False):
     one = _state_one if state_only else _find_one
 
     def fn(m, h, vx, vy):
-        return one(m, h, vx, vy, grid, rtol, atol, max_iterations, tol, dt)
+        return one(m, h, vx, vy, grid, rtol, atol, max_iterations, tol, dt0)
 
     in_axes = (0, 0, None if vx_guess is None else 0, 0)
     for _ in range(len(model.batch_shape)):
@@ -222,17 +226,17 @@ def _find(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, t
 
 def find_gait(
     model: Walker,
-    height: Float[Array, "*batch"] | float | None = None,
+    height: Real[ArrayLike, "*#batch"] | None = None,
     *,
     height_ratio: float | None = None,
-    vx_guess=None,
-    vy_guess=0.0,
-    speed_grid=DEFAULT_GRID,
+    vx_guess: Real[ArrayLike, "*#batch"] | None = None,
+    vy_guess: Real[ArrayLike, "*#batch"] = 0.0,
+    speed_grid: Sequence[float] | Real[ArrayLike, " grid"] = DEFAULT_GRID,
     rtol: float = 1e-10,
     atol: float = 1e-10,
     max_iterations: int = 30,
     tol: float = 1e-8,
-    dt: float | None = None,
+    dt0: float | None = None,
 ) -> Gait:
     """Find the periodic gait of ``model`` with mid-stance height ``height`` (metres), or
     ``height_ratio * l0``.
@@ -242,11 +246,12 @@ def find_gait(
     with ``vy = 0``) whose one-step return is closest to periodic. Newton
     (:class:`optimistix.Newton`, tolerances ``rtol``, ``atol``, at most ``max_iterations``) then
     solves for ``(vx, vy)``. ``Gait.converged`` also requires the return residual below ``tol``:
-    a parameter set may have no gait at that height. Needs float64
-    (``jax.config.update("jax_enable_x64", True)``).
+    a parameter set may have no gait at that height. ``dt0`` is the fixed step of the walker's
+    event-aware integrator (default ``model.default_dt``), as in :func:`jaxid.simulate`. Needs
+    float64 (``jax.config.update("jax_enable_x64", True)``).
     """
     return _run_find(
-        model, height, height_ratio, vx_guess, vy_guess, speed_grid, rtol, atol, max_iterations, tol, dt
+        model, height, height_ratio, vx_guess, vy_guess, speed_grid, rtol, atol, max_iterations, tol, dt0
     )
 
 
@@ -261,7 +266,7 @@ def _run_find(
     atol,
     max_iterations,
     tol,
-    dt,
+    dt0,
     state_only=False,
 ):
     """:func:`find_gait`'s checks and call (``state_only``: the starting state and ``converged`` only)."""
@@ -298,10 +303,12 @@ def _run_find(
     if grid_np.ndim != 1 or grid_np.shape[0] < 1 or not np.all(grid_np > 0):
         raise ValueError("find_gait: speed_grid must be a non-empty 1-D sequence of positive speeds")
     grid = jnp.asarray(grid_np, dtype)
-    return _find(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt, state_only)
+    return _find(model, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, tol, dt0, state_only)
 
 
-def gait_initial_state(height_ratio: float = 0.94, **find_gait_kwargs):
+def gait_initial_state(
+    height_ratio: float = 0.94, **find_gait_kwargs
+) -> Callable[[Walker], Float[Array, " 7"]]:
     """A function ``walker -> initial state`` that starts a (one-record) walker on its own periodic
     gait at mid-stance height ``height_ratio * l0`` (NaN when no gait is found, so a simulation from
     it is reported as failed).
@@ -322,7 +329,7 @@ def gait_initial_state(height_ratio: float = 0.94, **find_gait_kwargs):
     options["height_ratio"] = height_ratio
     options.update(find_gait_kwargs)
 
-    def start(model: Walker):
+    def start(model: Walker) -> Float[Array, " 7"]:
         # Only the state and the convergence flag: with the return-map Jacobian and its
         # derivatives, which find_gait also computes, a differentiated program is 1.5x larger.
         state, converged = _run_find(model, **options, state_only=True)

@@ -45,7 +45,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Real
 
 from ..errors import check_real_number
 from ..models.base import (
@@ -58,8 +58,9 @@ from ..models.base import (
     param_field,
     status_code,
 )
+from ..typing import RealScalar
 
-Scalar = Float[Array, "*batch"]
+Scalar = Float[Array, "*#batch"]
 
 ALPHA0_DEG = 69.0
 """The default angle of attack in degrees (Geyer-style walking)."""
@@ -182,32 +183,40 @@ class Walker(AbstractSwitchingModel):
                 "(degrees given? use math.radians)"
             )
 
-    def params_valid(self):
+    def params_valid(self) -> Bool[Array, ""]:
         return super().params_valid() & jnp.all(self.alpha0 < math.pi / 2)
 
     # ------------------------------------------------------------------ declarations
     @property
-    def state_names(self):
+    def state_names(self) -> tuple[str, ...]:
         return ("x", "y", "vx", "vy", "foot_rear", "foot_front", "double_support")
 
     @property
-    def obs_names(self):
+    def obs_names(self) -> tuple[str, ...]:
         return self.channels
 
     @property
-    def continuous_size(self):
+    def continuous_size(self) -> int:
         return 4
 
     @property
-    def max_phase_time(self):
+    def max_phase_time(self) -> float:
         return self.phase_time_limit
 
     @property
-    def default_dt(self):
+    def default_dt(self) -> float:
         return self.dt
 
     # ------------------------------------------------------------------ physics
-    def initial_state(self, y, vx, vy=0.0, *, x=0.0, foot=None) -> Float[Array, "*batch 7"]:
+    def initial_state(
+        self,
+        y: Real[ArrayLike, "*#batch"],
+        vx: Real[ArrayLike, "*#batch"],
+        vy: Real[ArrayLike, "*#batch"] = 0.0,
+        *,
+        x: Real[ArrayLike, "*#batch"] = 0.0,
+        foot: Real[ArrayLike, "*#batch"] | None = None,
+    ) -> Float[Array, "*#batch 7"]:
         """A single-support starting state: CoM at ``(x, y)`` moving at ``(vx, vy)``, stance foot at
         ``foot`` (default ``x``: the leg vertical, i.e. mid-stance). Broadcasts over batches."""
         x = as_param(x)
@@ -216,14 +225,16 @@ class Walker(AbstractSwitchingModel):
         zero = jnp.zeros_like(parts[0])
         return jnp.stack([*parts, parts[-1], zero], axis=-1)
 
-    def leg_lengths(self, y: Float[Array, "*batch 7"]) -> tuple[Array, Array]:
+    def leg_lengths(
+        self, y: Float[ArrayLike, "*batch 7"]
+    ) -> tuple[Float[Array, "*batch"], Float[Array, "*batch"]]:
         """``(l_rear, l_front)``: the distances from the CoM to the two feet."""
         # sqrt rather than hypot: lengths are O(1) m (no overflow to guard) and hypot's scaling
         # costs several times more inside the integrator's inner loop.
         y2 = y[..., _Y] ** 2
         return jnp.sqrt((y[..., _X] - y[..., _FR]) ** 2 + y2), jnp.sqrt((y[..., _X] - y[..., _FF]) ** 2 + y2)
 
-    def ground_reaction_force(self, y: Float[Array, "*batch 7"]) -> Float[Array, "*batch 2"]:
+    def ground_reaction_force(self, y: Float[ArrayLike, "*batch 7"]) -> Float[Array, "*batch 2"]:
         r"""``(F_x, F_y)`` in newtons: :math:`\sum_{contact} k (l_0/l_i - 1) (x - f_i, y)`."""
         l_rear, l_front = self.leg_lengths(y)
         c_front = self.k * (self.l0 / l_front - 1.0)
@@ -232,14 +243,14 @@ class Walker(AbstractSwitchingModel):
         fy = (c_front + c_rear) * y[..., _Y]
         return jnp.stack([fx, fy], axis=-1)
 
-    def energy(self, y: Float[Array, "*batch 7"]) -> Scalar:
+    def energy(self, y: Float[ArrayLike, "*batch 7"]) -> Float[Array, "*batch"]:
         """Total mechanical energy in joules (conserved)."""
         l_rear, l_front = self.leg_lengths(y)
         kinetic = 0.5 * self.m * (y[..., _VX] ** 2 + y[..., _VY] ** 2)
         springs = 0.5 * self.k * ((self.l0 - l_front) ** 2 + y[..., _DS] * (self.l0 - l_rear) ** 2)
         return kinetic + self.m * self.g * y[..., _Y] + springs
 
-    def vector_field(self, t, y):
+    def vector_field(self, t: RealScalar, y: Float[Array, " state"]) -> Float[Array, " state"]:
         l_rear, l_front = self.leg_lengths(y)
         w = self.k / self.m
         c_front = w * (self.l0 / l_front - 1.0)
@@ -249,7 +260,7 @@ class Walker(AbstractSwitchingModel):
         zero = jnp.zeros_like(ax)
         return jnp.stack([y[_VX], y[_VY], ax, ay, zero, zero, zero])
 
-    def observe(self, t, y):
+    def observe(self, t: RealScalar, y: Float[Array, " state"]) -> Float[Array, " channel"]:
         values = {
             "x": y[_X],
             "y": y[_Y],
@@ -265,7 +276,9 @@ class Walker(AbstractSwitchingModel):
         return jnp.stack([values[c] for c in self.channels])
 
     # ------------------------------------------------------------------ events
-    def event_functions(self, t, y):
+    def event_functions(
+        self, t: RealScalar, y: Float[Array, " state"]
+    ) -> tuple[Float[Array, " event"], Bool[Array, " event"]]:
         l_rear, l_front = self.leg_lengths(y)
         single = y[_DS] < 0.5
         h = jnp.stack(
@@ -294,7 +307,9 @@ class Walker(AbstractSwitchingModel):
         )
         return h, enabled
 
-    def apply_event(self, index, t, y):
+    def apply_event(
+        self, index: Int[ArrayLike, ""], t: RealScalar, y: Float[Array, " state"]
+    ) -> Float[Array, " state"]:
         touch_down = index == TOUCH_DOWN
         new_foot = y[_X] + self.l0 * jnp.cos(self.alpha0)
         foot_rear = jnp.where(touch_down, y[_FF], y[_FR])

@@ -34,15 +34,21 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
+from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from .. import io as jio
 from ..data.store import ChunkStore, StoredArray, create_store, open_store
+
+if TYPE_CHECKING:  # jaxid.walker.data imports this module
+    from .data import GaitDataset
 
 __all__ = ["StoredDataset", "generate_into_store", "open_gait_store"]
 
@@ -71,7 +77,7 @@ class StoredDataset:
     store: ChunkStore
     params: StoredArray
     obs: StoredArray
-    ts: np.ndarray
+    ts: Float[np.ndarray, " time"]
     channels: tuple[str, ...]
     initial_states: StoredArray
     gait_eigenvalue: StoredArray
@@ -79,7 +85,7 @@ class StoredDataset:
     gait_step_length: StoredArray
     rejected: dict[str, int]
     config: dict
-    rejected_params: np.ndarray
+    rejected_params: Float[np.ndarray, "rejected param"]
     obs_clean: None = None
     param_names: tuple[str, ...] = ("m", "k", "l0")
 
@@ -91,7 +97,7 @@ class StoredDataset:
         """Rejected candidates as a fraction of all candidates drawn."""
         return sum(self.rejected.values()) / self.config["candidates"]
 
-    def __getitem__(self, index):
+    def __getitem__(self, index) -> GaitDataset:
         from .data import GaitDataset
 
         if isinstance(index, (int, np.integer)):
@@ -111,7 +117,7 @@ class StoredDataset:
             rejected_params=self.rejected_params,
         )
 
-    def to_memory(self):
+    def to_memory(self) -> GaitDataset:
         """The whole data set as a :class:`jaxid.GaitDataset` (its ``.save`` writes a ``.npz``)."""
         return self[:]
 
@@ -147,10 +153,10 @@ def _prefix_kept(markers: dict) -> list[int]:
 
 def generate_into_store(
     path: str | os.PathLike,
-    make_chunk,
+    make_chunk: Callable[[int], Mapping[str, np.ndarray]],
     *,
     config: dict,
-    ts: np.ndarray,
+    ts: Float[np.ndarray, " time"],
     chunk: int,
     max_rounds: int,
     versions: dict,
