@@ -46,7 +46,7 @@ from jaxtyping import ArrayLike, Float, Real
 
 from .. import __version__
 from .. import io as jio
-from ..hybrid import evaluate, get_system, mcc, zp_bound
+from ..hybrid import HybridEvaluation, evaluate, get_system, mcc, zp_bound
 from ..hybrid.systems import System
 from .hybrid import SCORES, HybridStudyConfig, _data, _scores, _train
 from .results import jsonable
@@ -233,7 +233,7 @@ def _rows(tasks, per_task: int) -> np.ndarray:
     return (np.asarray(tasks)[:, None] * per_task + np.arange(per_task)).ravel()
 
 
-def _score_fn(score: str, truth: dict, run: dict, per_task: int) -> Callable:
+def _score_fn(score: str, truth: dict, run: HybridEvaluation, per_task: int) -> Callable:
     """A run's score on a resample of test tasks: ``mcc`` of ``z_n`` or ``z_p_mse``."""
     if score == "mcc":
         return lambda t: mcc(truth["z_n"][_rows(t, per_task)], run.z_a[_rows(t, per_task)])
