@@ -187,5 +187,5 @@ def test_walker_input_errors():
         jaxid.simulate(w, jnp.zeros(4), TS)
     with pytest.raises(TypeError, match="explicit diffrax Runge-Kutta"):
         jaxid.simulate(w, w.initial_state(*REF_START), TS, solver=dfx.Kvaerno5())
-    with pytest.raises(ValueError, match="dt must be a positive"):
+    with pytest.raises(ValueError, match="dt0 must be a positive"):
         jaxid.simulate(w, w.initial_state(*REF_START), TS, dt0=-1.0)

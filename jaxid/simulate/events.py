@@ -459,7 +459,7 @@ def _check_inputs(model, y0, ts, t0, *, solver, dt, max_steps, adjoint, root_ite
         )
     dt = model.default_dt if dt is None else dt
     if isinstance(dt, bool) or not (isinstance(dt, (int, float)) and 0 < dt < math.inf):
-        raise ValueError(f"{where}: dt must be a positive number of seconds, got {dt!r}")
+        raise ValueError(f"{where}: dt0 must be a positive number of seconds, got {dt!r}")
     if adjoint is None or isinstance(adjoint, dfx.ForwardMode):
         kind = "lax"
     elif isinstance(adjoint, dfx.RecursiveCheckpointAdjoint):
@@ -512,7 +512,7 @@ def simulate_switching(
     *,
     t0: RealScalar | None = None,
     solver: dfx.AbstractSolver | None = None,
-    dt: float | None = None,
+    dt0: float | None = None,
     max_steps: int | None = None,
     adjoint: dfx.AbstractAdjoint | None = None,
     root_iterations: int = 6,
@@ -521,9 +521,9 @@ def simulate_switching(
     """Integrate a switching model across its events; called by :func:`jaxid.simulate`.
 
     Options (keyword-only): ``solver`` (any explicit diffrax Runge-Kutta solver with dense output;
-    default :class:`diffrax.Dopri8`), ``dt`` (the fixed internal step; default
+    default :class:`diffrax.Dopri8`), ``dt0`` (the fixed internal step; default
     ``model.default_dt``), ``max_steps`` (the most iterations, one step or one event location each;
-    default ``2 (T - t0)/dt + 2 len(ts) + 256``), ``adjoint`` (``None`` or
+    default ``2 (T - t0)/dt0 + 2 len(ts) + 256``), ``adjoint`` (``None`` or
     :class:`diffrax.ForwardMode`: a ``lax.while_loop``, differentiable by ``jax.jacfwd``/``jax.jvp``;
     :class:`diffrax.RecursiveCheckpointAdjoint`: a checkpointed loop for ``jax.grad``),
     ``root_iterations`` (safeguarded Newton iterations per event), ``throw`` (raise the failed
@@ -535,7 +535,7 @@ def simulate_switching(
         ts,
         t0,
         solver=solver,
-        dt=dt,
+        dt=dt0,
         max_steps=max_steps,
         adjoint=adjoint,
         root_iterations=root_iterations,
@@ -608,7 +608,7 @@ def integrate_knots(
     *,
     t0: RealScalar = 0.0,
     solver: dfx.AbstractSolver | None = None,
-    dt: float | None = None,
+    dt0: float | None = None,
     root_iterations: int = 6,
 ) -> Knots:
     """Integrate a switching model from ``(t0, y0)`` to ``t_end`` in exactly ``iterations`` loop
@@ -616,7 +616,7 @@ def integrate_knots(
     the state after every iteration.
 
     The steps and events are those of :func:`simulate_switching` with no save times before
-    ``t_end``: fixed steps of ``dt`` (the last one shortened to end at ``t_end``), events located
+    ``t_end``: fixed steps of ``dt0`` (the last one shortened to end at ``t_end``), events located
     and applied. :func:`states_at` then gives the state at any time in ``[t0, t_end]`` by one
     Runge-Kutta step from the last knot before it, so a batch needs no lock-step iteration per
     save time. ``status`` is ``STATUS_ITERATION_LIMIT`` when ``iterations`` did not reach ``t_end``.
@@ -626,7 +626,7 @@ def integrate_knots(
         raise TypeError(
             f"integrate_knots: solver must be an explicit diffrax Runge-Kutta solver, got {solver!r}"
         )
-    dt = model.default_dt if dt is None else dt
+    dt = model.default_dt if dt0 is None else dt0
     if not (isinstance(iterations, int) and iterations >= 1):
         raise ValueError(f"integrate_knots: iterations must be a positive int, got {iterations!r}")
     dtype = jnp.result_type(y0.dtype, jnp.asarray(t_end).dtype)

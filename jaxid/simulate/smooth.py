@@ -188,7 +188,7 @@ def simulate(
             ts,
             t0=t0,
             solver=solver,
-            dt=dt0,
+            dt0=dt0,
             max_steps=max_steps,
             adjoint=adjoint,
             throw=throw,

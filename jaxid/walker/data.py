@@ -355,7 +355,7 @@ def _gait_table(k_range, alpha0, g, height_ratio, dt, n=TABLE_NODES) -> _Table:
 
 
 def _knots(walker, state, step_time, dt, iterations):
-    return jax.vmap(lambda w, s, t: integrate_knots(w, s, t, iterations, dt=dt))(walker, state, step_time)
+    return jax.vmap(lambda w, s, t: integrate_knots(w, s, t, iterations, dt0=dt))(walker, state, step_time)
 
 
 def _hermite(s):
