@@ -12,13 +12,17 @@ NumPy. The test suite checks every annotated signature at run time (``tests/jaxi
 
 from __future__ import annotations
 
-from jaxtyping import ArrayLike, Float, PRNGKeyArray, Real
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 Key = PRNGKeyArray
 """A JAX random key (``jax.random.key(seed)``; the legacy ``PRNGKey`` arrays are accepted too)."""
 
 RealScalar = Real[ArrayLike, ""]
 """A real scalar: a Python ``int`` or ``float``, or a 0-d array (traced under ``jit``/``vmap``)."""
+
+ParamField = Float[Array, "*#batch"]
+"""A model parameter as a model stores it: a float array that broadcasts against the model's
+other parameters (a scalar, or one value per record of a batched model)."""
 
 ParamVector = Float[ArrayLike, " param"]
 """One parameter vector ``theta``, shape ``(p,)``."""
@@ -42,6 +46,7 @@ __all__ = [
     "Key",
     "Observations",
     "ParamBatch",
+    "ParamField",
     "ParamVector",
     "RealScalar",
     "StateBatch",

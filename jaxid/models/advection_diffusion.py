@@ -9,10 +9,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ..errors import check_positive_int, check_real_number
-from ..typing import RealScalar
+from ..typing import ParamField, RealScalar
 from .base import AbstractModel, param_field
-
-Scalar = Float[Array, "*#batch"]
 
 
 class AdvectionDiffusion(AbstractModel):
@@ -33,8 +31,8 @@ class AdvectionDiffusion(AbstractModel):
     ``n_grid`` (static, >= 3), ``dx`` [m] (static, > 0).
     """
 
-    D: Scalar = eqx.field(converter=param_field)
-    c: Scalar = eqx.field(converter=param_field, default=0.0)
+    D: ParamField = eqx.field(converter=param_field)
+    c: ParamField = eqx.field(converter=param_field, default=0.0)
     n_grid: int = eqx.field(static=True, default=20)
     dx: float = eqx.field(static=True, default=0.1)
 

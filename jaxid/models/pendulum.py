@@ -13,10 +13,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ..typing import RealScalar
+from ..typing import ParamField, RealScalar
 from .base import AbstractModel, check_choice, param_field
-
-Scalar = Float[Array, "*#batch"]
 
 
 class Pendulum(AbstractModel):
@@ -33,10 +31,10 @@ class Pendulum(AbstractModel):
     (default 9.81); ``observe_mode``: ``"angle"`` (theta), ``"position"`` (bob x, y) or ``"both"``.
     """
 
-    m: Scalar = eqx.field(converter=param_field)
-    L: Scalar = eqx.field(converter=param_field)
-    b: Scalar = eqx.field(converter=param_field, default=0.0)
-    g: Scalar = eqx.field(converter=param_field, default=9.81)
+    m: ParamField = eqx.field(converter=param_field)
+    L: ParamField = eqx.field(converter=param_field)
+    b: ParamField = eqx.field(converter=param_field, default=0.0)
+    g: ParamField = eqx.field(converter=param_field, default=9.81)
     observe_mode: Literal["angle", "position", "both"] = eqx.field(static=True, default="angle")
 
     param_names: ClassVar = ("m", "L", "b", "g")
@@ -87,10 +85,10 @@ class ForcedDampedPendulum(AbstractModel):
     ``gamma ~ U[0, 0.8]``, ``A ~ U[0, 40]``, ``f ~ U[3.14, 6.28]``.
     """
 
-    omega: Scalar = eqx.field(converter=param_field)
-    gamma: Scalar = eqx.field(converter=param_field, default=0.0)
-    A: Scalar = eqx.field(converter=param_field, default=0.0)
-    f: Scalar = eqx.field(converter=param_field, default=1.0)
+    omega: ParamField = eqx.field(converter=param_field)
+    gamma: ParamField = eqx.field(converter=param_field, default=0.0)
+    A: ParamField = eqx.field(converter=param_field, default=0.0)
+    f: ParamField = eqx.field(converter=param_field, default=1.0)
     observe_mode: Literal["angle", "state"] = eqx.field(static=True, default="angle")
 
     param_names: ClassVar = ("omega", "gamma", "A", "f")
@@ -145,13 +143,13 @@ class DoublePendulum(AbstractModel):
     ``observe_mode``: ``"angle"`` (theta1, theta2), ``"position"`` (x1, y1, x2, y2) or ``"both"``.
     """
 
-    m1: Scalar = eqx.field(converter=param_field)
-    m2: Scalar = eqx.field(converter=param_field)
-    l1: Scalar = eqx.field(converter=param_field)
-    l2: Scalar = eqx.field(converter=param_field)
-    g: Scalar = eqx.field(converter=param_field, default=9.81)
-    b1: Scalar = eqx.field(converter=param_field, default=0.0)
-    b2: Scalar = eqx.field(converter=param_field, default=0.0)
+    m1: ParamField = eqx.field(converter=param_field)
+    m2: ParamField = eqx.field(converter=param_field)
+    l1: ParamField = eqx.field(converter=param_field)
+    l2: ParamField = eqx.field(converter=param_field)
+    g: ParamField = eqx.field(converter=param_field, default=9.81)
+    b1: ParamField = eqx.field(converter=param_field, default=0.0)
+    b2: ParamField = eqx.field(converter=param_field, default=0.0)
     observe_mode: Literal["angle", "position", "both"] = eqx.field(static=True, default="angle")
 
     param_names: ClassVar = ("m1", "m2", "l1", "l2", "g", "b1", "b2")

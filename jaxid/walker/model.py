@@ -58,9 +58,7 @@ from ..models.base import (
     param_field,
     status_code,
 )
-from ..typing import RealScalar
-
-Scalar = Float[Array, "*#batch"]
+from ..typing import ParamField, RealScalar
 
 ALPHA0_DEG = 69.0
 """The default angle of attack in degrees (Geyer-style walking)."""
@@ -118,11 +116,11 @@ class Walker(AbstractSwitchingModel):
     :func:`jaxid.find_gait`; ``dt``, the internal step of the event-aware integrator (default 10 ms).
     """
 
-    m: Scalar = eqx.field(converter=param_field)
-    k: Scalar = eqx.field(converter=param_field)
-    l0: Scalar = eqx.field(converter=param_field)
-    alpha0: Scalar = eqx.field(converter=param_field, default=math.radians(ALPHA0_DEG))
-    g: Scalar = eqx.field(converter=param_field, default=9.81)
+    m: ParamField = eqx.field(converter=param_field)
+    k: ParamField = eqx.field(converter=param_field)
+    l0: ParamField = eqx.field(converter=param_field)
+    alpha0: ParamField = eqx.field(converter=param_field, default=math.radians(ALPHA0_DEG))
+    g: ParamField = eqx.field(converter=param_field, default=9.81)
     channels: tuple[str, ...] = eqx.field(static=True, default=("x", "y"))
     fall_height: float = eqx.field(static=True, default=0.5)
     phase_time_limit: float = eqx.field(static=True, default=2.0)
