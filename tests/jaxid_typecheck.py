@@ -1,4 +1,4 @@
-"""The run-time type checker of the test suite (``--jaxtyping-packages`` in ``pyproject.toml``).
+"""The run-time type checker of the test suite (installed on jaxid by ``tests/conftest.py``).
 
 Every annotated function of jaxid is wrapped by jaxtyping with this checker: beartype with the
 numeric tower of PEP 484 (an ``int`` is accepted where a signature says ``float``, as static

@@ -8,11 +8,11 @@ and to file-backed configurations). The allowlists name each exception and why i
 that no longer applies fails too, so the lists only shrink.
 """
 
-import importlib
 import inspect
 import re
 
 import pytest
+from public_api import exported, is_function
 
 PACKAGES = (
     "jaxid",
@@ -64,18 +64,7 @@ SEED_ALLOWED = {
 
 def _public_functions() -> dict:
     """``{exported name: function}``, each function once (under the first name that exports it)."""
-    out, seen = {}, set()
-    for pkg in PACKAGES:
-        mod = importlib.import_module(pkg)
-        for name in mod.__all__:
-            obj = getattr(mod, name)
-            if inspect.isclass(obj) or inspect.ismodule(obj) or not callable(obj):
-                continue
-            if id(obj) in seen:
-                continue
-            seen.add(id(obj))
-            out[f"{pkg}.{name}"] = obj
-    return out
+    return {name: obj for name, obj in exported(PACKAGES).items() if is_function(obj)}
 
 
 FUNCTIONS = _public_functions()

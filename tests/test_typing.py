@@ -53,29 +53,18 @@ def test_public_signatures_resolve_to_the_shared_aliases():
 
 def _public_functions():
     """Every public function and method of jaxid (the names in each module's ``__all__``)."""
-    import importlib
     import inspect
-    import pkgutil
 
-    modules = [jaxid] + [
-        importlib.import_module(m.name)
-        for m in pkgutil.walk_packages(jaxid.__path__, "jaxid.")
-        if not m.name.endswith("__main__")
-    ]
-    seen = set()
-    for module in modules:
-        for name in getattr(module, "__all__", []):
-            obj = getattr(module, name)
-            if id(obj) in seen:
-                continue
-            seen.add(id(obj))
-            if inspect.isfunction(obj):
-                yield f"{module.__name__}.{name}", obj
-            elif inspect.isclass(obj) and obj.__module__.startswith("jaxid"):
-                for attr, value in vars(obj).items():
-                    public = not attr.startswith("_") or attr in ("__init__", "__call__")
-                    if public and inspect.isfunction(value):
-                        yield f"{module.__name__}.{name}.{attr}", value
+    from public_api import all_modules, exported
+
+    for qualname, obj in exported(all_modules()).items():
+        if inspect.isfunction(obj):
+            yield qualname, obj
+        elif inspect.isclass(obj) and obj.__module__.startswith("jaxid"):
+            for attr, value in vars(obj).items():
+                public = not attr.startswith("_") or attr in ("__init__", "__call__")
+                if public and inspect.isfunction(value):
+                    yield f"{qualname}.{attr}", value
 
 
 def test_every_public_signature_is_annotated():
