@@ -27,9 +27,9 @@ import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from ..typing import ParamBatch, RealScalar
+from ..typing import Key, ParamBatch, RealScalar
 
 
 def as_param(x) -> Array:
@@ -198,7 +198,7 @@ class AbstractModel(eqx.Module):
     @classmethod
     def sample(
         cls,
-        key: PRNGKeyArray,
+        key: Key,
         n: int,
         *,
         priors: dict[str, tuple[float, float]] | None = None,

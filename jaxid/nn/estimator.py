@@ -10,9 +10,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float
 
 from .. import io as jio
+from ..typing import Key
 from .networks import make_network
 
 FORMAT_VERSION = 2  # 2: a checksummed framed file (jaxid.io); 1 had no checksum
@@ -46,7 +47,7 @@ class Estimator(eqx.Module):
         in_shape: tuple[int, int],
         names: Sequence[str],
         *,
-        key: PRNGKeyArray,
+        key: Key,
         members: int = 1,
         x_mean: Float[ArrayLike, "time channel"] | None = None,
         x_scale: Float[ArrayLike, "time channel"] | None = None,

@@ -19,7 +19,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float
+
+from ..typing import Key
 
 ACTIVATIONS: dict[str, Callable] = {
     "relu": jax.nn.relu,
@@ -57,7 +59,7 @@ class MLP(eqx.Module):
         depth: int = 7,
         width: int = 50,
         activation: str = "relu",
-        key: PRNGKeyArray,
+        key: Key,
     ):
         where = "MLP"
         _positive_int(depth, "depth", where)
@@ -92,7 +94,7 @@ class CNN(eqx.Module):
         width: int = 32,
         kernel: int = 5,
         activation: str = "relu",
-        key: PRNGKeyArray,
+        key: Key,
     ):
         where = "CNN"
         _positive_int(depth, "depth", where)
@@ -126,7 +128,7 @@ class GRU(eqx.Module):
         out_size: int,
         *,
         width: int = 64,
-        key: PRNGKeyArray,
+        key: Key,
     ):
         _positive_int(width, "width", "GRU")
         k1, k2 = jax.random.split(key)
@@ -146,7 +148,7 @@ def make_network(
     in_shape: tuple[int, int],
     out_size: int,
     *,
-    key: PRNGKeyArray,
+    key: Key,
     dtype: DTypeLike = jnp.float32,
     **options,
 ) -> eqx.Module:

@@ -37,9 +37,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float
 
 from .. import io as jio
+from ..typing import Key
 from .networks import ARCHITECTURES, make_network
 from .training import (
     TrainConfig,
@@ -102,7 +103,7 @@ def make_conditional_flow(
     in_shape: tuple[int, int],
     n_params: int,
     *,
-    key: PRNGKeyArray,
+    key: Key,
     flow: str = "maf",
     flow_layers: int = 4,
     flow_width: int = 32,
@@ -184,7 +185,7 @@ class PosteriorEstimator(eqx.Module):
         in_shape: tuple[int, int],
         names: Sequence[str],
         *,
-        key: PRNGKeyArray,
+        key: Key,
         members: int = 1,
         x_mean: Float[ArrayLike, "time channel"] | None = None,
         x_scale: Float[ArrayLike, "time channel"] | None = None,
@@ -240,7 +241,7 @@ class PosteriorEstimator(eqx.Module):
         return jnp.asarray(x)
 
     def sample(
-        self, x: Float[ArrayLike, "records time channel"], n: int, *, key: PRNGKeyArray, batch_size: int = 256
+        self, x: Float[ArrayLike, "records time channel"], n: int, *, key: Key, batch_size: int = 256
     ) -> Float[Array, "records sample param"]:
         """``n`` draws from the posterior of each record of ``x`` ``(records, time, channel)``, in
         natural units: ``(records, n, param)``. With several members each draw comes from a
@@ -279,7 +280,7 @@ class PosteriorEstimator(eqx.Module):
         x: Float[ArrayLike, "records time channel"],
         n: int = 1000,
         *,
-        key: PRNGKeyArray,
+        key: Key,
         batch_size: int = 256,
     ) -> tuple[Float[Array, "records param"], Float[Array, "records param"]]:
         """Posterior mean and standard deviation of each record, from the ``n`` draws that
