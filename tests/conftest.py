@@ -6,14 +6,11 @@
   by one of them is not compiled again by another. The directory is new for each run (set by the
   first process, inherited by the rest), so a run never reads executables from an earlier one.
 - Under pytest-xdist (``--dist loadgroup``) each module's tests are marked as one group, so that
-  its module-scoped fixtures (compiled simulations, trained networks) are built once; modules that
-  compile the same programs (``FAMILIES``: the walker's, the hybrid models', the networks', the
-  simulators') share one group, so that one worker traces and compiles them once. The notebook and
-  README runs, independent subprocesses, are spread over the workers one by one. The marks are
-  added before pytest-xdist's own hook reads them (``tryfirst``), and they need pytest < 9.2
-  (pyproject.toml says why); ``tests/test_conftest.py`` fails if a module's tests lose their
-  group. The longest groups are queued first (``FIRST``, with ``--no-loadscope-reorder``), so
-  that none starts last and leaves the other worker idle.
+  its module-scoped fixtures (compiled simulations, trained networks) are built once, except the
+  notebook and README runs, independent subprocesses spread over the workers one by one. The
+  marks are added before pytest-xdist's own hook reads them (``tryfirst``), and they need pytest
+  < 9.2 (pyproject.toml says why); ``tests/test_conftest.py`` fails if a module's tests lose
+  their group.
 - XLA's CPU backend compiles at LLVM optimisation level 1 (``--xla_backend_optimization_level=1``
   in ``XLA_FLAGS``, inherited by the subprocesses; XLA's default is 3). Most of the suite's time
   is compiling; level 1 compiles the walker's and the samplers' programs in about half the time
@@ -125,72 +122,16 @@ def _raises_unchecked(*args, **kwargs):
 
 pytest.raises = _raises_unchecked
 
-# Modules that build the same compiled programs form one pytest-xdist group, so that one worker
-# traces and compiles them once (jit caches live in the process; the persistent cache shares
-# executables between processes, not traces): the walker's gait search and event engine, the
-# hybrid models' training steps, the networks' training epochs, the simulators.
-FAMILIES = {
-    "walker": (
-        "test_gait",
-        "test_walking",
-        "test_data",
-        "test_store",
-        "test_store_resume",
-        "test_gait_study",
-        "test_sensitivity",
-        "test_identify",
-        "test_study_design",
-    ),
-    "hybrid": (
-        "test_hybrid",
-        "test_hybrid_study",
-        "test_hybrid_losses",
-        "test_hybrid_claims",
-        "test_errors_hybrid",
-    ),
-    "simulate": (
-        "test_simulate",
-        "test_simulate_events",
-        "test_batch",
-        "test_models",
-        "test_errors_simulate",
-        "test_errors_models",
-    ),
-    "networks": ("test_nn", "test_nn_posterior", "test_nn_checkpoint", "test_errors_nn"),
-}
-_FAMILY_OF = {module: family for family, modules in FAMILIES.items() for module in modules}
 # modules whose tests are independent subprocesses: distributed one test at a time
 SPREAD = {"test_notebooks", "test_readme"}
-# The longest work first (longest-processing-time order, with --no-loadscope-reorder): a long
-# group that started last would leave the other worker idle at the end. The rest keep their order.
-FIRST = (
-    "walker",
-    "hybrid",
-    "simulate",
-    "test_inference_posterior",
-    "networks",
-    "test_notebooks",
-    "test_readme",
-)
-
-
-def xdist_group(module: str) -> str | None:
-    """The pytest-xdist group of a test module's tests (``None``: spread one test at a time)."""
-    return None if module in SPREAD else _FAMILY_OF.get(module, module)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the group marks
 def pytest_collection_modifyitems(config, items):
-    def rank(item):
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        key = _FAMILY_OF.get(module, module)
-        return FIRST.index(key) if key in FIRST else len(FIRST)
-
-    items.sort(key=rank)  # stable: the order inside a group is kept
     for item in items:
-        group = xdist_group(item.module.__name__.rsplit(".", 1)[-1])
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(module))
 
 
 def pytest_unconfigure(config):

@@ -21,15 +21,3 @@ def test_a_module_runs_as_one_xdist_group(request):
     if not request.config.getvalue("loadgroup"):
         pytest.skip("pytest-xdist is not distributing by group (--dist loadgroup)")
     assert request.node.nodeid.endswith("@test_conftest"), request.node.nodeid
-
-
-def test_the_grouped_modules_exist():
-    """Every module that conftest.py groups or spreads is a test module here (no stale names)."""
-    from pathlib import Path
-
-    import conftest
-
-    here = {p.stem for p in Path(__file__).parent.glob("test_*.py")}
-    named = {m for modules in conftest.FAMILIES.values() for m in modules} | conftest.SPREAD
-    assert named <= here, sorted(named - here)
-    assert set(conftest.FIRST) <= set(conftest.FAMILIES) | here
