@@ -100,6 +100,18 @@ def test_gait_initial_state_derivatives_match_finite_differences(gaits):
     # The state depends on m only through k/m: d/dm = -(k/m) d/dk.
     np.testing.assert_allclose(jac[:, 0] * theta[0], -jac[:, 1] * theta[1], atol=1e-10)
     assert np.abs(jac[2, 1]) > 1e-5  # vx moves with k
+    # Where no gait exists (a soft leg) the state is NaN and its derivatives do not raise (the
+    # same compiled function): a sampler or optimiser stepping there carries on.
+    jac_bad, value_bad = jax.jit(jax.jacfwd(with_value, has_aux=True))(jnp.array([80.0, 2000.0, 1.0]))
+    assert np.all(np.isnan(value_bad)) and np.all(np.isfinite(jac_bad))
+    # Newton started from the table of unit-walker gaits over K = k l0 / (m g): the same root
+    k = theta[1] * theta[2] / (theta[0] * 9.81)
+    tabled = gait_initial_state(0.94, k_range=(0.9 * k, 1.1 * k))
+    jac_t, value_t = jax.jit(
+        jax.jacfwd(lambda th: (lambda y: (y, y))(tabled(Walker(m=th[0], k=th[1], l0=th[2]))), has_aux=True)
+    )(jnp.asarray(theta))
+    np.testing.assert_allclose(value_t, value, rtol=1e-12, atol=1e-12)
+    assert np.all(np.abs(np.asarray(jac_t) - jac) <= 1e-9 * scale)
 
 
 def test_gait_initial_state_errors():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from collections.abc import Callable, Sequence
 
 import diffrax as dfx
@@ -143,24 +144,51 @@ def _scan_guess(model: Walker, height, grid, dt0):
 
 
 def _newton(model: Walker, height, vx_guess, vy_guess, grid, rtol, atol, max_iterations, dt0):
-    """Newton's solve for the fixed point's ``(vx, vy)``; the root's derivatives come from the
-    implicit function theorem (optimistix), so none flow through the starting point: the
-    speed-grid scan runs on stopped gradients (under ``jvp`` it then carries no tangents)."""
+    """Newton's solve for the fixed point's ``(vx, vy)`` (:class:`optimistix.Newton`), on stopped
+    gradients; the root's derivatives come from the implicit function theorem (:func:`_implicit`),
+    so none flow through the starting point or the iterations."""
     if vx_guess is None:
         vx_guess = _scan_guess(*jax.lax.stop_gradient((model, height)), grid, dt0)
 
-    def residual(u, _):
-        section = jnp.stack([height, u[0], u[1]])
-        out = return_map(model, section, dt0=dt0).section
-        return jnp.stack([out[0] - height, out[2] - u[1]])
+    def residual(u, args):
+        m, h = args
+        out = return_map(m, jnp.stack([h, u[0], u[1]]), dt0=dt0).section
+        return jnp.stack([out[0] - h, out[2] - u[1]])
 
-    return optx.root_find(
+    args = (model, height)
+    sol = optx.root_find(
         residual,
         optx.Newton(rtol=rtol, atol=atol),
-        jnp.stack([vx_guess, vy_guess]),
+        jax.lax.stop_gradient(jnp.stack([vx_guess, vy_guess])),
+        args=jax.lax.stop_gradient(args),
         max_steps=max_iterations,
         throw=False,
     )
+    return eqx.tree_at(lambda s: s.value, sol, _implicit(residual, sol.value, args))
+
+
+def _implicit(residual, root, args):
+    r"""``root``, a root of ``residual(., args)``, with the tangents of the implicit function
+    theorem: :math:`\dot u = -J_u^{-1} \partial_a r\,\dot a`, :math:`J_u` the residual's Jacobian
+    in ``u`` at the root (the same derivatives as optimistix's implicit adjoint). Where no root was
+    found (NaN) the tangents are NaN: the linear solve is :func:`jax.numpy.linalg.solve`, which
+    returns NaN for a NaN or singular system, where lineax's solve (optimistix's adjoint) raises
+    at run time, which would end a whole batch, a sampler or an optimiser that steps where a
+    parameter set has no gait."""
+
+    @jax.custom_jvp
+    def root_of(root, args):
+        return root
+
+    @root_of.defjvp
+    def _(primals, tangents):
+        u, a = primals
+        _, t_a = tangents
+        jac = jax.jacfwd(residual)(u, a)
+        _, t_r = jax.jvp(lambda aa: residual(u, aa), (a,), (t_a,))
+        return u, -jnp.linalg.solve(jac, t_r)
+
+    return root_of(root, args)
 
 
 def _is_converged(sol, status, resid, vx, tol):
@@ -307,9 +335,9 @@ def _run_find(
 
 
 def gait_initial_state(
-    height_ratio: float = 0.94, **find_gait_kwargs
+    height_ratio: float = 0.94, *, k_range: tuple[float, float] | None = None, **find_gait_kwargs
 ) -> Callable[[Walker], Float[Array, " 7"]]:
-    """A function ``walker -> initial state`` that starts a (one-record) walker on its own periodic
+    r"""A function ``walker -> initial state`` that starts a (one-record) walker on its own periodic
     gait at mid-stance height ``height_ratio * l0`` (NaN when no gait is found, so a simulation from
     it is reported as failed).
 
@@ -317,6 +345,15 @@ def gait_initial_state(
     parameters, as in the gait data set, and the gait's dependence on them is differentiated
     through the Newton solve (implicit function theorem). Pass ``vx_guess`` to skip the speed-grid
     scan when the gaits are near a known one.
+
+    ``k_range``: the range of the dimensionless stiffness :math:`K = k l_0 / (m g)` the walkers will
+    have (e.g. over a prior box). The gait of a walker scaled to unit mass and leg length depends
+    on ``K`` only (at fixed ``alpha0`` and ``height_ratio``), so the starting speeds of unit walkers
+    are found once on 64 points of this range (with the speed-grid scan), and each call starts
+    Newton from their interpolation at its ``K``, scaled by :math:`\sqrt{g l_0}`: a few Newton
+    steps instead of the 25 return maps of the scan, for samplers and optimisers that call the
+    function many times. The table is made here, for walkers with the default ``alpha0`` and ``g``
+    (a walker with others still converges when its gait is near the table's, and is NaN otherwise).
     """
     if not 0.0 < height_ratio < 1.0:
         raise ValueError(f"gait_initial_state: height_ratio must lie in (0, 1), got {height_ratio}")
@@ -326,13 +363,45 @@ def gait_initial_state(
     unknown = sorted(set(find_gait_kwargs) - allowed)
     if unknown:
         raise TypeError(f"gait_initial_state: unexpected options {unknown}; allowed: {sorted(allowed)}")
+    if k_range is not None:
+        lo, hi = (float(v) for v in k_range)
+        if not (0 < lo < hi and math.isfinite(hi)):
+            raise ValueError(f"gait_initial_state: k_range must be (low, high), 0 < low < high: {k_range}")
+        if "vx_guess" in find_gait_kwargs:
+            raise TypeError("gait_initial_state: give k_range or vx_guess, not both")
     options["height_ratio"] = height_ratio
     options.update(find_gait_kwargs)
+    table = _speed_table(k_range, options) if k_range is not None else None
+
+    def guesses(model: Walker):
+        """The starting ``(vx, vy)`` interpolated at the walker's ``K``."""
+        ks, vx, vy = table
+        k = model.k * model.l0 / (model.m * model.g)
+        root = jnp.sqrt(model.g * model.l0)
+        return jnp.interp(k, ks, vx) * root, jnp.interp(k, ks, vy) * root
 
     def start(model: Walker) -> Float[Array, " 7"]:
         # Only the state and the convergence flag: with the return-map Jacobian and its
         # derivatives, which find_gait also computes, a differentiated program is 1.5x larger.
-        state, converged = _run_find(model, **options, state_only=True)
+        opts = dict(options)
+        if k_range is not None:
+            opts["vx_guess"], opts["vy_guess"] = guesses(model)
+        state, converged = _run_find(model, **opts, state_only=True)
         return jnp.where(converged, state, jnp.nan)
 
     return start
+
+
+def _speed_table(k_range, options, n=64):
+    """Starting speeds ``(K, vx, vy)`` (``v`` in units of :math:`\\sqrt{g l_0}`) of unit walkers with
+    the default ``alpha0`` and ``g`` on ``n`` points of ``k_range`` (converged gaits only)."""
+    ks = np.linspace(*k_range, n)
+    g = float(Walker(m=1.0, k=1.0, l0=1.0).g)  # the default gravity
+    unit = Walker(m=np.ones(n), k=ks * g, l0=np.ones(n))
+    opts = {k: v for k, v in options.items() if k not in ("vx_guess", "vy_guess")}
+    gait = jax.device_get(find_gait(unit, **opts))
+    ok = np.asarray(gait.converged)
+    if ok.sum() < 2:
+        raise RuntimeError(f"gait_initial_state: fewer than two gaits found for K in {tuple(k_range)}")
+    root = math.sqrt(g)
+    return ks[ok], np.asarray(gait.vx)[ok] / root, np.asarray(gait.vy)[ok] / root
