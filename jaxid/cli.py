@@ -30,6 +30,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -133,6 +143,8 @@ def _gait(args) -> int:
             duration=args.duration,
             sizes=args.sizes,
             noise_levels=args.noise_levels,
+            bayes_records=args.bayes_records,
+            bayes_draws=args.bayes_draws,
         ).items()
         if v is not None
     }
@@ -302,6 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gait.add_argument("--sizes", type=_int_list, help="data sizes of the size sweep, e.g. 1000,3000,10000")
     gait.add_argument("--noise-levels", type=_float_list, help="noise levels of the noise sweep (0,0.01,...)")
+    gait.add_argument(
+        "--bayes-records",
+        type=_nonnegative_int,
+        help="with --noise above 0: test records whose exact posterior is sampled as the Bayes limit "
+        "(default 10; 0: none)",
+    )
+    gait.add_argument("--bayes-draws", type=_positive_int, help="kept draws per chain of it (default 1000)")
     gait.add_argument(
         "--no-posterior", action="store_true", help="skip the posterior network and its calibration"
     )

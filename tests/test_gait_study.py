@@ -25,6 +25,12 @@ def test_gait_cli_tiny_writes_a_complete_report(tmp_path):
         "60,100",
         "--noise-levels",
         "0,0.05",
+        "--noise",  # noisy records: the Bayes reference is sampled (3 records)
+        "0.01",
+        "--bayes-records",
+        "3",
+        "--bayes-draws",
+        "300",
         "--out",
         str(tmp_path),
     ]
@@ -56,6 +62,25 @@ def test_gait_cli_tiny_writes_a_complete_report(tmp_path):
     post = results["posterior"]  # the posterior network: coverage at each level, the ridge's angle
     assert set(post["coverage"]["0.9"]) == {"m", "k", "l0"} and post["null_angle_deg"] is not None
     assert "## Posterior network" in report
+    # The Bayes reference at noise 0.01, checked against an independent answer: the posterior
+    # mean of m lies on the scaling orbit of the record's own k/m (the quadrature of
+    # nn.scaling_ceiling; the orbit's spread in m is about 4 kg, k/m is known to about 1 %), and
+    # l0 is centred on the truth.
+    bayes = results["bayes"]
+    rec = bayes["per_record"]
+    assert bayes["records"] == 3 and bayes["records_used"] == sum(rec["ok"]) >= 2, rec
+    truth, mean, sd = (np.array(rec[k]) for k in ("truth", "mean", "sd"))
+    ok = np.array(rec["ok"])
+    priors = {p: tuple(v) for p, v in results["data"]["priors"].items()}
+    orbit = nn.scaling_ceiling(truth, [1, 1, 0], priors, ("m", "k", "l0"))
+    assert np.all(np.abs(mean[ok, 0] - orbit[ok, 0]) < 0.1 * (priors["m"][1] - priors["m"][0])), (mean, orbit)
+    assert np.all(np.abs(mean[ok, 2] - truth[ok, 2]) < 4 * sd[ok, 2] + 1e-4)
+    # the table carries the reference's R^2 next to the networks' (three records: no verdict is
+    # tested, an R^2 over three records is too noisy to test one)
+    rows = {(r["estimator"], r["target"]): r for r in table}
+    for target, estimator in (("m", "(m, k, l0)"), ("l0", "(m, k, l0)"), ("k/m", "(k/m, l0)")):
+        assert np.isfinite(rows[(estimator, target)]["bayes_r2"]), (estimator, target)
+    assert "## The Bayes reference at this noise (3 test records)" in report
     est, meta = nn.load_estimator(tmp_path / "models" / "combinations.eqx")
     assert est.names == ("k/m", "l0") and meta["exponents"] == [[-1, 1, 0], [0, 0, 1]]
 

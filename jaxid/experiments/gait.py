@@ -68,6 +68,9 @@ class GaitStudyConfig:
     - ``posterior``: also train a posterior network (a conditional flow) for ``(m, k, l0)``, with
       its calibration and the ``(m, k)`` ridge it learns, with and without forces;
       ``posterior_samples`` draws per test record.
+    - ``bayes_records``: with ``noise`` above 0, the Bayes reference (exact posterior samples,
+      :mod:`jaxid.experiments.gait_bayes`) of this many test records, the limit the point network
+      is compared with (0: not sampled); ``bayes_draws`` kept draws per chain.
     - ``sweeps``: any of ``size``, ``noise``, ``arch``, ``forces`` (default ``forces``: the
       comparison that shows what breaks the symmetry); ``sizes`` (default a tenth, a
       third and all of ``records``), ``noise_levels``, ``architectures``.
@@ -94,6 +97,8 @@ class GaitStudyConfig:
     architectures: tuple[dict, ...] = field(default=DEFAULT_ARCHITECTURES)
     posterior: bool = True
     posterior_samples: int = 500
+    bayes_records: int = 10
+    bayes_draws: int = 1000
     progress: bool = True
 
     @classmethod
@@ -115,10 +120,13 @@ class GaitStudyConfig:
             "depth",
             "width",
             "posterior_samples",
+            "bayes_draws",
         ):
             v = getattr(self, name)
             if not (isinstance(v, int) and v >= 1):
                 raise ValueError(f"{where}: {name} must be a positive int, got {v!r}")
+        if not (isinstance(self.bayes_records, int) and self.bayes_records >= 0):
+            raise ValueError(f"{where}: bayes_records must be an int >= 0, got {self.bayes_records!r}")
         for name in ("learning_rate", "duration"):
             v = getattr(self, name)
             if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
@@ -319,6 +327,23 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
         ceiling=dict(metrics=met_ceil, method=ceil_how),
         test_records=len(te),
     )
+    # 4a. The Bayes reference of noisy records (noise-free: the ceiling is the reference).
+    if config.noise > 0 and config.bayes_records >= 2 and len(te) >= 2:
+        from .gait_bayes import bayes_reference
+
+        say("[4/5] the Bayes reference at the study's noise", flush=True)
+        same_split = te_c is not None and np.array_equal(te, te_c) and pred_c is not None
+        results["bayes"] = bayes_reference(
+            config,
+            x_kin,
+            clean[..., kin],
+            params,
+            te,
+            pred_p,
+            priors,
+            combinations=(mono_names, exps, pred_c) if same_split else None,
+            say=say,
+        )
     results["table"] = gait_report.main_table(results, report, mono_names)
     figures = gait_report.main_figures(
         out, data, x_kin, params, te, pred_p, ceil, te_c, targets_c, pred_c, mono_names, report, res_p, res_c

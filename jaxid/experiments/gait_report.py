@@ -69,6 +69,15 @@ def main_table(results: dict, report: IdentifiabilityReport, mono_names: Sequenc
                 verdict=verdict(m["r2"], 1.0),
             )
         )
+    # The Bayes reference of noisy records (jaxid.experiments.gait_bayes), where it was sampled.
+    bayes = results.get("bayes") or {}
+    for key, estimator in (("params", "(m, k, l0)"), ("combinations", f"({', '.join(mono_names)})")):
+        by_target = {b["target"]: b for b in bayes.get(key, [])}
+        for row in rows:
+            if row["estimator"] == estimator:
+                b = by_target.get(row["target"])
+                row["bayes_r2"] = b["bayes_r2"] if b else None
+                row["bayes_verdict"] = b["verdict"] if b else None
     return rows
 
 
@@ -144,11 +153,47 @@ def markdown(results: dict) -> str:
             f"{t['seconds']} s, {_fmt(t['samples_per_second'], 3)} samples/s."
         )
     lines += ["", "Figures: " + ", ".join(f"![{f}]({f})" for f in results["figures"][:4]), ""]
+    if results.get("bayes"):
+        lines += _bayes_markdown(results["bayes"], results["table"])
     if "posterior" in results:
         lines += _posterior_markdown(results["posterior"])
     for name, sweep in results.get("sweeps", {}).items():
         lines += _sweep_markdown(name, sweep)
     return "\n".join(lines) + "\n"
+
+
+def _bayes_markdown(bayes: dict, table: list[dict]) -> list[str]:
+    """The Bayes reference's section: its R^2 per target next to the network's, and the verdict."""
+    sd = ", ".join(f"{c} {v:.3g} m" for c, v in bayes["noise_sd"].items())
+    lines = [
+        f"## The Bayes reference at this noise ({bayes['records']} test records)",
+        "",
+        f"Exact posterior samples of (m, k, l0) given each record's x, y (noise sd {sd}; uniform prior "
+        f"box; every record starting on its gait), by adaptive random-walk Metropolis: "
+        f"{bayes['sampler']['chains']} chains of {bayes['sampler']['draws']} kept draws. "
+        f"{bayes['records_used']} of {bayes['records']} records passed R-hat <= 1.05 and ESS >= 100 "
+        f"({bayes['records_flagged']} flagged and left out); {bayes['seconds']} s.",
+        "",
+    ]
+    if "error" in bayes:
+        return [*lines, f"Not compared: {bayes['error']}.", ""]
+    lines += [
+        "| target | estimator | network R^2 | Bayes R^2 | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for r in table:
+        if r.get("bayes_r2") is not None:
+            lines.append(
+                f"| {r['target']} | {r['estimator']} | {_fmt(r['r2'])} | {_fmt(r['bayes_r2'])} | "
+                f"{r['bayes_verdict']} |"
+            )
+    lines += [
+        "",
+        "R^2 on the compared records only (the network's here differs from the table above, which "
+        "scores the whole test split). The noise-free ceiling bounds the Bayes R^2 from above.",
+        "",
+    ]
+    return lines
 
 
 def _posterior_markdown(post: dict) -> list[str]:
