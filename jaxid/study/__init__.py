@@ -9,6 +9,7 @@ from importlib.resources.abc import Traversable
 from . import design, report
 from .config import (
     BUILTIN_MODELS,
+    STARTS,
     BayesOptions,
     DesignCandidate,
     DesignOptions,
@@ -45,6 +46,7 @@ def load_preset(name: str, *, check: bool = True) -> StudyConfig:
 
 __all__ = [
     "BUILTIN_MODELS",
+    "STARTS",
     "BayesOptions",
     "DesignCandidate",
     "DesignOptions",

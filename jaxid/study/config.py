@@ -20,7 +20,10 @@ form (every table but ``[params]`` optional)::
     # also { uniform = [a, b] } and { log_normal = [mu, sigma], low = .., high = .. }
 
     [fixed]                       # every other model parameter, at a known value
-    [initial_state]               # one entry per state: a number (fixed) or a prior (drawn)
+    [initial_state]               # one entry per state: a number (fixed) or a prior (drawn); or,
+                                  #   before the first table, initial_state = "gait" (the walker
+                                  #   on its own periodic gait) or "package.module:function"
+                                  #   (model -> initial state): a function of the parameters
     theta = 0.5
     omega = 0.0
 
@@ -78,9 +81,12 @@ import numpy as np
 
 from ..models import AbstractModel, AdvectionDiffusion, DoublePendulum, ForcedDampedPendulum, Pendulum
 from ..priors import Distribution, LogNormal, LogUniform, Normal, Prior, Uniform
+from ..walker.model import CHANNELS as WALKER_CHANNELS
+from ..walker.model import Walker
 
 __all__ = [
     "BUILTIN_MODELS",
+    "STARTS",
     "BayesOptions",
     "DesignCandidate",
     "DesignOptions",
@@ -88,6 +94,7 @@ __all__ = [
     "IdentifiabilityOptions",
     "ResolvedModel",
     "StudyConfig",
+    "build_start",
     "config_from_dict",
     "load_config",
     "parse_prior",
@@ -99,6 +106,7 @@ BUILTIN_MODELS: dict[str, tuple[type[AbstractModel], dict]] = {
     "forced_damped_pendulum": (ForcedDampedPendulum, {"observe_mode": "state"}),
     "double_pendulum": (DoublePendulum, {"observe_mode": "both"}),
     "advection_diffusion": (AdvectionDiffusion, {}),
+    "walker": (Walker, {"channels": WALKER_CHANNELS}),
 }
 """Built-in model names, their classes and the default options (every channel observable, so
 ``observation.channels`` picks any of them)."""
@@ -213,7 +221,11 @@ class StudyConfig:
     - ``params``: a :class:`jaxid.priors.Prior` of the studied parameters; ``fixed``: the values of
       the other model parameters.
     - ``initial_state``: ``{state: value or Distribution}`` (a drawn state is unknown to the
-      estimators and marginalised by the Bayes reference); empty for a function model.
+      estimators and marginalised by the Bayes reference); empty for a function model. Or a
+      function of the parameters (:data:`STARTS`): ``"gait"``, the walker's own periodic gait
+      (:func:`jaxid.walker.gait_initial_state`, as the gait data set starts its records; a
+      parameter set without a gait is a rejected record), or ``"package.module:function"``, a
+      JAX function ``model -> y0``.
     - ``times``: save times; ``channels``: observed channels (``None``: all); ``noise``, ``relative``.
     - ``records``, ``split``, ``chunk_size``, ``seed``; ``estimators``, ``identifiability``,
       ``bayes``: the options of each step; ``design``: the candidate additions to rank
@@ -225,7 +237,7 @@ class StudyConfig:
     name: str = "study"
     model_options: Mapping = field(default_factory=dict)
     fixed: Mapping[str, float] = field(default_factory=dict)
-    initial_state: Mapping[str, float | Distribution] = field(default_factory=dict)
+    initial_state: Mapping[str, float | Distribution] | str = field(default_factory=dict)
     times: tuple[float, ...] = ()
     channels: tuple[str, ...] | None = None
     noise: float = 0.01
@@ -257,7 +269,9 @@ class StudyConfig:
             model_options=dict(self.model_options),
             params={n: repr(d) for n, d in zip(self.params.names, self.params.dists, strict=True)},
             fixed=dict(self.fixed),
-            initial_state={k: v if isinstance(v, float) else repr(v) for k, v in self.initial_state.items()},
+            initial_state=self.initial_state
+            if isinstance(self.initial_state, str)
+            else {k: v if isinstance(v, float) else repr(v) for k, v in self.initial_state.items()},
             times=dict(start=self.times[0], stop=self.times[-1], num=len(self.times)) if self.times else None,
             channels=None if self.channels is None else list(self.channels),
             noise=self.noise,
@@ -345,6 +359,11 @@ class ResolvedModel:
     - ``state_names``, ``y0``: the initial state with drawn components at their prior centre;
       ``drawn_states``: names of the drawn components.
     - ``obs_shape``: ``(time, channel)`` of one record.
+    - ``start``: the name of an initial state that is a function of the parameters (``"gait"`` or
+      ``"package.module:function"``), else ``None``; ``start_fn``: that function
+      ``model -> y0``, and ``y0`` its value at the centre of the priors, once built by
+      :func:`build_start` (the gait's table of starting speeds takes seconds, so
+      :func:`validate` checks the name only and ``y0`` is NaN until then).
     """
 
     kind: str
@@ -357,6 +376,8 @@ class ResolvedModel:
     y0: np.ndarray | None
     drawn_states: tuple[str, ...]
     obs_shape: tuple[int, int]
+    start: str | None = None
+    start_fn: Callable | None = None
 
 
 def _import_model(path: str, where: str):
@@ -401,6 +422,83 @@ def _centre(d: Distribution) -> float:
     if math.isfinite(lo) and math.isfinite(hi):
         return float(np.sqrt(lo * hi)) if d.log_coordinate and lo > 0 else 0.5 * (lo + hi)
     return float(np.median(np.asarray(d.sample(jax.random.key(0), 201))))
+
+
+STARTS: dict[str, str] = {
+    "gait": "the walker's own periodic gait at mid-stance (jaxid.walker.gait_initial_state)",
+}
+"""Built-in initial states that are functions of the parameters (``initial_state = "gait"``);
+any other is a ``"package.module:function"`` path to a JAX function ``model -> y0``."""
+
+
+def _walker_k_range(config: StudyConfig) -> tuple[float, float] | None:
+    """The range of :math:`K = k l_0 / (m g)` over the prior box (widened, as samplers and
+    least-squares fits step outside it), or ``None`` where a prior is unbounded."""
+    bounds = {}
+    for n in ("m", "k", "l0", "g"):
+        if n in config.fixed:
+            bounds[n] = (config.fixed[n], config.fixed[n])
+        elif n in config.params.names:
+            bounds[n] = config.params[n].support
+        else:
+            bounds[n] = (9.81, 9.81) if n == "g" else (math.nan, math.nan)
+    lo = bounds["k"][0] * bounds["l0"][0] / (bounds["m"][1] * bounds["g"][1])
+    hi = bounds["k"][1] * bounds["l0"][1] / (bounds["m"][0] * bounds["g"][0])
+    if not (0 < lo < math.inf and 0 < hi < math.inf):
+        return None
+    return 0.8 * lo, 1.25 * hi
+
+
+def _start_function(name: str, target: type, config: StudyConfig | None = None) -> Callable | None:
+    """Check the name of a start (``config=None``) or build its function ``model -> y0``."""
+    if name == "gait":
+        if not issubclass(target, Walker):
+            raise ValueError(
+                f"initial_state: 'gait' is the walker's periodic gait; {target.__name__} has none "
+                "(give the initial state as a table of values or priors)"
+            )
+        if config is None:
+            return None
+        from ..walker.gait import gait_initial_state
+
+        return gait_initial_state(k_range=_walker_k_range(config))
+    if ":" not in name:
+        close = difflib.get_close_matches(name, list(STARTS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"initial_state: {name!r} is neither a built-in start ({', '.join(STARTS)}){hint} nor an "
+            "import path 'package.module:function'"
+        )
+    fn = _import_model(name, "initial_state")
+    if isinstance(fn, type):
+        raise TypeError(f"initial_state: {name!r} is a class; give a function model -> initial state")
+    return fn
+
+
+def build_start(config: StudyConfig, resolved: ResolvedModel) -> ResolvedModel:
+    """``resolved`` with its start function built and ``y0`` its value at the centre of the
+    priors (unchanged when the initial state is not a function of the parameters)."""
+    if resolved.start is None or resolved.start_fn is not None:
+        return resolved
+    fn = _start_function(resolved.start, type(resolved.model), config)
+    try:
+        y0 = np.asarray(fn(resolved.model), dtype=np.float64)
+    except Exception as err:
+        raise ValueError(
+            f"initial_state: {resolved.start!r} failed on the model at the centre of the priors "
+            f"({type(err).__name__}: {err})"
+        ) from None
+    if y0.shape != (len(resolved.state_names),):
+        raise ValueError(
+            f"initial_state: {resolved.start!r} returned shape {y0.shape}; the model's state is "
+            f"{resolved.state_names}"
+        )
+    if not np.all(np.isfinite(y0)):
+        raise ValueError(
+            f"initial_state: {resolved.start!r} gives no finite initial state at the centre of the "
+            f"priors ({y0}); check the priors and fixed values"
+        )
+    return replace(resolved, start_fn=fn, y0=y0)
 
 
 def resolve_model(config: StudyConfig) -> ResolvedModel:
@@ -457,20 +555,27 @@ def resolve_model(config: StudyConfig) -> ResolvedModel:
         except (TypeError, ValueError) as err:
             raise ValueError(f"model: {target.__name__}(...) refused the configuration: {err}") from None
         state_names = tuple(model.state_names)
-        _check_keys(config.initial_state, state_names, "initial_state")
-        absent = [s for s in state_names if s not in config.initial_state]
-        if absent:
-            raise ValueError(
-                f"initial_state.{absent[0]}: no value or prior for state(s) {absent} of {target.__name__} "
-                f"(its state is {state_names})"
+        start = None
+        if isinstance(config.initial_state, str):
+            start = config.initial_state
+            _start_function(start, target)  # checks the name; built by build_start
+            y0 = np.full(len(state_names), np.nan)
+            drawn = ()
+        else:
+            _check_keys(config.initial_state, state_names, "initial_state")
+            absent = [s for s in state_names if s not in config.initial_state]
+            if absent:
+                raise ValueError(
+                    f"initial_state.{absent[0]}: no value or prior for state(s) {absent} of "
+                    f"{target.__name__} (its state is {state_names})"
+                )
+            y0 = np.array(
+                [
+                    v if isinstance(v, float) else _centre(v)
+                    for v in (config.initial_state[s] for s in state_names)
+                ]
             )
-        y0 = np.array(
-            [
-                v if isinstance(v, float) else _centre(v)
-                for v in (config.initial_state[s] for s in state_names)
-            ]
-        )
-        drawn = tuple(s for s in state_names if not isinstance(config.initial_state[s], float))
+            drawn = tuple(s for s in state_names if not isinstance(config.initial_state[s], float))
         obs_names = tuple(model.obs_names)
         channels = obs_names if config.channels is None else tuple(config.channels)
         bad = [c for c in channels if c not in obs_names]
@@ -492,6 +597,7 @@ def resolve_model(config: StudyConfig) -> ResolvedModel:
             y0=y0,
             drawn_states=drawn,
             obs_shape=(len(config.times), len(channels)),
+            start=start,
         )
     # a function theta -> observations
     for key, given in (
@@ -661,6 +767,11 @@ def _check_design(config: StudyConfig, resolved: ResolvedModel) -> None:
                 f"{w}.times: the record starts at the base's first save time {config.times[0]:g}; "
                 f"save times before it ({c.times[0]:g}) are not allowed"
             )
+        if c.initial_state and resolved.start is not None:
+            raise ValueError(
+                f"{w}.initial_state: the record starts at {resolved.start!r}, a function of the "
+                "parameters; a candidate cannot set its initial state"
+            )
         for s in c.initial_state:
             if s not in resolved.state_names:
                 close = difflib.get_close_matches(s, resolved.state_names, n=1)
@@ -725,16 +836,22 @@ def config_from_dict(data: Mapping, *, check: bool = True) -> StudyConfig:
         raise TypeError(f"fixed: must be a table of numbers, got {fixed!r}")
     fixed = {n: _number(v, f"fixed.{n}") for n, v in fixed.items()}
     init = data.get("initial_state", {})
-    if not isinstance(init, Mapping):
-        raise TypeError(f"initial_state: must be a table, got {init!r}")
-    initial = {
-        s: (
-            _number(v, f"initial_state.{s}")
-            if isinstance(v, (int, float))
-            else parse_prior(v, f"initial_state.{s}")
+    if isinstance(init, str):
+        initial = init
+    elif not isinstance(init, Mapping):
+        raise TypeError(
+            f"initial_state: must be a table or the name of a start ({', '.join(STARTS)} or "
+            f"'package.module:function'), got {init!r}"
         )
-        for s, v in init.items()
-    }
+    else:
+        initial = {
+            s: (
+                _number(v, f"initial_state.{s}")
+                if isinstance(v, (int, float))
+                else parse_prior(v, f"initial_state.{s}")
+            )
+            for s, v in init.items()
+        }
     obs = data.get("observation", {})
     if not isinstance(obs, Mapping):
         raise TypeError(f"observation: must be a table, got {obs!r}")

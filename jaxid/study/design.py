@@ -45,7 +45,7 @@ from ..identify import (
 )
 from ..identify.design import Targets
 from ..typing import Key, ParamBatch
-from .config import ResolvedModel, StudyConfig, validate
+from .config import ResolvedModel, StudyConfig, build_start, validate
 
 if TYPE_CHECKING:  # annotations only: importing jaxid does not load matplotlib
     import matplotlib.axes
@@ -468,7 +468,7 @@ def design_experiments(
     of one simulation of every model channel, so they share its compilation."""
     from .pipeline import make_observer, observer_experiment
 
-    resolved = validate(config) if resolved is None else resolved
+    resolved = build_start(config, validate(config) if resolved is None else resolved)
     opts = config.design
     if opts is None:
         raise ValueError("design: the configuration has no [design] table")
@@ -500,7 +500,7 @@ def design_experiments(
                 make_observer(
                     config,
                     full_res,
-                    y0=y0,
+                    y0=None if resolved.start is not None else y0,  # a start follows the parameters
                     times=c.times,
                     t0=config.times[0] if c.times is not None else None,
                     offset=offset if c.added else None,

@@ -60,7 +60,7 @@ from ..sensitivity import sobol_indices
 from ..simulate import simulate, simulate_batch
 from ..simulate.chunking import map_chunked
 from ..typing import Key, ParamVector, StateVector, TimeGrid
-from .config import ResolvedModel, StudyConfig, validate
+from .config import ResolvedModel, StudyConfig, build_start, validate
 from .design import DesignRanking
 
 __all__ = ["IdentifiabilityMap", "StudyResult", "identifiability_map", "make_observer", "run"]
@@ -73,8 +73,9 @@ __all__ = ["IdentifiabilityMap", "StudyResult", "identifiability_map", "make_obs
 class _Observe(eqx.Module):
     """``theta -> observations (time, channel)`` of the configured model: the studied parameters
     (then the drawn initial-state components, if ``augmented``) set into the model and its
-    initial state ``y0``. An equinox Module, so ``y0`` is an array leaf: experiments that differ
-    only in their initial state share one compilation."""
+    initial state ``y0``, or ``start(model)`` where the initial state is a function of the
+    parameters (the walker's gait). An equinox Module, so ``y0`` is an array leaf: experiments that
+    differ only in their initial state share one compilation."""
 
     model: object
     y0: Array
@@ -84,6 +85,7 @@ class _Observe(eqx.Module):
     channel_index: tuple[int, ...] = eqx.field(static=True)
     t0: float | None = eqx.field(static=True, default=None)
     offset: Array | None = None
+    start: Callable | None = eqx.field(static=True, default=None)
 
     def __call__(self, theta):
         p = len(self.param_index)
@@ -92,7 +94,7 @@ class _Observe(eqx.Module):
         if self.offset is not None:
             params = params + self.offset
         m = self.model.with_params(params)
-        y0 = self.y0
+        y0 = self.y0 if self.start is None else self.start(m)
         if self.state_index:
             y0 = y0.at[jnp.array(self.state_index)].set(theta[p:])
         kwargs = {} if isinstance(m, AbstractSwitchingModel) else {"adjoint": dfx.ForwardMode()}
@@ -135,7 +137,8 @@ def make_observer(
 
     ``theta`` holds the studied parameters in ``config.params`` order, followed, with
     ``augmented=True``, by the drawn initial-state components; otherwise the initial state is
-    ``y0`` (default: the configured one with drawn components at their prior centre). Forward-mode
+    ``y0`` (default: the configured one with drawn components at their prior centre; where the
+    initial state is a function of the parameters, that function, unless ``y0`` is given). Forward-mode
     differentiable (``Experiment``); a failed simulation gives NaN observations. For experiment
     design: ``times`` replaces the configured save times, ``t0`` the start time (default the first
     save time), and ``offset`` (one value per model parameter) is added to the model's parameters
@@ -143,6 +146,11 @@ def make_observer(
     if resolved.kind == "function":
         return _ObserveFunction(resolved.fn)
     drawn = resolved.drawn_states if augmented else ()
+    if resolved.start is not None and resolved.start_fn is None:
+        raise ValueError(
+            f"make_observer: the initial state {resolved.start!r} is not built yet; pass the "
+            "resolved model through jaxid.study.config.build_start first"
+        )
     return _Observe(
         model=resolved.model,
         y0=jnp.asarray(resolved.y0 if y0 is None else y0, dtype=float),
@@ -152,6 +160,7 @@ def make_observer(
         channel_index=resolved.channel_index,
         t0=None if t0 is None else float(t0),
         offset=None if offset is None else jnp.asarray(offset, dtype=float),
+        start=resolved.start_fn if y0 is None else None,
     )
 
 
@@ -170,8 +179,8 @@ def _draw(config, resolved, key, n):
     """``n`` candidate parameter vectors and initial states."""
     k_theta, k_y0 = jax.random.split(key)
     theta = np.asarray(config.params.sample(k_theta, n), dtype=np.float64)
-    if resolved.kind == "function":
-        return theta, None
+    if resolved.kind == "function" or resolved.start is not None:
+        return theta, None  # a start's states follow the parameters (_simulate)
     y0 = np.broadcast_to(resolved.y0, (n, len(resolved.y0))).copy()
     keys = jax.random.split(k_y0, max(len(resolved.drawn_states), 1))
     for s, k in zip(resolved.drawn_states, keys, strict=False):
@@ -179,10 +188,28 @@ def _draw(config, resolved, key, n):
     return theta, y0
 
 
+def _start_states(config, resolved, full, progress):
+    """The initial states ``start(model)`` of a batch of model parameter vectors, and a mask of
+    those that are finite (a walker without a gait gives NaN)."""
+    model, start = resolved.model, resolved.start_fn
+
+    def one(p):
+        return start(model.with_params(p))
+
+    y0 = np.asarray(
+        map_chunked(
+            jax.jit(jax.vmap(one)), (full,), chunk_size=config.chunk_size, progress=progress, desc="start"
+        ),
+        dtype=np.float64,
+    )
+    return y0, np.isfinite(y0).all(axis=1)
+
+
 def _simulate(config, resolved, theta, y0, progress):
-    """Clean observations ``(n, time, channel)`` and the rejection reason of each record
-    (``None`` when accepted)."""
+    """Clean observations ``(n, time, channel)``, the rejection reason of each record (``None``
+    when accepted) and the initial states (``y0``, or those of the start function)."""
     n = theta.shape[0]
+    no_start = np.zeros(n, dtype=bool)
     if resolved.kind == "function":
         obs = map_chunked(
             jax.jit(jax.vmap(make_observer(config, resolved))),
@@ -197,6 +224,10 @@ def _simulate(config, resolved, theta, y0, progress):
         model = resolved.model
         full = np.broadcast_to(np.asarray(model.params), (n, len(model.param_names))).copy()
         full[:, list(resolved.param_index)] = theta
+        if resolved.start is not None:
+            y0, found = _start_states(config, resolved, full, progress)
+            no_start = ~found
+            y0 = np.where(found[:, None], y0, resolved.y0)  # simulated, then rejected below
         batch = model.with_params(jnp.asarray(full))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # failures are counted by reason below
@@ -216,7 +247,9 @@ def _simulate(config, resolved, theta, y0, progress):
             reasons = [None if ok[i] else "solver failure or non-finite state" for i in range(n)]
     finite = np.isfinite(obs).reshape(n, -1).all(axis=1)
     reasons = [r if r is not None or finite[i] else "non-finite observations" for i, r in enumerate(reasons)]
-    return obs, reasons
+    lost = f"no initial state from {resolved.start!r}"  # e.g. a walker without a gait
+    reasons = [lost if no_start[i] else r for i, r in enumerate(reasons)]
+    return obs, reasons, y0
 
 
 def _add_noise(config, clean, key):
@@ -239,7 +272,7 @@ def _data(config, resolved, key, progress, say):
             )
         n = need if rounds == 0 else int(need * 1.5) + 8
         theta, y0 = _draw(config, resolved, jax.random.fold_in(key, rounds), n)
-        clean, reasons = _simulate(config, resolved, theta, y0, progress)
+        clean, reasons, y0 = _simulate(config, resolved, theta, y0, progress)
         candidates += n
         ok = np.array([r is None for r in reasons])
         rejected.update(r for r in reasons if r is not None)
@@ -390,7 +423,10 @@ def identifiability_map(
     """Step 2 alone: :func:`jaxid.identify.analyze` at ``config.identifiability.draws`` prior draws
     (from ``key``, default from ``config.seed``) and, with ``sobol``, the aggregated total Sobol
     indices (``sobol_total``)."""
-    resolved = validate(config)
+    return _identifiability_map(config, build_start(config, validate(config)), key, sobol, progress)
+
+
+def _identifiability_map(config, resolved, key, sobol, progress) -> IdentifiabilityMap:
     key = jax.random.split(jax.random.key(config.seed), 4)[2] if key is None else key
     say = print if progress else (lambda *a, **k: None)
     draws_theta, draws_y0 = _draw(config, resolved, key, config.identifiability.draws)
@@ -539,7 +575,7 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
             "run: needs float64; call jax.config.update('jax_enable_x64', True) first (Fisher ranks "
             "and the Bayes reference need it)"
         )
-    resolved = validate(config)
+    resolved = build_start(config, validate(config))
     say = print if progress else (lambda *a, **k: None)
     started = time.perf_counter()
     key = jax.random.key(config.seed)
@@ -564,7 +600,7 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
     # 2. identifiability across the prior, and global sensitivity
     say(f"[2/5] identifiability at {config.identifiability.draws} prior draws, Sobol indices", flush=True)
     t0 = time.perf_counter()
-    idm = identifiability_map(config, key=k_id, progress=progress)
+    idm = _identifiability_map(config, resolved, k_id, True, progress)
     data["identifiability_seconds"] = round(time.perf_counter() - t0, 2)
     combos = tuple(
         (t, tuple(e))

@@ -1,0 +1,98 @@
+"""The study with an initial state that is a function of the parameters: the walker's gait preset."""
+
+from dataclasses import replace
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxid import simulate
+from jaxid.study import (
+    BayesOptions,
+    EstimatorOptions,
+    IdentifiabilityOptions,
+    config_from_dict,
+    load_preset,
+    run,
+)
+from jaxid.walker import Walker, find_gait
+
+
+def test_a_start_is_checked_before_any_work():
+    base = {"model": "pendulum", "params": {"L": [0.5, 2.0]}, "fixed": {"m": 1.0, "b": 0.1, "g": 9.81}}
+    base["observation"] = {"times": [0.0, 0.1, 0.2]}
+    with pytest.raises(ValueError, match=r"initial_state: 'gait' is the walker's periodic gait; Pendulum"):
+        config_from_dict({**base, "initial_state": "gait"})
+    walker = {
+        "model": "walker",
+        "params": {"m": [60.0, 75.0]},
+        "fixed": {"k": 9000.0, "l0": 0.7, "alpha0": 1.2, "g": 9.81},
+        "observation": {"times": [0.0, 0.1, 0.2]},
+    }
+    with pytest.raises(ValueError, match=r"initial_state: 'giat' .*did you mean 'gait'"):
+        config_from_dict({**walker, "initial_state": "giat"})
+    with pytest.raises(ValueError, match=r"initial_state: cannot import module 'no_such_module'"):
+        config_from_dict({**walker, "initial_state": "no_such_module:start"})
+    with pytest.raises(TypeError, match=r"initial_state: must be a table or the name of a start"):
+        config_from_dict({**walker, "initial_state": 3})
+    design = {"candidates": {"other_start": {"initial_state": {"x": 0.1}}}}
+    with pytest.raises(ValueError, match=r"other_start.initial_state: the record starts at 'gait'"):
+        config_from_dict({**walker, "initial_state": "gait", "design": design})
+
+
+@pytest.fixture(scope="module")
+def tiny_gait_study(tmp_path_factory):
+    c = load_preset("gait")
+    times = tuple(float(t) for t in np.linspace(0.0, 3.0, 31))
+    candidates = tuple(x for x in c.design.candidates if x.name != "longer")
+    design = replace(c.design, draws=2, candidates=candidates)
+    c = c.replace(
+        records=40,
+        times=times,
+        estimators=EstimatorOptions(depth=2, width=16, epochs=3, batch_size=8, patience=5),
+        identifiability=IdentifiabilityOptions(draws=2, check_points=2, sobol_samples=8),
+        bayes=BayesOptions(records=0),
+        design=design,
+    )
+    out = tmp_path_factory.mktemp("gait-study")
+    return c, run(c, out=out, progress=False), out
+
+
+@pytest.mark.slow
+def test_gait_preset_records_start_on_their_own_gait(tiny_gait_study):
+    config, result, out = tiny_gait_study
+    assert result.data["records"] == 40 and result.data["rejected"] == {}
+    records = np.load(out / "records.npz")
+    theta, y0, clean = records["params"], records["y0"], records["clean"]
+    assert y0.shape == (40, 7)
+    # Independent: find_gait's own speed-grid scan (the study starts Newton from a table of unit
+    # walkers' gaits instead) gives the same periodic state, and a simulation from it the records.
+    for i in (0, 17):
+        m, k, l0 = theta[i]
+        walker = Walker(m=m, k=k, l0=l0, alpha0=config.fixed["alpha0"], channels=("x", "y"))
+        gait = find_gait(walker, height_ratio=0.94)
+        assert bool(gait.converged)
+        np.testing.assert_allclose(y0[i], np.asarray(gait.state), atol=1e-8)
+        sim = simulate(walker, gait.state, jnp.asarray(config.times))
+        np.testing.assert_allclose(clean[i], np.asarray(sim.obs), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_gait_preset_finds_the_scaling_orbit_and_the_force_plate(tiny_gait_study):
+    _, result, _ = tiny_gait_study
+    idm = result.identifiability
+    assert list(idm.ranks) == [2, 2] and idm.names == ("m", "k", "l0")
+    assert [list(c) for c in idm.scaling] == [[1, 1, 0]]
+    assert sorted(idm.monomial_text) == ["k/m", "l0"]
+    assert "scaling symmetry" in idm.why("m")
+    # The vertical ground reaction force k (l0 - l) carries k without m: either force channel
+    # breaks the scaling; the centre of mass velocity is kinematics again and does not.
+    design = result.design
+    made = {r.additions: r for r in design.rows}
+    assert set(made[("vertical_force",)].identified) == {"m", "k"}
+    assert set(made[("horizontal_force",)].identified) == {"m", "k"}
+    assert made[("velocity",)].identified == ()
+    assert design.smallest_set in (("vertical_force",), ("horizontal_force",))
+    rows = {r["target"]: r for r in result.to_dict()["table"]}
+    assert rows["k/m"]["kind"] == "combination" and rows["m"]["identifiable"] == "no"
+    assert rows["l0"]["identifiable"] == "yes" and float(rows["l0"]["crb_relative"]) < 0.01
