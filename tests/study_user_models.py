@@ -44,3 +44,9 @@ class Elimination(AbstractModel):
 
 
 not_a_model = 3.0
+
+
+def concentration_start(model):
+    """An initial amount ``2 V``: the concentration starts at 2 whatever ``V``, which then leaves
+    the record (a start that is a function of the parameters)."""
+    return jnp.reshape(2.0 * model.V, (1,))

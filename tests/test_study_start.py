@@ -12,9 +12,13 @@ from jaxid.study import (
     EstimatorOptions,
     IdentifiabilityOptions,
     config_from_dict,
+    identifiability_map,
     load_preset,
+    make_observer,
+    resolve_model,
     run,
 )
+from jaxid.study.config import build_start
 from jaxid.walker import Walker, find_gait
 
 
@@ -96,3 +100,26 @@ def test_gait_preset_finds_the_scaling_orbit_and_the_force_plate(tiny_gait_study
     rows = {r["target"]: r for r in result.to_dict()["table"]}
     assert rows["k/m"]["kind"] == "combination" and rows["m"]["identifiable"] == "no"
     assert rows["l0"]["identifiable"] == "yes" and float(rows["l0"]["crb_relative"]) < 0.01
+
+
+def test_a_user_start_follows_the_parameters():
+    # The one-compartment model from a fixed dose identifies k and V; started at an amount 2 V
+    # (a user's start function) the concentration is 2 exp(-k t) whatever V: rank 1, V lost.
+    base = {
+        "model": "study_user_models:Elimination",
+        "params": {"k": [0.2, 0.8], "V": [2.0, 8.0]},
+        "observation": {"times": {"start": 0.0, "stop": 4.0, "num": 9}, "noise": 0.01},
+        "identifiability": {"draws": 2, "check_points": 2},
+    }
+    fixed = identifiability_map(config_from_dict({**base, "initial_state": {"x": 5.0}}), sobol=False)
+    assert list(fixed.ranks) == [2, 2]
+    config = config_from_dict({**base, "initial_state": "study_user_models:concentration_start"})
+    resolved = build_start(config, resolve_model(config))
+    np.testing.assert_allclose(resolved.y0, [2.0 * 5.0])  # 2 V at the centre of V's box
+    fn = make_observer(config, resolved)
+    ts = np.asarray(config.times)
+    for k, v in ((0.3, 2.5), (0.7, 6.0)):
+        np.testing.assert_allclose(np.asarray(fn(jnp.array([k, v])))[:, 0], 2.0 * np.exp(-k * ts), rtol=1e-6)
+    idm = identifiability_map(config, sobol=False)
+    assert list(idm.ranks) == [1, 1] and np.isinf(idm.crb_relative[:, 1]).all()
+    assert np.isfinite(idm.crb_relative[:, 0]).all()
