@@ -81,6 +81,11 @@ def test_gait_cli_tiny_writes_a_complete_report(tmp_path):
     for target, estimator in (("m", "(m, k, l0)"), ("l0", "(m, k, l0)"), ("k/m", "(k/m, l0)")):
         assert np.isfinite(rows[(estimator, target)]["bayes_r2"]), (estimator, target)
     assert "## The Bayes reference at this noise (3 test records)" in report
+    # the posterior network's means on the same records, against the same reference
+    assert [r["target"] for r in bayes["flow"]] == ["m", "k", "l0"]
+    for r, b in zip(bayes["flow"], bayes["params"], strict=True):
+        assert np.isfinite(r["r2"]) and r["bayes_r2"] == b["bayes_r2"], (r, b)
+    assert "| m | posterior network (its mean) |" in report
     est, meta = nn.load_estimator(tmp_path / "models" / "combinations.eqx")
     assert est.names == ("k/m", "l0") and meta["exponents"] == [[-1, 1, 0], [0, 0, 1]]
 

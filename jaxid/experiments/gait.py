@@ -327,7 +327,20 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
         ceiling=dict(metrics=met_ceil, method=ceil_how),
         test_records=len(te),
     )
-    # 4a. The Bayes reference of noisy records (noise-free: the ceiling is the reference).
+    # 4a. The posterior network, its calibration and the (m, k) ridge.
+    post_figures, flow_means = [], None
+    if config.posterior:
+        from .gait_posterior import posterior_study
+
+        say("[4/5] posterior network and its calibration", flush=True)
+        scal = report.combinations.scaling if report.combinations is not None else []
+        x_all = obs_all if "forces" in config.sweeps else None
+        results["posterior"], post_figures, flow_means = posterior_study(
+            config, x_kin, x_all, params, scal[0] if len(scal) == 1 else None, priors, out, say=say
+        )
+
+    # 4b. The Bayes reference of noisy records (noise-free: the ceiling is the reference), with
+    # the point networks and the posterior network's means compared with it.
     if config.noise > 0 and config.bayes_records >= 2 and len(te) >= 2:
         from .gait_bayes import bayes_reference
 
@@ -342,24 +355,14 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
             pred_p,
             priors,
             combinations=(mono_names, exps, pred_c) if same_split else None,
+            flow=flow_means,
             say=say,
         )
     results["table"] = gait_report.main_table(results, report, mono_names)
     figures = gait_report.main_figures(
         out, data, x_kin, params, te, pred_p, ceil, te_c, targets_c, pred_c, mono_names, report, res_p, res_c
     )
-
-    # 4b. The posterior network, its calibration and the (m, k) ridge.
-    if config.posterior:
-        from .gait_posterior import posterior_study
-
-        say("[4/5] posterior network and its calibration", flush=True)
-        scal = report.combinations.scaling if report.combinations is not None else []
-        x_all = obs_all if "forces" in config.sweeps else None
-        results["posterior"], post_figures = posterior_study(
-            config, x_kin, x_all, params, scal[0] if len(scal) == 1 else None, priors, out, say=say
-        )
-        figures += post_figures
+    figures += post_figures
 
     # 5. Sweeps (a setting equal to the main one reuses the main estimator).
     main = dict(result=res_p, test=te, metrics=met_p)

@@ -71,13 +71,16 @@ def bayes_reference(
     priors: dict,
     *,
     combinations: tuple[Sequence[str], Sequence[Sequence[int]], Float[np.ndarray, "test c"]] | None = None,
+    flow: tuple[Int[np.ndarray, " flow_test"], Float[np.ndarray, "flow_test 3"]] | None = None,
     say: Callable[..., None] = print,
 ) -> dict:
     """Sample the Bayes reference of the first ``config.bayes_records`` test records (module
     docstring) and compare the point network's ``predictions`` (for ``test``, in its order) with
     it; ``combinations``: ``(names, exponents, predictions)`` of the combination network (monomials
     of ``m, k, l0``, on the same test records), compared with the reference's posterior of each
-    monomial. Returns the JSON-ready section of the study's results."""
+    monomial; ``flow``: ``(records, means)``, the posterior network's means of those record
+    indices, compared where they hold every sampled record. Returns the JSON-ready section of the
+    study's results."""
     started = time.perf_counter()
     n = min(config.bayes_records, len(test))
     sub = np.asarray(test[:n])
@@ -123,6 +126,11 @@ def bayes_reference(
             e = np.asarray(exps, float)
             post_c = post.transform(lambda s: np.exp(np.log(s) @ e.T), tuple(names))
             out["combinations"] = compare(post_c, np.exp(np.log(truth) @ e.T), estimates=pred_c[:n]).rows()
+        if flow is not None:
+            where = {int(i): j for j, i in enumerate(np.asarray(flow[0]))}
+            if all(int(i) in where for i in sub):
+                means = np.asarray(flow[1])[[where[int(i)] for i in sub]]
+                out["flow"] = compare(post, truth, estimates=means).rows()
         out["posterior_sd"] = dict(
             zip(PARAMS, map(float, np.nanmedian(np.where(post.ok[:, None], post.sd, np.nan), 0)), strict=True)
         )

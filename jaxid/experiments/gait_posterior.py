@@ -57,8 +57,10 @@ def posterior_study(
     priors: dict[str, tuple[float, float]],
     out: Path,
     say: Callable[..., object] = print,
-) -> tuple[dict, list[str]]:
-    """Train and score the posterior network(s); returns ``(results, figures)``.
+) -> tuple[dict, list[str], tuple[np.ndarray, np.ndarray]]:
+    """Train and score the posterior network(s); returns ``(results, figures, (test, means))``
+    with ``means`` the kinematic flow's posterior means of the ``test`` records (for the Bayes
+    reference, :func:`jaxid.experiments.gait_bayes.bayes_reference`).
 
     ``x_all`` holds every channel (kinematics and forces) or is ``None``; ``scaling`` is the
     kinematic Fisher analysis's scaling symmetry (``[1, 1, 0]``) or ``None``."""
@@ -81,7 +83,8 @@ def posterior_study(
         bayes_reference=(
             "the ceiling: with noise-free data the posterior given k/m and l0 is the prior on the orbit"
             if config.noise == 0
-            else "not sampled for the walker here; the noise-free ceiling bounds the Bayes limit's R^2"
+            else "sampled on the first test records (bayes_records), where the flow's means are compared "
+            "with it (section above); the noise-free ceiling bounds the Bayes limit's R^2 from above"
         ),
         coverage={
             f"{lv:g}": dict(zip(PARAMS, map(float, cov), strict=True))
@@ -106,7 +109,7 @@ def posterior_study(
             training=dict(epochs_run=flow_f.history["epochs_run"], seconds=round(flow_f.seconds, 2)),
         )
     figures = _figures(out, cal, truth, draws, forces_draws, priors)
-    return results, figures
+    return results, figures, (np.asarray(test), draws.mean(axis=1))
 
 
 def _figures(out: Path, cal, truth, draws, forces_draws, priors) -> list[str]:
