@@ -50,3 +50,9 @@ def concentration_start(model):
     """An initial amount ``2 V``: the concentration starts at 2 whatever ``V``, which then leaves
     the record (a start that is a function of the parameters)."""
     return jnp.reshape(2.0 * model.V, (1,))
+
+
+def decay_with_a_hole(theta):
+    """``a exp(-c t)``, undefined (NaN) for ``a > 1.9``: a model that fails in part of its prior."""
+    a, c = theta[0], theta[1]
+    return jnp.where(a > 1.9, jnp.nan, a * jnp.exp(-c * TIMES))

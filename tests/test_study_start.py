@@ -123,3 +123,17 @@ def test_a_user_start_follows_the_parameters():
     idm = identifiability_map(config, sobol=False)
     assert list(idm.ranks) == [1, 1] and np.isinf(idm.crb_relative[:, 1]).all()
     assert np.isfinite(idm.crb_relative[:, 0]).all()
+
+
+def test_sobol_indices_of_a_model_that_fails_somewhere_are_reported_not_raised():
+    config = config_from_dict(
+        {
+            "model": "study_user_models:decay_with_a_hole",
+            "params": {"a": [1.0, 2.0], "c": [0.5, 1.0]},
+            "identifiability": {"draws": 2, "check_points": 2, "sobol_samples": 64},
+            "seed": 3,
+        }
+    )
+    idm = identifiability_map(config)
+    assert idm.sobol_total == {} and "non-finite outputs" in idm.sobol_error
+    assert idm.rank == 2  # the Fisher analysis at draws with a < 1.9 still ran

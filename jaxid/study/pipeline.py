@@ -50,6 +50,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from .. import __version__
 from .. import io as jio
+from ..errors import NonFiniteError
 from ..experiments.results import jsonable
 from ..identify import Experiment, IdentifiabilityReport, analyze, monomial_values
 from ..inference import bayes_risk, compare, sample_posterior
@@ -306,7 +307,9 @@ class IdentifiabilityMap:
     - ``non_scaling``: null directions that are not scaling symmetries (no monomial describes
       them); ``scale``: ``"log"`` or ``"natural"``; ``reports``: the
       :class:`~jaxid.identify.IdentifiabilityReport` of each successful draw;
-    - ``sobol_total``: ``{name: aggregated total Sobol index}``.
+    - ``sobol_total``: ``{name: aggregated total Sobol index}``; empty, with the reason in
+      ``sobol_error``, where the model fails somewhere in the prior (the Saltelli estimator needs
+      every sample; a walker parameter set without a gait or one that falls is such a failure).
     """
 
     names: tuple[str, ...]
@@ -324,6 +327,7 @@ class IdentifiabilityMap:
     reports: list[IdentifiabilityReport | None] = field(repr=False)
     sobol_total: dict[str, float] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
+    sobol_error: str | None = None
 
     @property
     def identifiable_fraction(self) -> dict[str, float]:
@@ -432,7 +436,11 @@ def _identifiability_map(config, resolved, key, sobol, progress) -> Identifiabil
     draws_theta, draws_y0 = _draw(config, resolved, key, config.identifiability.draws)
     idm = _identifiability(config, resolved, draws_theta, draws_y0, progress, say)
     if sobol:
-        idm = replace(idm, sobol_total=_sobol(config, resolved, progress=False))
+        try:
+            idm = replace(idm, sobol_total=_sobol(config, resolved, progress=False))
+        except NonFiniteError as err:  # reported, and the rest of the study goes on
+            idm = replace(idm, sobol_error=str(err))
+            say(f"  total Sobol indices not computed: {err}", flush=True)
     return idm
 
 
@@ -538,6 +546,7 @@ class StudyResult:
                     non_scaling=idm.non_scaling,
                     identifiable_fraction=idm.identifiable_fraction,
                     sobol_total=idm.sobol_total,
+                    sobol_error=idm.sobol_error,
                     failures=idm.failures,
                 ),
                 combinations={n: list(e) for n, e in self.combinations},

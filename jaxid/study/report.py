@@ -168,9 +168,12 @@ def markdown(result: StudyResult) -> str:
     for r in result.table:
         lo, hi = r["crb_relative_range"]
         lines.append(f"| {r['target']} | {_pct(r['crb_relative'])} | {_pct(lo)} | {_pct(hi)} |")
-    lines += ["", "Total Sobol indices (aggregated over the observations, variance-weighted):", ""]
-    lines += ["| input | S_T |", "|---|---|"]
-    lines += [f"| {k} | {v:.3f} |" for k, v in idm.sobol_total.items()]
+    if idm.sobol_error is not None:
+        lines += ["", f"Total Sobol indices: not computed ({idm.sobol_error})."]
+    else:
+        lines += ["", "Total Sobol indices (aggregated over the observations, variance-weighted):", ""]
+        lines += ["| input | S_T |", "|---|---|"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in idm.sobol_total.items()]
     if result.design is not None:
         lines += ["", "## What would make it identifiable", ""]
         dz = result.design
