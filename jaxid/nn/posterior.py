@@ -131,23 +131,57 @@ def make_conditional_flow(
         interval=interval,
         embed_dim=embed_dim,
     )
+    return _build_flow(arch, in_shape, n_params, key, opts, arch_options, _transformer(opts))
+
+
+def _transformer(opts: dict):
+    """The flow's transformer template (flowjax's default for ``"affine"``)."""
     # flowjax is imported here, not at the top: `import jaxid` need not pay for it.
     from flowjax.bijections import RationalQuadraticSpline
+    from flowjax.flows import _affine_with_min_scale
+
+    if opts["transformer"] == "spline":
+        return RationalQuadraticSpline(knots=opts["knots"], interval=opts["interval"])
+    return _affine_with_min_scale()
+
+
+def _concrete_constructors(model, template):
+    """``model`` with each flowjax layer's transformer constructor made here, outside jit.
+
+    A layer's constructor is a closure over the template's ravelled parameters
+    (``flowjax.utils.get_ravelled_pytree_constructor``), not a pytree leaf: made under jit (one
+    compiled program for every member's weights, instead of a small program per weight shape when
+    built eagerly), it would hold a tracer. It depends on the template only."""
+    import paramax
+    from flowjax.bijections import Coupling, MaskedAutoregressive
+    from flowjax.utils import get_ravelled_pytree_constructor
+
+    constructor, _ = get_ravelled_pytree_constructor(
+        template,
+        filter_spec=eqx.is_inexact_array,
+        is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable),
+    )
+
+    def is_layer(x):
+        return isinstance(x, (MaskedAutoregressive, Coupling))
+
+    def where(m):
+        return [x.transformer_constructor for x in jax.tree.leaves(m, is_leaf=is_layer) if is_layer(x)]
+
+    return eqx.tree_at(where, model, [constructor] * len(where(model)))
+
+
+def _build_flow(arch, in_shape, n_params, key, opts, arch_options, transformer) -> ConditionalFlow:
     from flowjax.distributions import Normal
     from flowjax.flows import coupling_flow, masked_autoregressive_flow
 
     k_embed, k_flow = jax.random.split(key)
     embedding = make_network(arch, in_shape, opts["embed_dim"], key=k_embed, **arch_options)
     builder = masked_autoregressive_flow if opts["flow"] == "maf" else coupling_flow
-    transformer_ = (
-        RationalQuadraticSpline(knots=opts["knots"], interval=opts["interval"])
-        if opts["transformer"] == "spline"
-        else None
-    )
     dist = builder(
         k_flow,
         base_dist=Normal(jnp.zeros(n_params)),
-        transformer=transformer_,
+        transformer=transformer,
         cond_dim=opts["embed_dim"],
         flow_layers=opts["flow_layers"],
         nn_width=opts["flow_width"],
@@ -155,6 +189,11 @@ def make_conditional_flow(
     )
     dist = jax.tree.map(lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a) else a, dist)
     return ConditionalFlow(embedding=embedding, flow=dist)
+
+
+_RUN_ONCE = {"xla_backend_optimization_level": 0}
+"""XLA options of programs that run once (a network's initialisation): compiled without the
+optimisations that would pay off only over many runs."""
 
 
 class PosteriorEstimator(eqx.Module):
@@ -206,9 +245,14 @@ class PosteriorEstimator(eqx.Module):
         in_shape = tuple(int(s) for s in in_shape)
         fopts = _flow_options(where, **(flow_options or {}))
         keys = jax.random.split(key, members)
-        model = eqx.filter_vmap(
-            lambda k: make_conditional_flow(arch, in_shape, len(names), key=k, **fopts, **options)
+        # One compiled program for every member's weights (built eagerly, each random draw of the
+        # layers would compile a small program of its own).
+        template = _transformer(fopts)
+        model = eqx.filter_jit(
+            eqx.filter_vmap(lambda k: _build_flow(arch, in_shape, len(names), k, fopts, options, template)),
+            compiler_options=_RUN_ONCE,
         )(keys)
+        model = _concrete_constructors(model, template)
         p = len(names)
 
         def f32(a, default):
