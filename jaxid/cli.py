@@ -241,6 +241,7 @@ def _study(args) -> int:
         changes = {k: v for k, v in dict(records=args.records, seed=args.seed).items() if v is not None}
         if changes:
             config = config.replace(**changes)
+        study.config.build_start(config, study.config.validate(config))  # its errors, before any work
         if args.design:
             if config.design is None:
                 raise ValueError("--design: the configuration has no [design] table of candidates")

@@ -119,3 +119,20 @@ def test_gait_initial_state_errors():
         gait_initial_state(1.2)
     with pytest.raises(TypeError, match=r"unexpected options \['height', 'speed'\]"):
         gait_initial_state(0.94, height=0.7, speed=1.0)
+
+
+def test_stiffness_range_covers_every_corner_of_the_box():
+    import itertools
+
+    from jaxid.walker import stiffness_range
+
+    box = {"m": (60.0, 75.0), "k": (8000.0, 10000.0), "l0": (0.6, 0.8), "g": (9.7, 9.9)}
+    lo, hi = stiffness_range(box, widen=1.0)
+    corners = [
+        k * l0 / (m * g) for m, k, l0, g in itertools.product(*(box[n] for n in ("m", "k", "l0", "g")))
+    ]
+    assert np.isclose(lo, min(corners)) and np.isclose(hi, max(corners))
+    wide = stiffness_range(box)
+    assert np.isclose(wide[0] * 1.25, lo) and np.isclose(wide[1] / 1.25, hi)
+    with pytest.raises(ValueError, match="stiffness_range: bounds must be positive"):
+        stiffness_range({**box, "m": (0.0, 75.0)})

@@ -358,6 +358,12 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
             flow=flow_means,
             say=say,
         )
+        if "flow" in results["bayes"] and "posterior" in results:
+            results["posterior"]["bayes_reference"] = (
+                f"sampled on {results['bayes']['records_used']} test records, where the flow's means are "
+                "compared with it (section above); the noise-free ceiling bounds the Bayes limit's R^2 "
+                "from above"
+            )
     results["table"] = gait_report.main_table(results, report, mono_names)
     figures = gait_report.main_figures(
         out, data, x_kin, params, te, pred_p, ceil, te_c, targets_c, pred_c, mono_names, report, res_p, res_c

@@ -34,7 +34,7 @@ from jaxtyping import Float, Int
 
 from ..identify import Experiment
 from ..inference import bayes_risk, compare, sample_posterior
-from ..walker.gait import gait_initial_state
+from ..walker.gait import gait_initial_state, stiffness_range
 from ..walker.model import Walker
 from .gait import GaitStudyConfig
 
@@ -53,9 +53,7 @@ def kinematic_experiment(
     # Newton starts from a table of gaits over the prior's K = k l0 / (m g) (widened: the
     # sampler's least-squares fits may step outside the box), not from a speed-grid scan per call.
     g = float(walker.g)
-    k_lo = priors["k"][0] * priors["l0"][0] / (priors["m"][1] * g)
-    k_hi = priors["k"][1] * priors["l0"][1] / (priors["m"][0] * g)
-    start = gait_initial_state(k_range=(0.8 * k_lo, 1.25 * k_hi))
+    start = gait_initial_state(k_range=stiffness_range({**priors, "g": (g, g)}))
     return Experiment.from_model(
         walker, start, ts, noise=np.asarray(noise_sd, float), params=PARAMS, name="x+y"
     )

@@ -83,8 +83,7 @@ def posterior_study(
         bayes_reference=(
             "the ceiling: with noise-free data the posterior given k/m and l0 is the prior on the orbit"
             if config.noise == 0
-            else "sampled on the first test records (bayes_records), where the flow's means are compared "
-            "with it (section above); the noise-free ceiling bounds the Bayes limit's R^2 from above"
+            else "not sampled here; the noise-free ceiling bounds the Bayes limit's R^2 from above"
         ),
         coverage={
             f"{lv:g}": dict(zip(PARAMS, map(float, cov), strict=True))

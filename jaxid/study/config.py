@@ -432,21 +432,21 @@ any other is a ``"package.module:function"`` path to a JAX function ``model -> y
 
 
 def _walker_k_range(config: StudyConfig) -> tuple[float, float] | None:
-    """The range of :math:`K = k l_0 / (m g)` over the prior box (widened, as samplers and
-    least-squares fits step outside it), or ``None`` where a prior is unbounded."""
+    """``k_range`` of :func:`jaxid.walker.gait_initial_state` over the prior box, or ``None`` (a
+    speed-grid scan per walker) where a prior is unbounded or ``alpha0`` or ``g`` is not the
+    default the table of gaits is made for."""
+    defaults = {"alpha0": Walker.default_priors["alpha0"][0], "g": Walker.default_priors["g"][0]}
+    for n, v in defaults.items():
+        if n in config.params.names or not math.isclose(config.fixed.get(n, v), v, rel_tol=1e-12):
+            return None
     bounds = {}
-    for n in ("m", "k", "l0", "g"):
-        if n in config.fixed:
-            bounds[n] = (config.fixed[n], config.fixed[n])
-        elif n in config.params.names:
-            bounds[n] = config.params[n].support
-        else:
-            bounds[n] = (9.81, 9.81) if n == "g" else (math.nan, math.nan)
-    lo = bounds["k"][0] * bounds["l0"][0] / (bounds["m"][1] * bounds["g"][1])
-    hi = bounds["k"][1] * bounds["l0"][1] / (bounds["m"][0] * bounds["g"][0])
-    if not (0 < lo < math.inf and 0 < hi < math.inf):
+    for n in ("m", "k", "l0"):
+        bounds[n] = (config.fixed[n],) * 2 if n in config.fixed else tuple(config.params[n].support)
+    if not all(math.isfinite(v) and v > 0 for b in bounds.values() for v in b):
         return None
-    return 0.8 * lo, 1.25 * hi
+    from ..walker.gait import stiffness_range
+
+    return stiffness_range({**bounds, "g": (defaults["g"],) * 2})
 
 
 def _start_function(name: str, target: type, config: StudyConfig | None = None) -> Callable | None:
@@ -480,7 +480,10 @@ def build_start(config: StudyConfig, resolved: ResolvedModel) -> ResolvedModel:
     priors (unchanged when the initial state is not a function of the parameters)."""
     if resolved.start is None or resolved.start_fn is not None:
         return resolved
-    fn = _start_function(resolved.start, type(resolved.model), config)
+    try:
+        fn = _start_function(resolved.start, type(resolved.model), config)
+    except RuntimeError as err:  # e.g. no gait anywhere in the priors' stiffness range
+        raise ValueError(f"initial_state: {resolved.start!r} could not be built: {err}") from None
     try:
         y0 = np.asarray(fn(resolved.model), dtype=np.float64)
     except Exception as err:

@@ -189,17 +189,23 @@ def _draw(config, resolved, key, n):
     return theta, y0
 
 
+@eqx.filter_jit
+def _start_batch(start, model, full):
+    # one compilation per start function and chunk shape, shared by the data step's rounds
+    return jax.vmap(lambda p: start(model.with_params(p)))(full)
+
+
 def _start_states(config, resolved, full, progress):
     """The initial states ``start(model)`` of a batch of model parameter vectors, and a mask of
     those that are finite (a walker without a gait gives NaN)."""
     model, start = resolved.model, resolved.start_fn
-
-    def one(p):
-        return start(model.with_params(p))
-
     y0 = np.asarray(
         map_chunked(
-            jax.jit(jax.vmap(one)), (full,), chunk_size=config.chunk_size, progress=progress, desc="start"
+            lambda f: _start_batch(start, model, f),
+            (full,),
+            chunk_size=config.chunk_size,
+            progress=progress,
+            desc="start",
         ),
         dtype=np.float64,
     )
@@ -426,7 +432,8 @@ def identifiability_map(
 ) -> IdentifiabilityMap:
     """Step 2 alone: :func:`jaxid.identify.analyze` at ``config.identifiability.draws`` prior draws
     (from ``key``, default from ``config.seed``) and, with ``sobol``, the aggregated total Sobol
-    indices (``sobol_total``)."""
+    indices (``sobol_total``; where the model fails somewhere in the prior they are not computed
+    and ``sobol_error`` says why, instead of raising)."""
     return _identifiability_map(config, build_start(config, validate(config)), key, sobol, progress)
 
 
@@ -575,7 +582,8 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
 
     Needs float64 (``jax.config.update("jax_enable_x64", True)``): Fisher ranks and the Bayes
     reference are decided at relative precisions float32 does not have. Every configuration
-    check runs before any simulation.
+    check runs before any simulation (an initial state that is a function of the parameters is
+    built and evaluated at the centre of the priors first).
     """
     from . import report as report_mod
 

@@ -7,7 +7,7 @@
 """
 
 from .data import GaitDataset, add_noise, generate_gait_dataset, load_dataset, periodic_records
-from .gait import Gait, ReturnMap, find_gait, gait_initial_state, return_map
+from .gait import Gait, ReturnMap, find_gait, gait_initial_state, return_map, stiffness_range
 from .model import Walker, WalkerStatus
 from .store import StoredDataset, generate_into_store, open_gait_store
 
@@ -27,4 +27,5 @@ __all__ = [
     "open_gait_store",
     "periodic_records",
     "return_map",
+    "stiffness_range",
 ]

@@ -392,6 +392,21 @@ def gait_initial_state(
     return start
 
 
+def stiffness_range(bounds: dict[str, tuple[float, float]], widen: float = 1.25) -> tuple[float, float]:
+    r"""The range of :math:`K = k l_0 / (m g)` over a box ``bounds`` of ``m``, ``k``, ``l0`` and ``g``
+    (``(low, high)`` each; ``g`` defaults to 9.81), widened by ``widen`` on each side (samplers and
+    least-squares fits step outside a prior box): ``k_range`` for :func:`gait_initial_state`."""
+    b = {"g": (9.81, 9.81), **bounds}
+    values = [float(v) for n in ("m", "k", "l0", "g") for v in b[n]]
+    if not all(0 < v < math.inf for v in values) or not widen >= 1:
+        raise ValueError(
+            f"stiffness_range: bounds must be positive and finite and widen >= 1, got {bounds}, {widen}"
+        )
+    lo = b["k"][0] * b["l0"][0] / (b["m"][1] * b["g"][1])
+    hi = b["k"][1] * b["l0"][1] / (b["m"][0] * b["g"][0])
+    return lo / widen, hi * widen
+
+
 def _speed_table(k_range, options, n=64):
     """Starting speeds ``(K, vx, vy)`` (``v`` in units of :math:`\\sqrt{g l_0}`) of unit walkers with
     the default ``alpha0`` and ``g`` on ``n`` points of ``k_range`` (converged gaits only)."""
