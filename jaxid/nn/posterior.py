@@ -45,11 +45,9 @@ from .networks import ARCHITECTURES, make_network
 from .training import (
     TrainConfig,
     check_checkpoint_options,
-    check_split,
     check_training_data,
     fit_members,
-    input_statistics,
-    safe_scale,
+    prepare_training,
 )
 
 FORMAT_VERSION = 2  # 2: a checksummed framed file (jaxid.io); 1 had no checksum
@@ -515,12 +513,9 @@ def train_posterior(
         interval=interval,
         embed_dim=embed_dim,
     )
-    split, devices = check_split(x.shape[0], config, where)
-    xt, tt = x[split["train"]], theta[split["train"]]
-    x_mean, x_scale = input_statistics(xt, config)
-    t_mean, t_scale = tt.mean(0), safe_scale(tt.std(0))
-    key = jax.random.key(config.seed)
-    init_key, key = jax.random.split(key)
+    split, devices, (x_mean, x_scale, t_mean, t_scale), (init_key, key), data = prepare_training(
+        x, theta, config, where
+    )
     try:
         est = PosteriorEstimator.init(
             arch,
@@ -538,10 +533,6 @@ def train_posterior(
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
 
-    def standardise(xs, ts):
-        return ((xs - x_mean) / x_scale).astype(np.float32), ((ts - t_mean) / t_scale).astype(np.float32)
-
-    data = (*standardise(xt, tt), *standardise(x[split["val"]], theta[split["val"]]))
     fit = fit_members(
         est.model,
         data,

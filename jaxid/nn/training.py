@@ -306,6 +306,28 @@ class Fit:
 CHECKPOINT_KIND = "training checkpoint"
 
 
+def prepare_training(x: np.ndarray, y: np.ndarray, config: TrainConfig, where: str = "train") -> tuple:
+    """What :func:`train` and :func:`jaxid.nn.train_posterior` do before building the networks:
+    the seeded split and its devices (:func:`check_split`), the standardisation from the
+    training split (inputs by :func:`input_statistics`, targets by their mean and sd), the
+    initialisation and training keys from ``config.seed``, and the standardised float32
+    ``(x_train, y_train, x_val, y_val)``.
+
+    **Returns:** ``(split, devices, (x_mean, x_scale, y_mean, y_scale), (init_key, key), data)``.
+    """
+    split, devices = check_split(x.shape[0], config, where)
+    xt, yt = x[split["train"]], y[split["train"]]
+    x_mean, x_scale = input_statistics(xt, config)
+    y_mean, y_scale = yt.mean(0), safe_scale(yt.std(0))
+    init_key, key = jax.random.split(jax.random.key(config.seed))
+
+    def standardise(xs, ys):
+        return ((xs - x_mean) / x_scale).astype(np.float32), ((ys - y_mean) / y_scale).astype(np.float32)
+
+    data = (*standardise(xt, yt), *standardise(x[split["val"]], y[split["val"]]))
+    return split, devices, (x_mean, x_scale, y_mean, y_scale), (init_key, key), data
+
+
 def check_checkpoint_options(where: str, checkpoint, checkpoint_every, resume) -> Path | None:
     """Check the ``checkpoint``, ``checkpoint_every`` and ``resume`` options of the training
     functions; return the checkpoint path (or ``None``)."""
@@ -553,13 +575,7 @@ def train(
         )
     names = tuple(names)
     x, y = check_training_data(x, y, names, config)
-    split, devices = check_split(x.shape[0], config)
-    xt = x[split["train"]]
-    x_mean, x_scale = input_statistics(xt, config)
-    yt = y[split["train"]]
-    y_mean, y_scale = yt.mean(0), safe_scale(yt.std(0))
-    key = jax.random.key(config.seed)
-    init_key, key = jax.random.split(key)
+    split, devices, (x_mean, x_scale, y_mean, y_scale), (init_key, key), data = prepare_training(x, y, config)
     est = Estimator.init(
         arch,
         x.shape[1:],
@@ -573,11 +589,6 @@ def train(
         **arch_options,
     )
 
-    def standardise(xs, ys):
-        return ((xs - x_mean) / x_scale).astype(np.float32), ((ys - y_mean) / y_scale).astype(np.float32)
-
-    x_train, y_train = standardise(xt, yt)  # the training split, gathered once above
-    x_val, y_val = standardise(x[split["val"]], y[split["val"]])
     weights = (
         np.ones(len(names))
         if config.loss_weights is None
@@ -587,7 +598,7 @@ def train(
     objective = (_mse_loss, _mse_val, (weights, float(config.prior_weight)))
     fit = fit_members(
         est.network,
-        (x_train, y_train, x_val, y_val),
+        data,
         objective,
         config,
         key=key,
