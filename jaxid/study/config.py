@@ -380,16 +380,20 @@ class ResolvedModel:
     start_fn: Callable | None = None
 
 
+def _neither(where: str, name: str, known, what: str, form: str) -> ValueError:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ValueError(
+        f"{where}: {name!r} is neither a built-in {what} ({', '.join(known)}){hint} nor an "
+        f"import path '{form}'"
+    )
+
+
 def _import_model(path: str, where: str):
     if path in BUILTIN_MODELS:
         return BUILTIN_MODELS[path][0]
     if ":" not in path:
-        close = difflib.get_close_matches(path, list(BUILTIN_MODELS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(
-            f"{where}: {path!r} is neither a built-in model ({', '.join(BUILTIN_MODELS)}){hint} nor an "
-            "import path 'package.module:Name'"
-        )
+        raise _neither(where, path, BUILTIN_MODELS, "model", "package.module:Name")
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -463,12 +467,7 @@ def _start_function(name: str, target: type, config: StudyConfig | None = None) 
 
         return gait_initial_state(k_range=_walker_k_range(config))
     if ":" not in name:
-        close = difflib.get_close_matches(name, list(STARTS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(
-            f"initial_state: {name!r} is neither a built-in start ({', '.join(STARTS)}){hint} nor an "
-            "import path 'package.module:function'"
-        )
+        raise _neither("initial_state", name, STARTS, "start", "package.module:function")
     fn = _import_model(name, "initial_state")
     if isinstance(fn, type):
         raise TypeError(f"initial_state: {name!r} is a class; give a function model -> initial state")
