@@ -67,6 +67,7 @@ message starts with the key, e.g. ``params.m``.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import math
 import tomllib
@@ -453,6 +454,16 @@ def _walker_k_range(config: StudyConfig) -> tuple[float, float] | None:
     return stiffness_range({**bounds, "g": (defaults["g"],) * 2})
 
 
+@functools.lru_cache(maxsize=8)
+def _gait_start(k_range: tuple[float, float] | None) -> Callable:
+    """One gait start per stiffness range and process: its table of gaits is made once, and
+    the programs compiled on it (keyed on the function) are shared by the command line's check,
+    :func:`jaxid.study.run` and :func:`jaxid.study.study_design`."""
+    from ..walker.gait import gait_initial_state
+
+    return gait_initial_state(k_range=k_range)
+
+
 def _start_function(name: str, target: type, config: StudyConfig | None = None) -> Callable | None:
     """Check the name of a start (``config=None``) or build its function ``model -> y0``."""
     if name == "gait":
@@ -461,11 +472,7 @@ def _start_function(name: str, target: type, config: StudyConfig | None = None) 
                 f"initial_state: 'gait' is the walker's periodic gait; {target.__name__} has none "
                 "(give the initial state as a table of values or priors)"
             )
-        if config is None:
-            return None
-        from ..walker.gait import gait_initial_state
-
-        return gait_initial_state(k_range=_walker_k_range(config))
+        return None if config is None else _gait_start(_walker_k_range(config))
     if ":" not in name:
         raise _neither("initial_state", name, STARTS, "start", "package.module:function")
     fn = _import_model(name, "initial_state")
