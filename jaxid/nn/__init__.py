@@ -6,6 +6,9 @@ identifiability ceiling.
   epoch, early stopping on a validation split and best-checkpoint restore.
 - :func:`train_posterior` fits a :class:`PosteriorEstimator`: a conditional normalizing flow
   (flowjax) on an embedding network, an amortized posterior that samples in one jitted call.
+- Both train on data larger than memory: a lazy ``x`` (a field of an on-disk store, a zarr
+  array) or one wrapped in :class:`Streamed` is streamed window by window, to the same networks
+  as in-memory training (:mod:`jaxid.nn.streaming`).
 - :func:`regression_metrics`: RMSE, MAE, R^2 and relative error per parameter.
 - :func:`scaling_ceiling`: the posterior mean of the parameters given only their identifiable
   combinations, the error floor of any estimator.
@@ -16,6 +19,7 @@ from .estimator import Estimator, load_estimator
 from .metrics import METRICS, RegressionMetrics, regression_metrics
 from .networks import ACTIVATIONS, ARCHITECTURES, CNN, GRU, MLP, make_network
 from .posterior import PosteriorEstimator, PosteriorResult, load_posterior_estimator, train_posterior
+from .streaming import Streamed
 from .training import TrainConfig, TrainResult, split_indices, train
 
 __all__ = [
@@ -29,6 +33,7 @@ __all__ = [
     "PosteriorEstimator",
     "PosteriorResult",
     "RegressionMetrics",
+    "Streamed",
     "TrainConfig",
     "TrainResult",
     "load_estimator",

@@ -42,6 +42,7 @@ from jaxtyping import Array, ArrayLike, Float
 from .. import io as jio
 from ..typing import Key
 from .networks import ARCHITECTURES, make_network
+from .streaming import LazyRecords, Streamed
 from .training import (
     TrainConfig,
     check_checkpoint_options,
@@ -451,7 +452,7 @@ class PosteriorResult:
 
 
 def train_posterior(
-    x: Float[ArrayLike, "records time channel"],
+    x: Float[ArrayLike, "records time channel"] | Streamed | LazyRecords,
     theta: Float[ArrayLike, "records param"],
     names: Sequence[str],
     *,

@@ -47,6 +47,15 @@ from .. import io as jio
 from ..errors import NonFiniteError
 from ..typing import Key
 from .estimator import Estimator
+from .streaming import (
+    LazyRecords,
+    Streamed,
+    StreamedData,
+    as_streamed,
+    epoch_permutations,
+    moments,
+    streamed_epoch,
+)
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,37 @@ def _mse_val(model, x_val, y_val, weights, prior_weight):
     return jnp.mean(jnp.sum(jnp.asarray(weights, x_val.dtype) * (pred - y_val) ** 2, axis=-1))
 
 
+def _step_fn(opt, loss_fn, args, fixed, static, sharding):
+    """One Adam step of every member on its minibatch ``(xb, yb)`` ``(members, batch, ...)``: the
+    scan body of in-memory and streamed epochs alike."""
+
+    def member_step(p, s, f, xb, yb):
+        loss, grads = jax.value_and_grad(lambda q: loss_fn(eqx.combine(q, f, static), xb, yb, *args))(p)
+        updates, s = opt.update(grads, s, p)
+        return optax.apply_updates(p, updates), s, loss
+
+    def step(carry, batch):
+        p, s = carry
+        xb, yb = batch
+        if sharding is not None:
+            xb = jax.lax.with_sharding_constraint(xb, sharding)
+        p, s, loss = jax.vmap(member_step)(p, s, fixed, xb, yb)
+        return (p, s), loss
+
+    return step
+
+
+def _select_best(params, best, best_val, val):
+    """Each member's best parameters and validation loss after an epoch with losses ``val``."""
+    improved = val < best_val
+    best = jax.tree.map(
+        lambda b, p: jnp.where(improved.reshape((-1,) + (1,) * (p.ndim - 1)), p, b),
+        best,
+        params,
+    )
+    return best, jnp.where(improved, val, best_val)
+
+
 @eqx.filter_jit
 def _epoch(
     network, opt_state, best, best_val, key, x_train, y_train, x_val, y_val, hyper, objective, sharding
@@ -171,37 +211,33 @@ def _epoch(
     opt = _optimizer(lr, decay_steps, lr_decay, weight_decay)
     params, rest = eqx.partition(network, eqx.is_inexact_array)
     fixed, static = eqx.partition(rest, eqx.is_array)
-    n_train = x_train.shape[0]
-    keys = jax.random.split(key, members)
-    perms = jax.vmap(lambda k: jax.random.permutation(k, n_train)[: n_batches * batch])(keys)
-    perms = perms.reshape(members, n_batches, batch).transpose(1, 0, 2)
-
-    def model(p, f):
-        return eqx.combine(p, f, static)
-
-    def member_step(p, s, f, xb, yb):
-        loss, grads = jax.value_and_grad(lambda q: loss_fn(model(q, f), xb, yb, *args))(p)
-        updates, s = opt.update(grads, s, p)
-        return optax.apply_updates(p, updates), s, loss
-
-    def step(carry, idx):
-        p, s = carry
-        xb, yb = x_train[idx], y_train[idx]
-        if sharding is not None:
-            xb = jax.lax.with_sharding_constraint(xb, sharding)
-        p, s, loss = jax.vmap(member_step)(p, s, fixed, xb, yb)
-        return (p, s), loss
-
-    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), perms)
-    val = jax.vmap(lambda p, f: val_fn(model(p, f), x_val, y_val, *args))(params, fixed)
-    improved = val < best_val
-    best = jax.tree.map(
-        lambda b, p: jnp.where(improved.reshape((-1,) + (1,) * (p.ndim - 1)), p, b),
-        best,
-        params,
+    perms = epoch_permutations(key, x_train.shape[0], n_batches, batch, members)
+    step = _step_fn(opt, loss_fn, args, fixed, static, sharding)
+    (params, opt_state), losses = jax.lax.scan(
+        lambda carry, idx: step(carry, (x_train[idx], y_train[idx])), (params, opt_state), perms
     )
-    best_val = jnp.where(improved, val, best_val)
+    val = jax.vmap(lambda p, f: val_fn(eqx.combine(p, f, static), x_val, y_val, *args))(params, fixed)
+    best, best_val = _select_best(params, best, best_val, val)
     return eqx.combine(params, rest), opt_state, best, best_val, losses.mean(0), val
+
+
+@eqx.filter_jit
+def _window_steps(network, opt_state, xw, yw, hyper, objective, sharding):
+    """A streamed epoch's Adam steps on one window of gathered minibatches ``xw``
+    ``(batches, members, batch, ...)`` (:mod:`jaxid.nn.streaming`); the same step as :func:`_epoch`."""
+    lr, decay_steps, lr_decay, weight_decay = hyper[:4]
+    loss_fn, _, args = objective
+    opt = _optimizer(lr, decay_steps, lr_decay, weight_decay)
+    params, rest = eqx.partition(network, eqx.is_inexact_array)
+    fixed, static = eqx.partition(rest, eqx.is_array)
+    step = _step_fn(opt, loss_fn, args, fixed, static, sharding)
+    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (xw, yw))
+    return eqx.combine(params, rest), opt_state, losses
+
+
+@eqx.filter_jit
+def _keep_best(network, best, best_val, val):
+    return _select_best(eqx.filter(network, eqx.is_inexact_array), best, best_val, val)
 
 
 def _val_dtype(network, objective, x_val, y_val):
@@ -217,28 +253,31 @@ def _val_dtype(network, objective, x_val, y_val):
 
 
 def check_training_data(
-    x: Float[ArrayLike, "records time channel"],
+    x: Float[ArrayLike, "records time channel"] | Streamed | LazyRecords,
     y: Float[ArrayLike, "records param"],
     names: Sequence[str],
     config: TrainConfig,
     *,
     where: str = "train",
     target: str = "y",
-) -> tuple[Float[np.ndarray, "records time channel"], Float[np.ndarray, "records param"]]:
+) -> tuple[Float[np.ndarray, "records time channel"] | Streamed, Float[np.ndarray, "records param"]]:
     """Check trajectories ``x`` ``(records, time, channel)``, targets ``y`` ``(records, param)``
     (called ``target`` in messages), ``names`` and ``config``; return ``x`` as float32 and ``y``
-    as float64 arrays. Raises ``ValueError`` prefixed by ``where`` naming the bad argument."""
-    x = np.asarray(x, dtype=np.float32)
+    as float64 arrays (a lazy ``x``, :mod:`jaxid.nn.streaming`, is returned as a
+    :class:`~jaxid.nn.streaming.Streamed` source; its records are checked as they are read).
+    Raises ``ValueError`` prefixed by ``where`` naming the bad argument."""
+    lazy = as_streamed(x)
+    x = np.asarray(x, dtype=np.float32) if lazy is None else lazy
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 3:
-        raise ValueError(f"{where}: x must have shape (records, time, channel), got {x.shape}")
+        raise ValueError(f"{where}: x must have shape (records, time, channel), got {np.shape(x)}")
     if x.shape[0] == 0:
         raise ValueError(f"{where}: the data set is empty (x has 0 records)")
     if y.ndim != 2 or y.shape[0] != x.shape[0]:
         raise ValueError(f"{where}: {target} must have shape ({x.shape[0]}, param), got {y.shape}")
     if len(names) != y.shape[1]:
         raise ValueError(f"{where}: {len(names)} names {list(names)} for {y.shape[1]} {target} columns")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+    if not ((lazy is not None or np.all(np.isfinite(x))) and np.all(np.isfinite(y))):
         raise ValueError(f"{where}: x and {target} must be finite (found NaN or inf)")
     for attr in ("epochs", "batch_size", "members"):
         v = getattr(config, attr)
@@ -260,12 +299,27 @@ def check_training_data(
     return x, y
 
 
-def input_statistics(x_train: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and scale of the training split (zeros and ones when
-    ``config.standardize_inputs`` is off)."""
+def input_statistics(x_train, config: TrainConfig, where: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and scale (float32) of the training split ``x_train``, an array or a
+    :class:`~jaxid.nn.streaming.StreamedData` (zeros and ones when ``config.standardize_inputs`` is
+    off): float64 sums window by window (:func:`jaxid.nn.streaming.moments`), the same for
+    in-memory and streamed data."""
+    if isinstance(x_train, StreamedData):
+        shape, n, window = x_train.source.shape[1:], x_train.n_train, x_train.source.records()
+        order = np.sort(x_train.train)  # the store read in order: each window from few chunks
+
+        def read(sl):
+            return x_train.source.read(order[sl])
+    else:
+        shape, n, window = x_train.shape[1:], x_train.shape[0], max(1, 2**25 // max(x_train[0].size, 1))
+
+        def read(sl):
+            return x_train[sl]
+
     if not config.standardize_inputs:
-        return np.zeros(x_train.shape[1:], np.float32), np.ones(x_train.shape[1:], np.float32)
-    return x_train.mean(0), safe_scale(x_train.std(0))
+        return np.zeros(shape, np.float32), np.ones(shape, np.float32)
+    mean, sd = moments(read, n, window, where)
+    return mean.astype(np.float32), safe_scale(sd.astype(np.float32))
 
 
 def check_split(n: int, config: TrainConfig, where: str = "train") -> tuple[dict[str, np.ndarray], list]:
@@ -306,25 +360,35 @@ class Fit:
 CHECKPOINT_KIND = "training checkpoint"
 
 
-def prepare_training(x: np.ndarray, y: np.ndarray, config: TrainConfig, where: str = "train") -> tuple:
+def prepare_training(
+    x: np.ndarray | Streamed, y: np.ndarray, config: TrainConfig, where: str = "train"
+) -> tuple:
     """What :func:`train` and :func:`jaxid.nn.train_posterior` do before building the networks:
     the seeded split and its devices (:func:`check_split`), the standardisation from the
     training split (inputs by :func:`input_statistics`, targets by their mean and sd), the
     initialisation and training keys from ``config.seed``, and the standardised float32
-    ``(x_train, y_train, x_val, y_val)``.
+    ``(x_train, y_train, x_val, y_val)`` (for a :class:`~jaxid.nn.streaming.Streamed` ``x``, a
+    :class:`~jaxid.nn.streaming.StreamedData` that reads them while training).
 
     **Returns:** ``(split, devices, (x_mean, x_scale, y_mean, y_scale), (init_key, key), data)``.
     """
     split, devices = check_split(x.shape[0], config, where)
-    xt, yt = x[split["train"]], y[split["train"]]
-    x_mean, x_scale = input_statistics(xt, config)
+    yt = y[split["train"]]
     y_mean, y_scale = yt.mean(0), safe_scale(yt.std(0))
     init_key, key = jax.random.split(jax.random.key(config.seed))
+    if isinstance(x, np.ndarray):
+        xt = x[split["train"]]
+        x_mean, x_scale = input_statistics(xt, config, where)
 
-    def standardise(xs, ys):
-        return ((xs - x_mean) / x_scale).astype(np.float32), ((ys - y_mean) / y_scale).astype(np.float32)
+        def standardise(xs, ys):
+            return ((xs - x_mean) / x_scale).astype(np.float32), ((ys - y_mean) / y_scale).astype(np.float32)
 
-    data = (*standardise(xt, yt), *standardise(x[split["val"]], y[split["val"]]))
+        data = (*standardise(xt, yt), *standardise(x[split["val"]], y[split["val"]]))
+    else:  # a Streamed source (check_training_data): read window by window while training
+        y_std = ((y - y_mean) / y_scale).astype(np.float32)
+        data = StreamedData(x, y_std, split["train"], split["val"])
+        x_mean, x_scale = input_statistics(data, config, where)
+        data.x_mean, data.x_scale = x_mean, x_scale
     return split, devices, (x_mean, x_scale, y_mean, y_scale), (init_key, key), data
 
 
@@ -359,15 +423,21 @@ def _checkpoint_identity(network, data, objective, config, hyper, n_devices, des
     loss_fn, val_fn, args = objective
     cfg = config.to_dict()
     cfg.pop("progress")
+    streamed = isinstance(data, StreamedData)
     readable = dict(
         config=cfg,
-        data_shapes=[list(np.shape(a)) for a in data],
+        data_shapes=data.shapes() if streamed else [list(np.shape(a)) for a in data],
         describe=describe or {},
         devices=n_devices,
     )
     names = [f"{f.__module__}.{f.__qualname__}" for f in (loss_fn, val_fn)]
     fp = jio.fingerprint(
-        readable, list(hyper), names, repr(args), jio.sha256(jio.tree_to_bytes(network)), *data
+        readable,
+        list(hyper),
+        names,
+        repr(args),
+        jio.sha256(jio.tree_to_bytes(network)),
+        *(data.fingerprint_parts() if streamed else data),
     )
     return fp, json.loads(json.dumps(readable, default=repr))
 
@@ -390,7 +460,7 @@ def _mismatch(where: str, path: Path, stored: dict, readable: dict) -> ValueErro
 
 def fit_members(
     network: eqx.Module,
-    data: tuple,
+    data: tuple | StreamedData,
     objective: tuple,
     config: TrainConfig,
     *,
@@ -406,7 +476,9 @@ def fit_members(
     """Train ``config.members`` stacked networks (leading member axis on every array) on
     standardised ``data = (x_train, y_train, x_val, y_val)``: Adam, one jitted scan over the
     minibatches per epoch (:func:`_epoch`), early stopping on the validation loss, and each
-    member's best checkpoint returned.
+    member's best checkpoint returned. ``data`` may instead be a
+    :class:`~jaxid.nn.streaming.StreamedData` (from :func:`prepare_training` on a lazy source):
+    each epoch then reads its minibatches window by window, to the same result.
 
     ``objective = (loss, val_loss, args)``: module-level functions ``loss(model, xb, yb, *args)``
     (a minibatch mean) and ``val_loss(model, x_val, y_val, *args)`` of one member, with hashable
@@ -423,8 +495,9 @@ def fit_members(
     :class:`jaxid.io.CorruptFileError`. ``resume=False`` starts over and overwrites it.
     """
     ckpt = check_checkpoint_options(where, checkpoint, checkpoint_every, resume)
-    x_train = data[0]
-    n_train, batch = x_train.shape[0], config.batch_size
+    streamed = isinstance(data, StreamedData)
+    n_train = data.n_train if streamed else data[0].shape[0]
+    batch = config.batch_size
     n_batches = n_train // batch
     hyper = (
         float(config.learning_rate),
@@ -441,7 +514,8 @@ def fit_members(
     best = params
     # in the validation loss's own dtype (float64 for a flow's log-density under x64): a float32
     # start would be promoted by the first epoch and make the second compile _epoch again
-    best_val = jnp.full(config.members, jnp.inf, _val_dtype(network, objective, data[2], data[3]))
+    val_data = (data.x_val_spec(), data.y_val_spec()) if streamed else (data[2], data[3])
+    best_val = jnp.full(config.members, jnp.inf, _val_dtype(network, objective, *val_data))
     initial = network
     history = dict(train_loss=[], val_loss=[])
     best_epoch = np.zeros(config.members, dtype=int)
@@ -485,8 +559,11 @@ def fit_members(
         mesh = Mesh(np.array(devices), ("batch",))
         sharding = NamedSharding(mesh, PartitionSpec(None, "batch"))
         replicated = NamedSharding(mesh, PartitionSpec())
-        dynamic, static = eqx.partition((network, opt_state, best, best_val, data), eqx.is_array)
-        network, opt_state, best, best_val, data = eqx.combine(jax.device_put(dynamic, replicated), static)
+        held = (network, opt_state, best, best_val) + (() if streamed else (data,))
+        dynamic, static = eqx.partition(held, eqx.is_array)
+        held = eqx.combine(jax.device_put(dynamic, replicated), static)
+        network, opt_state, best, best_val = held[:4]
+        data = data if streamed else held[4]
 
     start = time.perf_counter()
     first = 0.0
@@ -496,9 +573,23 @@ def fit_members(
     ) as bar:
         for epoch in range(start_epoch, config.epochs if not finished else start_epoch):
             key, sub = jax.random.split(key)
-            network, opt_state, best, best_val, tr, val = _epoch(
-                network, opt_state, best, best_val, sub, *data, hyper, objective, sharding
-            )
+            if streamed:
+                out = streamed_epoch(
+                    network,
+                    opt_state,
+                    best,
+                    best_val,
+                    sub,
+                    data,
+                    hyper,
+                    objective,
+                    sharding,
+                    _window_steps,
+                    _keep_best,
+                )
+            else:
+                out = _epoch(network, opt_state, best, best_val, sub, *data, hyper, objective, sharding)
+            network, opt_state, best, best_val, tr, val = out
             tr, val = np.asarray(tr), np.asarray(val)
             if not np.all(np.isfinite(tr)):
                 raise NonFiniteError(
@@ -541,7 +632,7 @@ def fit_members(
 
 
 def train(
-    x: Float[ArrayLike, "records time channel"],
+    x: Float[ArrayLike, "records time channel"] | Streamed | LazyRecords,
     y: Float[ArrayLike, "records param"],
     names: Sequence[str],
     *,
