@@ -17,7 +17,16 @@ One epoch is one jitted call: a ``lax.scan`` over all minibatches of a fresh per
 ensemble member updated under ``vmap`` (each with its own permutation), then the validation loss
 of each member; the best parameters of each member by validation loss are kept inside the call.
 Training stops when no member has improved for ``patience`` epochs, and the best checkpoint is
-returned. With several local devices each minibatch is split across them (data parallel).
+returned. With several devices each minibatch is split across them (data parallel).
+
+**Several processes.** Under ``jax.distributed`` (one process per host of a cluster, every
+process running the same script on the same data) the default devices are those of every
+process: one mesh, each minibatch split across all devices, the gradients summed across
+processes inside the compiled step (XLA collectives; on CPU hosts set
+``jax.config.update("jax_cpu_collectives_implementation", "gloo")`` before
+``jax.distributed.initialize``). Every process ends with the same networks, equal to a one-process
+run on as many devices; only process 0 writes checkpoints and shows progress. Streamed data
+(:mod:`jaxid.nn.streaming`) are read by every process from a shared store.
 
 The loop itself, :func:`fit_members`, takes any per-minibatch loss; :func:`train` gives it the
 loss above and ``jaxid.nn.train_posterior`` a negative log-likelihood.
@@ -69,7 +78,10 @@ class TrainConfig:
     - ``loss_weights``: one weight per target (default equal); ``prior_weight``: the prior
       regulariser (0: off).
     - ``split``: train/validation/test fractions; ``standardize_inputs``; ``seed``; ``progress``.
-    - ``devices``: devices to split minibatches across (default all local devices).
+    - ``devices``: devices to split minibatches across (default ``jax.devices()``: every local
+      device, and under ``jax.distributed`` every device of every process; the processes then
+      train one model together, each minibatch split across all of them and the gradients summed
+      across processes by XLA).
     """
 
     epochs: int = 200
@@ -330,7 +342,8 @@ def check_split(n: int, config: TrainConfig, where: str = "train") -> tuple[dict
     if len(split["val"]) == 0:
         raise ValueError(f"{where}: config.split leaves no validation records (needed for early stopping)")
     n_train = len(split["train"])
-    devices = jax.local_devices() if config.devices is None else list(config.devices)
+    # every process's devices: under jax.distributed the processes train one model together
+    devices = jax.devices() if config.devices is None else list(config.devices)
     batch = config.batch_size
     if batch > n_train:
         raise ValueError(
@@ -569,7 +582,11 @@ def fit_members(
     first = 0.0
     epochs_run = start_epoch
     with tqdm(
-        total=config.epochs, initial=start_epoch, unit="epoch", desc=desc, disable=not config.progress
+        total=config.epochs,
+        initial=start_epoch,
+        unit="epoch",
+        desc=desc,
+        disable=not config.progress or jax.process_index() != 0,
     ) as bar:
         for epoch in range(start_epoch, config.epochs if not finished else start_epoch):
             key, sub = jax.random.split(key)
@@ -608,7 +625,8 @@ def fit_members(
             bar.set_postfix(train=f"{tr.mean():.3g}", val=f"{val.mean():.3g}")
             stop = config.patience is not None and stall >= config.patience
             done = stop or epochs_run == config.epochs
-            if ckpt is not None and (done or epochs_run % checkpoint_every == 0):
+            # one writer: under jax.distributed every process holds the same replicated state
+            if ckpt is not None and jax.process_index() == 0 and (done or epochs_run % checkpoint_every == 0):
                 save_checkpoint(epochs_run, done)
             if stop:
                 break
