@@ -31,7 +31,7 @@ def test_readme_quick_start_has_two_commands():
 def test_readme_walker_section_runs(tmp_path):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     code = (
-        blocks[1]
+        next(b for b in blocks if "find_gait" in b)
         + "\nassert int(sim.num_events) == 63 and bool(sim.success)"
         + "\nassert abs(float(gait.vx) - 1.0895) < 1e-3 and abs(float(gait.max_abs_eigenvalue) - 1.16) < 0.01"
         + "\nassert len(data) == 200 and data.obs.shape == (200, 151, 2)\nprint('WALKER-OK')\n"
@@ -44,7 +44,7 @@ def test_readme_walker_section_runs(tmp_path):
 @pytest.mark.slow
 def test_readme_identifiability_section_runs(tmp_path):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    code = blocks[2].replace(
+    code = next(b for b in blocks if "analyze(kin" in b).replace(
         "analyze(kin, spread=0.005).rank, analyze([kin, plate], spread=0.005).rank  # 2, 3",
         "ranks = analyze(kin, spread=0.005).rank, analyze([kin, plate], spread=0.005).rank",
     )
