@@ -7,7 +7,8 @@ Steps (each reuses the library's own function):
 1. **Data.** Parameters from the prior (and initial states, where drawn), simulated in chunks by
    :func:`jaxid.simulate_batch` (a function model by :func:`jaxid.simulate.chunking.map_chunked`); failed
    records are rejected and counted by reason, and new candidates drawn until ``records`` are
-   accepted. Gaussian noise of standard deviation :math:`\sigma` (absolute), or
+   accepted (:mod:`jaxid.study.records`; with ``out``, written block by block to the store
+   ``records.zarr`` and resumed from it). Gaussian noise of standard deviation :math:`\sigma` (absolute), or
    :math:`\sigma \cdot \mathrm{sd}_c` with :math:`\mathrm{sd}_c` the record's own channel sd over
    time (relative, :meth:`jaxid.identify.Experiment.sigma`'s convention), is added.
 2. **Identifiability across the prior.** :func:`jaxid.identify.analyze` at ``draws`` prior draws
@@ -63,6 +64,7 @@ from ..simulate.chunking import map_chunked
 from ..typing import Key, ParamVector, StateVector, TimeGrid
 from .config import ResolvedModel, StudyConfig, build_start, validate
 from .design import DesignRanking
+from .records import collect, data_config
 
 __all__ = ["IdentifiabilityMap", "StudyResult", "identifiability_map", "make_observer", "run"]
 
@@ -267,34 +269,19 @@ def _add_noise(config, clean, key):
     return clean + config.noise * eps
 
 
-def _data(config, resolved, key, progress, say):
-    need, rounds = config.records, 0
-    thetas, y0s, obs, rejected = [], [], [], Counter()
-    candidates = 0
-    while need > 0:
-        if rounds == 5:
-            raise RuntimeError(
-                f"run: only {config.records - need} of {config.records} records simulated after "
-                f"{candidates} candidates; rejected: {dict(rejected)}. Narrow the priors."
-            )
-        n = need if rounds == 0 else int(need * 1.5) + 8
-        theta, y0 = _draw(config, resolved, jax.random.fold_in(key, rounds), n)
-        clean, reasons, y0 = _simulate(config, resolved, theta, y0, progress)
-        candidates += n
-        ok = np.array([r is None for r in reasons])
-        rejected.update(r for r in reasons if r is not None)
-        keep = np.flatnonzero(ok)[:need]
-        thetas.append(theta[keep])
-        y0s.append(None if y0 is None else y0[keep])
-        obs.append(clean[keep])
-        need -= keep.size
-        rounds += 1
-        if need > 0:
-            say(f"  {int((~ok).sum())} of {n} candidates rejected; drawing more", flush=True)
-    theta = np.concatenate(thetas)
-    y0 = None if y0s[0] is None else np.concatenate(y0s)
-    clean = np.concatenate(obs)
-    return theta, y0, clean, dict(rejected), candidates
+def _data(config, resolved, key, progress, say, store=None):
+    """The accepted clean records in blocks of ``4 * chunk_size`` candidates
+    (:func:`jaxid.study.records.collect`; with ``store``, written there and resumed)."""
+    return collect(
+        config.records,
+        lambda k, n: _draw(config, resolved, k, n),
+        lambda theta, y0: _simulate(config, resolved, theta, y0, progress),
+        key=key,
+        block=4 * config.chunk_size,
+        store=store,
+        config=data_config(config),
+        say=say,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -578,7 +565,11 @@ class StudyResult:
 def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = True) -> StudyResult:
     """Run the study of ``config`` (steps in the module docstring) and return a
     :class:`StudyResult`; with ``out``, write ``report.md``, ``results.json``, the figures and
-    ``records.npz`` (the records, their parameters and the configuration) there.
+    ``records.npz`` (the records, their parameters and the configuration) there. The clean
+    records are also written to the store ``records.zarr`` there block by block as they are
+    simulated (:mod:`jaxid.study.records`): run the same call again after an interruption and the
+    data step continues from the complete blocks, to the same records; a store made with another
+    data configuration is refused (:class:`jaxid.data.store.ConfigMismatchError`).
 
     Needs float64 (``jax.config.update("jax_enable_x64", True)``): Fisher ranks and the Bayes
     reference are decided at relative precisions float32 does not have. Every configuration
@@ -603,7 +594,8 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
     # 1. data
     say(f"[1/5] simulating {config.records} records of {config.model}", flush=True)
     t0 = time.perf_counter()
-    theta, y0, clean, rejected, candidates = _data(config, resolved, k_data, progress, say)
+    store = None if out is None else Path(out) / "records.zarr"
+    theta, y0, clean, rejected, candidates = _data(config, resolved, k_data, progress, say, store)
     x = _add_noise(config, clean, k_noise)
     data = dict(
         records=int(theta.shape[0]),
