@@ -20,6 +20,46 @@ FORMAT_VERSION = 2  # 2: a checksummed framed file (jaxid.io); 1 had no checksum
 KIND = "estimator"
 
 
+def check_init(
+    where: str, members, names: Sequence[str], in_shape
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The checks of an estimator's ``init`` (:class:`Estimator`, ``PosteriorEstimator``):
+    ``members`` a positive int, at least one name; returns ``names`` and ``in_shape`` as tuples."""
+    if not (isinstance(members, int) and members >= 1):
+        raise ValueError(f"{where}: members must be a positive int, got {members!r}")
+    names = tuple(str(n) for n in names)
+    if not names:
+        raise ValueError(f"{where}: names must name at least one parameter")
+    return names, tuple(int(s) for s in in_shape)
+
+
+def standardisation(in_shape, p: int, x_mean, x_scale, mean, scale) -> tuple[jax.Array, ...]:
+    """The four standardisation arrays of an estimator as float32 (``None``: no standardisation,
+    zeros for the means and ones for the scales)."""
+
+    def f32(a, default):
+        return default if a is None else jnp.asarray(a, jnp.float32)
+
+    return (
+        f32(x_mean, jnp.zeros(in_shape, jnp.float32)),
+        f32(x_scale, jnp.ones(in_shape, jnp.float32)),
+        f32(mean, jnp.zeros(p, jnp.float32)),
+        f32(scale, jnp.ones(p, jnp.float32)),
+    )
+
+
+def check_inputs(x, in_shape: tuple[int, ...], where: str) -> np.ndarray:
+    """``x`` as float32 after checking it is a finite, non-empty ``(records, *in_shape)`` batch."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 3 or tuple(x.shape[1:]) != in_shape:
+        raise ValueError(f"{where}: x must have shape (records, {in_shape[0]}, {in_shape[1]}), got {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{where}: x is empty (0 records)")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{where}: x contains NaN or inf")
+    return x
+
+
 class Estimator(eqx.Module):
     r"""Networks that map a trajectory ``(time, channel)`` to parameters ``names``.
 
@@ -57,21 +97,18 @@ class Estimator(eqx.Module):
     ) -> Estimator:
         """Fresh networks (``members`` of them, from ``key``) with the given standardisation
         (default: none)."""
-        if not (isinstance(members, int) and members >= 1):
-            raise ValueError(f"Estimator.init: members must be a positive int, got {members!r}")
-        names = tuple(str(n) for n in names)
-        if not names:
-            raise ValueError("Estimator.init: names must name at least one parameter")
-        in_shape = tuple(int(s) for s in in_shape)
+        names, in_shape = check_init("Estimator.init", members, names, in_shape)
         keys = jax.random.split(key, members)
         network = eqx.filter_vmap(lambda k: make_network(arch, in_shape, len(names), key=k, **options))(keys)
-        p = len(names)
+        x_mean, x_scale, y_mean, y_scale = standardisation(
+            in_shape, len(names), x_mean, x_scale, y_mean, y_scale
+        )
         return cls(
             network=network,
-            x_mean=jnp.zeros(in_shape, jnp.float32) if x_mean is None else jnp.asarray(x_mean, jnp.float32),
-            x_scale=jnp.ones(in_shape, jnp.float32) if x_scale is None else jnp.asarray(x_scale, jnp.float32),
-            y_mean=jnp.zeros(p, jnp.float32) if y_mean is None else jnp.asarray(y_mean, jnp.float32),
-            y_scale=jnp.ones(p, jnp.float32) if y_scale is None else jnp.asarray(y_scale, jnp.float32),
+            x_mean=x_mean,
+            x_scale=x_scale,
+            y_mean=y_mean,
+            y_scale=y_scale,
             arch=arch,
             options=tuple(sorted(options.items())),
             in_shape=in_shape,
@@ -80,16 +117,7 @@ class Estimator(eqx.Module):
         )
 
     def _check_inputs(self, x, where: str) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 3 or tuple(x.shape[1:]) != self.in_shape:
-            raise ValueError(
-                f"{where}: x must have shape (records, {self.in_shape[0]}, {self.in_shape[1]}), got {x.shape}"
-            )
-        if x.shape[0] == 0:
-            raise ValueError(f"{where}: x is empty (0 records)")
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"{where}: x contains NaN or inf")
-        return x
+        return check_inputs(x, self.in_shape, where)
 
     def predict_members(
         self, x: Float[ArrayLike, "records time channel"], *, batch_size: int = 4096

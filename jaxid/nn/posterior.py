@@ -41,11 +41,12 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .. import io as jio
 from ..typing import Key
+from .estimator import check_init, check_inputs, standardisation
 from .networks import ARCHITECTURES, make_network
 from .streaming import LazyRecords, Streamed
 from .training import (
     TrainConfig,
-    check_checkpoint_options,
+    check_train_options,
     check_training_data,
     fit_members,
     prepare_training,
@@ -236,12 +237,7 @@ class PosteriorEstimator(eqx.Module):
         (default: none); ``flow_options`` go to :func:`make_conditional_flow`, ``options`` to the
         embedding network."""
         where = "PosteriorEstimator.init"
-        if not (isinstance(members, int) and members >= 1):
-            raise ValueError(f"{where}: members must be a positive int, got {members!r}")
-        names = tuple(str(n) for n in names)
-        if not names:
-            raise ValueError(f"{where}: names must name at least one parameter")
-        in_shape = tuple(int(s) for s in in_shape)
+        names, in_shape = check_init(where, members, names, in_shape)
         fopts = _flow_options(where, **(flow_options or {}))
         keys = jax.random.split(key, members)
         # One compiled program for every member's weights (built eagerly, each random draw of the
@@ -252,17 +248,15 @@ class PosteriorEstimator(eqx.Module):
             compiler_options=_RUN_ONCE,
         )(keys)
         model = _concrete_constructors(model, template)
-        p = len(names)
-
-        def f32(a, default):
-            return default if a is None else jnp.asarray(a, jnp.float32)
-
+        x_mean, x_scale, theta_mean, theta_scale = standardisation(
+            in_shape, len(names), x_mean, x_scale, theta_mean, theta_scale
+        )
         return cls(
             model=model,
-            x_mean=f32(x_mean, jnp.zeros(in_shape, jnp.float32)),
-            x_scale=f32(x_scale, jnp.ones(in_shape, jnp.float32)),
-            theta_mean=f32(theta_mean, jnp.zeros(p, jnp.float32)),
-            theta_scale=f32(theta_scale, jnp.ones(p, jnp.float32)),
+            x_mean=x_mean,
+            x_scale=x_scale,
+            theta_mean=theta_mean,
+            theta_scale=theta_scale,
             arch=arch,
             options=tuple(sorted(options.items())),
             flow_options=tuple(sorted(fopts.items())),
@@ -272,16 +266,7 @@ class PosteriorEstimator(eqx.Module):
         )
 
     def _check_inputs(self, x, where: str) -> jax.Array:
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 3 or tuple(x.shape[1:]) != self.in_shape:
-            raise ValueError(
-                f"{where}: x must have shape (records, {self.in_shape[0]}, {self.in_shape[1]}), got {x.shape}"
-            )
-        if x.shape[0] == 0:
-            raise ValueError(f"{where}: x is empty (0 records)")
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"{where}: x contains NaN or inf")
-        return jnp.asarray(x)
+        return jnp.asarray(check_inputs(x, self.in_shape, where))
 
     def sample(
         self, x: Float[ArrayLike, "records time channel"], n: int, *, key: Key, batch_size: int = 256
@@ -487,13 +472,7 @@ def train_posterior(
     of the whole training state from which an interrupted call resumes to a bit-identical result.
     """
     where = "train_posterior"
-    config = TrainConfig() if config is None else config
-    check_checkpoint_options(where, checkpoint, checkpoint_every, resume)
-    if not isinstance(config, TrainConfig):
-        raise TypeError(
-            f"train_posterior: config must be a jaxid.nn.TrainConfig, got {type(config).__name__}; "
-            "build one with TrainConfig(**options)"
-        )
+    config = check_train_options(where, config, checkpoint, checkpoint_every, resume)
     names = tuple(names)
     x, theta = check_training_data(x, theta, names, config, where=where, target="theta")
     if arch not in ARCHITECTURES:
@@ -549,11 +528,5 @@ def train_posterior(
         describe=dict(estimator="posterior", arch=arch, names=list(names), options=arch_options, flow=fopts),
     )
     return PosteriorResult(
-        estimator=eqx.tree_at(lambda e: e.model, est, fit.network),
-        history=fit.history,
-        split=split,
-        config=config,
-        seconds=fit.seconds,
-        first_epoch_seconds=fit.first_epoch_seconds,
-        samples_per_second=fit.samples_per_second,
+        estimator=eqx.tree_at(lambda e: e.model, est, fit.network), **fit.outcome(split, config)
     )

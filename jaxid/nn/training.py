@@ -369,6 +369,18 @@ class Fit:
     first_epoch_seconds: float
     samples_per_second: float
 
+    def outcome(self, split: dict, config: TrainConfig) -> dict:
+        """The fields a training result shares (:class:`TrainResult`, ``PosteriorResult``)
+        besides its estimator."""
+        return dict(
+            history=self.history,
+            split=split,
+            config=config,
+            seconds=self.seconds,
+            first_epoch_seconds=self.first_epoch_seconds,
+            samples_per_second=self.samples_per_second,
+        )
+
 
 CHECKPOINT_KIND = "training checkpoint"
 
@@ -403,6 +415,18 @@ def prepare_training(
         x_mean, x_scale = input_statistics(data, config, where)
         data.x_mean, data.x_scale = x_mean, x_scale
     return split, devices, (x_mean, x_scale, y_mean, y_scale), (init_key, key), data
+
+
+def check_train_options(where: str, config, checkpoint, checkpoint_every, resume) -> TrainConfig:
+    """``config`` (default :class:`TrainConfig()`) after checking it and the checkpoint options."""
+    config = TrainConfig() if config is None else config
+    check_checkpoint_options(where, checkpoint, checkpoint_every, resume)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(
+            f"{where}: config must be a jaxid.nn.TrainConfig, got {type(config).__name__}; "
+            "build one with TrainConfig(**options)"
+        )
+    return config
 
 
 def check_checkpoint_options(where: str, checkpoint, checkpoint_every, resume) -> Path | None:
@@ -675,13 +699,7 @@ def train(
     checkpoint of another configuration or data set is refused with a ``ValueError``
     (:func:`fit_members`).
     """
-    config = TrainConfig() if config is None else config
-    check_checkpoint_options("train", checkpoint, checkpoint_every, resume)
-    if not isinstance(config, TrainConfig):
-        raise TypeError(
-            f"train: config must be a jaxid.nn.TrainConfig, got {type(config).__name__}; "
-            "build one with TrainConfig(**options)"
-        )
+    config = check_train_options("train", config, checkpoint, checkpoint_every, resume)
     names = tuple(names)
     x, y = check_training_data(x, y, names, config)
     split, devices, (x_mean, x_scale, y_mean, y_scale), (init_key, key), data = prepare_training(x, y, config)
@@ -719,11 +737,5 @@ def train(
         describe=dict(estimator="point", arch=arch, names=list(names), options=arch_options),
     )
     return TrainResult(
-        estimator=eqx.tree_at(lambda e: e.network, est, fit.network),
-        history=fit.history,
-        split=split,
-        config=config,
-        seconds=fit.seconds,
-        first_epoch_seconds=fit.first_epoch_seconds,
-        samples_per_second=fit.samples_per_second,
+        estimator=eqx.tree_at(lambda e: e.network, est, fit.network), **fit.outcome(split, config)
     )
