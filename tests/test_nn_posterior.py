@@ -215,3 +215,29 @@ def test_compiled_initialisation_equals_the_eager_one(flow, transformer):
         for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
             np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
         np.testing.assert_array_equal(member.log_prob(theta, x), eager.log_prob(theta, x))
+
+
+def test_embedding_started_from_a_point_network(data):
+    """``embedding_from``: the flow's embedding is the point network's, and stays it at a learning
+    rate too small to move it; a point network of another architecture or split is refused."""
+    from jaxid.nn import train
+
+    x, theta = data
+    small = dataclasses.replace(CONFIG, epochs=1, learning_rate=1e-12, lr_decay=False)
+    point = train(x, theta, ("a", "b"), config=small, depth=2, width=16)
+    got = train_posterior(
+        x, theta, ("a", "b"), config=small, depth=2, width=16, embedding_from=point.estimator
+    )
+    emb = got.estimator.model.embedding
+    arrays = [jax.tree.leaves(eqx.filter(n, eqx.is_array)) for n in (emb, point.estimator.network)]
+    for mine, theirs in zip(*arrays, strict=True):
+        np.testing.assert_allclose(np.asarray(mine), np.asarray(theirs), rtol=1e-6, atol=1e-9)
+    z = eqx.filter_vmap(lambda net: jax.vmap(net)(x[:5].astype(np.float32)))(emb)
+    assert z.shape == (1, 5, 2)  # conditioned on the point network's two standardised estimates
+    with pytest.raises(ValueError, match=r"embedding_from does not fit this network \(options"):
+        train_posterior(x, theta, ("a", "b"), config=small, depth=2, width=32, embedding_from=point.estimator)
+    other = dataclasses.replace(small, seed=5)
+    with pytest.raises(ValueError, match="another input standardisation"):
+        train_posterior(x, theta, ("a", "b"), config=other, depth=2, width=16, embedding_from=point.estimator)
+    with pytest.raises(TypeError, match=r"embedding_from must be a jaxid\.nn\.Estimator"):
+        train_posterior(x, theta, ("a", "b"), config=small, depth=2, width=16, embedding_from=got.estimator)

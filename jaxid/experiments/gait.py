@@ -335,8 +335,17 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
         say("[4/5] posterior network and its calibration", flush=True)
         scal = report.combinations.scaling if report.combinations is not None else []
         x_all = obs_all if "forces" in config.sweeps else None
+        reuse = config.arch == "mlp" and config.members == 1  # the flow's embedding can start from it
         results["posterior"], post_figures, flow_means = posterior_study(
-            config, x_kin, x_all, params, scal[0] if len(scal) == 1 else None, priors, out, say=say
+            config,
+            x_kin,
+            x_all,
+            params,
+            scal[0] if len(scal) == 1 else None,
+            priors,
+            out,
+            say=say,
+            point=res_p.estimator if reuse else None,
         )
 
     # 4b. The Bayes reference of noisy records (noise-free: the ceiling is the reference), with

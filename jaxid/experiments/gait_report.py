@@ -210,7 +210,8 @@ def _posterior_markdown(post: dict) -> list[str]:
         "",
         f"Bayes reference: {post['bayes_reference']}. Coverage: the fraction of true values inside "
         f"the central 90 % credible interval ({post['samples']} draws per record; binomial sd "
-        f"{_fmt(post['coverage_sd'].get('0.9'), 2)}); rank p: the chi-square test of uniform SBC ranks.",
+        f"{_fmt(post['coverage_sd'].get('0.9'), 2)}); rank p: the chi-square test of uniform SBC ranks."
+        + (f" The flow's embedding {post['embedding']}." if post.get("embedding") else ""),
         "",
         "| target | posterior-mean R^2 | ceiling R^2 | coverage 90 % | worst coverage error (sd) "
         "| rank p | median posterior sd | verdict |",

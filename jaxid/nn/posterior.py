@@ -41,7 +41,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .. import io as jio
 from ..typing import Key
-from .estimator import check_init, check_inputs, standardisation
+from .estimator import Estimator, check_init, check_inputs, standardisation
 from .networks import ARCHITECTURES, make_network
 from .streaming import LazyRecords, Streamed
 from .training import (
@@ -451,6 +451,7 @@ def train_posterior(
     knots: int = 8,
     interval: float = 4.0,
     embed_dim: int = 16,
+    embedding_from: Estimator | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
     resume: bool = True,
@@ -467,6 +468,14 @@ def train_posterior(
     seeded split, standardisation from the training split, Adam, early stopping on the
     validation negative log-likelihood, ``members`` trained together (their mixture);
     ``loss_weights`` and ``prior_weight`` do not apply and must be left unset.
+
+    ``embedding_from``: a point estimator (:class:`jaxid.nn.Estimator` from :func:`train` with the
+    same ``arch``, ``arch_options``, ``members``, records, split and seed) whose networks the
+    embedding starts from: the flow is then conditioned on its standardised estimates of the
+    parameters (``embed_dim`` is its number of outputs), and both are trained on. A flow that must
+    find the data's features from its likelihood alone can settle on a partial posterior (the
+    walker's ``(m, k)`` ridge when force plates would pin ``m``: the ridge's features are found
+    first and the gradient towards the rest is weak); a point network's regression finds them.
 
     ``checkpoint``, ``checkpoint_every``, ``resume``: as for :func:`train`, an atomic checkpoint
     of the whole training state from which an interrupted call resumes to a bit-identical result.
@@ -491,11 +500,15 @@ def train_posterior(
         transformer=transformer,
         knots=knots,
         interval=interval,
-        embed_dim=embed_dim,
+        embed_dim=embed_dim if embedding_from is None else len(getattr(embedding_from, "names", ())) or 1,
     )
     split, devices, (x_mean, x_scale, t_mean, t_scale), (init_key, key), data = prepare_training(
         x, theta, config, where
     )
+    if embedding_from is not None:
+        _check_embedding_from(
+            where, embedding_from, arch, arch_options, x.shape[1:], config.members, x_mean, x_scale
+        )
     try:
         est = PosteriorEstimator.init(
             arch,
@@ -512,6 +525,8 @@ def train_posterior(
         )
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
+    if embedding_from is not None:
+        est = eqx.tree_at(lambda e: e.model.embedding, est, embedding_from.network)
 
     fit = fit_members(
         est.model,
@@ -525,8 +540,39 @@ def train_posterior(
         checkpoint=checkpoint,
         checkpoint_every=checkpoint_every,
         resume=resume,
-        describe=dict(estimator="posterior", arch=arch, names=list(names), options=arch_options, flow=fopts),
+        describe=dict(
+            estimator="posterior",
+            arch=arch,
+            names=list(names),
+            options=arch_options,
+            flow=fopts,
+            embedding_from=None if embedding_from is None else list(embedding_from.names),
+        ),
     )
     return PosteriorResult(
         estimator=eqx.tree_at(lambda e: e.model, est, fit.network), **fit.outcome(split, config)
     )
+
+
+def _check_embedding_from(where, est, arch, arch_options, in_shape, members, x_mean, x_scale) -> None:
+    """``embedding_from`` must be a point estimator whose networks fit this run's embedding and
+    whose input standardisation is this run's (the same records, split and seed)."""
+    if not isinstance(est, Estimator):
+        raise TypeError(
+            f"{where}: embedding_from must be a jaxid.nn.Estimator (from nn.train), got {type(est).__name__}"
+        )
+    mine = dict(
+        arch=arch, options=tuple(sorted(arch_options.items())), in_shape=tuple(in_shape), members=members
+    )
+    theirs = dict(arch=est.arch, options=est.options, in_shape=est.in_shape, members=est.members)
+    diff = [f"{k}: {theirs[k]!r} there, {v!r} here" for k, v in mine.items() if theirs[k] != v]
+    if diff:
+        raise ValueError(f"{where}: embedding_from does not fit this network ({'; '.join(diff)})")
+    same = np.allclose(np.asarray(est.x_mean), x_mean, rtol=1e-5, atol=1e-6) and np.allclose(
+        np.asarray(est.x_scale), x_scale, rtol=1e-5, atol=1e-6
+    )
+    if not same:
+        raise ValueError(
+            f"{where}: embedding_from was trained with another input standardisation (other records, "
+            "split or seed); train it with nn.train on the same x and config"
+        )
