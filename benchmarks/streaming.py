@@ -138,6 +138,10 @@ def main():
         later_epoch_ratio=s["later_epoch_seconds"] / m["later_epoch_seconds"],
         peak_rss_ratio=s["peak_rss_gb"] / m["peak_rss_gb"],
     )
+    if result["max_rel_val_loss_difference"] > 1e-4:  # the same training, to float32 rounding
+        raise SystemExit(
+            f"streamed and in-memory training disagree: {result['max_rel_val_loss_difference']:.3g}"
+        )
     out = Path(args.out) if args.out else Path(__file__).parent / "results" / "streaming-cpu.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -239,5 +239,7 @@ def test_embedding_started_from_a_point_network(data):
     other = dataclasses.replace(small, seed=5)
     with pytest.raises(ValueError, match="another input standardisation"):
         train_posterior(x, theta, ("a", "b"), config=other, depth=2, width=16, embedding_from=point.estimator)
+    with pytest.raises(ValueError, match="embed_dim=8 but embedding_from has 2 outputs"):
+        train_posterior(x, theta, ("a", "b"), config=small, embed_dim=8, embedding_from=point.estimator)
     with pytest.raises(TypeError, match=r"embedding_from must be a jaxid\.nn\.Estimator"):
         train_posterior(x, theta, ("a", "b"), config=small, depth=2, width=16, embedding_from=got.estimator)

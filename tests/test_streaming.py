@@ -76,11 +76,12 @@ def test_permutations_are_permutations():
 
 
 def test_streamed_training_equals_in_memory(data, in_memory):
-    """Windows of 40 records (one minibatch of both members): every epoch in many windows, the
-    validation split in one. The same minibatches and steps as in memory; the programs are
-    compiled apart, so the results agree to float32 rounding (not necessarily bit for bit)."""
+    """Windows of 100 records (three minibatches of both members, the last window two): every
+    epoch in six windows, the validation split in one. The same minibatches and steps as in
+    memory; the programs are compiled apart, so the results agree to float32 rounding (not
+    necessarily bit for bit)."""
     x, theta = data
-    got = nn.train(Streamed(x, window=40), theta, NAMES, config=CFG)
+    got = nn.train(Streamed(x, window=100), theta, NAMES, config=CFG)  # 3, 3, 3, 3, 3, 2 batches
     np.testing.assert_allclose(got.history["val_loss"], in_memory.history["val_loss"], rtol=1e-5)
     np.testing.assert_allclose(got.history["train_loss"], in_memory.history["train_loss"], rtol=1e-5)
     np.testing.assert_allclose(got.estimator.x_mean, in_memory.estimator.x_mean, rtol=1e-7)
@@ -127,25 +128,65 @@ def test_streamed_posterior_equals_in_memory(data):
     )
 
 
-def test_streamed_checkpoint_resumes(data, in_memory, tmp_path):
+def test_streamed_checkpoint_resumes_mid_run(data, tmp_path, monkeypatch):
+    """Interrupted in the third epoch, resumed from the checkpoint of the second: bit for bit the
+    uninterrupted streamed run."""
+    from jaxid.nn import training
+
     x, theta = data
+    whole = nn.train(Streamed(x, window=100), theta, NAMES, config=CFG)
     path = tmp_path / "ckpt.bin"
-    short = nn.train(Streamed(x, window=40), theta, NAMES, config=CFG, checkpoint=path)
-    again = nn.train(Streamed(x, window=40), theta, NAMES, config=CFG, checkpoint=path)
-    np.testing.assert_array_equal(again.estimator.predict(x[:10]), short.estimator.predict(x[:10]))
+    real, calls = training._window_steps, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2 * 6 + 3:  # six windows an epoch: the third window of the third epoch
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_window_steps", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        nn.train(Streamed(x, window=100), theta, NAMES, config=CFG, checkpoint=path)
+    monkeypatch.setattr(training, "_window_steps", real)
+    resumed = nn.train(Streamed(x, window=100), theta, NAMES, config=CFG, checkpoint=path)
+    assert resumed.history["val_loss"] == whole.history["val_loss"]
+    np.testing.assert_array_equal(resumed.estimator.predict(x[:10]), whole.estimator.predict(x[:10]))
+    # other inputs with the same shapes, targets and (unstandardised) statistics: refused
+    cfg = CFG.__class__(**{**CFG.to_dict(), "standardize_inputs": False})
+    raw = tmp_path / "raw.bin"
+    nn.train(Streamed(x, window=100), theta, NAMES, config=cfg, checkpoint=raw)
     other = x.copy()
-    other[0] += 1.0  # other data: the input statistics change, the checkpoint is refused
+    other[nn.split_indices(N, CFG.split, CFG.seed)["train"][0]] += 1.0
     with pytest.raises(ValueError, match="another training problem"):
-        nn.train(Streamed(other, window=40), theta, NAMES, config=CFG, checkpoint=path)
+        nn.train(Streamed(other, window=100), theta, NAMES, config=cfg, checkpoint=raw)
+
+
+def test_a_zarr_array_is_streamed(data, tmp_path):
+    import zarr
+
+    x, theta = data
+    z = zarr.create_array(store=str(tmp_path / "x.zarr"), shape=x.shape, chunks=(32, T, C), dtype="f4")
+    z[:] = x
+    got = nn.train(z, theta, NAMES, config=CFG)
+    ref = nn.train(x, theta, NAMES, config=CFG)
+    np.testing.assert_allclose(
+        got.estimator.predict(x[:20]), ref.estimator.predict(x[:20]), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_bad_streamed_input_is_named(data):
     x, theta = data
     bad = x.copy()
     split = nn.split_indices(N, CFG.split, CFG.seed)
-    bad[split["train"][7]] = np.nan
-    with pytest.raises(ValueError, match=r"train: x must be finite: record \d+ of the training split"):
+    r = int(split["train"][7])
+    bad[r] = np.nan
+    with pytest.raises(ValueError, match=rf"^train: x must be finite: record {r} holds NaN or inf"):
         nn.train(Streamed(bad), theta, NAMES, config=CFG)
+    bad = x.copy()
+    r = int(split["val"][3])  # not in the statistics' read: found when the validation split is read
+    bad[r, 2, 1] = np.inf
+    with pytest.raises(ValueError, match=rf"^train_posterior: x must be finite: record {r} holds NaN or inf"):
+        nn.train_posterior(Streamed(bad), theta, NAMES, config=CFG)
     with pytest.raises(ValueError, match="window must be a positive int"):
         Streamed(x, window=0)
     with pytest.raises(ValueError, match=r"shape \(records, time, channel\)"):

@@ -43,12 +43,14 @@ def test_two_processes_train_the_one_process_model(tmp_path):
     )
     ref = json.loads(ref_path.read_text())
     assert ref["devices"] == 2
+    ref = ref["memory"]
 
     port, ckpt = _free_port(), tmp_path / "ckpt.bin"
     out = tmp_path / "two.json"
     procs = [
         subprocess.Popen(
-            [sys.executable, str(CHILD), str(out), "streamed", str(i), "2", str(port), str(ckpt)], env=_env()
+            [sys.executable, str(CHILD), str(out), "memory,streamed", str(i), "2", str(port), str(ckpt)],
+            env=_env(),
         )
         for i in range(2)
     ]
@@ -57,9 +59,12 @@ def test_two_processes_train_the_one_process_model(tmp_path):
     for i in range(2):
         got = json.loads(Path(f"{out}.{i}").read_text())
         assert got["devices"] == 2  # one device in each process, two in the run
-        np.testing.assert_allclose(got["val_loss"], ref["val_loss"], rtol=1e-5)
-        np.testing.assert_allclose(got["pred"], ref["pred"], rtol=1e-5, atol=1e-6)
-    # one checkpoint, finished, written by process 0
-    header, _ = jio.read_framed(ckpt, kind="training checkpoint")
-    assert header["finished"] and header["epochs_run"] == 3
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ckpt")) == ["ckpt.bin"]
+        for mode in ("memory", "streamed"):
+            np.testing.assert_allclose(got[mode]["val_loss"], ref["val_loss"], rtol=1e-5, err_msg=mode)
+            np.testing.assert_allclose(got[mode]["pred"], ref["pred"], rtol=1e-5, atol=1e-6, err_msg=mode)
+    # one checkpoint per training, finished, written by process 0 alone
+    for mode in ("memory", "streamed"):
+        header, _ = jio.read_framed(f"{ckpt}.{mode}", kind="training checkpoint")
+        assert header["finished"] and header["epochs_run"] == 3
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ckpt"))
+    assert names == ["ckpt.bin.memory", "ckpt.bin.streamed"]

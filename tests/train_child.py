@@ -1,10 +1,11 @@
 """Train a small estimator, runnable as a script (for ``tests/test_train_multiprocess.py``).
 
-``python train_child.py OUT MODE [PROCESS_ID NUM_PROCESSES PORT CHECKPOINT]``: ``MODE`` is
-``memory`` (the records in memory) or ``streamed`` (the same records through ``nn.Streamed``, two
-minibatches per window). With the process arguments the process joins a ``jax.distributed`` run
-on ``localhost:PORT`` (CPU collectives through gloo) first. Writes the validation losses and the
-predictions on the first records to ``OUT`` (``OUT.<process id>`` in a distributed run).
+``python train_child.py OUT MODES [PROCESS_ID NUM_PROCESSES PORT CHECKPOINT]``: ``MODES`` is
+``memory`` (the records in memory), ``streamed`` (the same records through ``nn.Streamed``, two
+minibatches per window) or both, comma-separated (checkpoints ``CHECKPOINT.<mode>``). With the
+process arguments the process joins a ``jax.distributed`` run on ``localhost:PORT`` (CPU
+collectives through gloo) first. Writes the validation losses and the predictions on the first
+records to ``OUT`` (``OUT.<process id>`` in a distributed run).
 """
 
 import json
@@ -41,11 +42,14 @@ def main():
 
     x, theta = data()
     cfg = nn.TrainConfig(epochs=3, batch_size=16, members=2, patience=None, progress=False)
-    src = nn.Streamed(x, window=64) if mode == "streamed" else x
-    res = nn.train(src, theta, ["a", "b"], config=cfg, checkpoint=checkpoint)
-    pred = np.asarray(res.estimator.predict(x[:16]))
+    got = dict(devices=len(jax.devices()))
+    for m in mode.split(","):
+        src = nn.Streamed(x, window=64) if m == "streamed" else x
+        res = nn.train(src, theta, ["a", "b"], config=cfg, checkpoint=checkpoint and f"{checkpoint}.{m}")
+        pred = np.asarray(res.estimator.predict(x[:16]))
+        got[m] = dict(val_loss=res.history["val_loss"], pred=pred.tolist())
     with open(out, "w") as f:
-        json.dump(dict(devices=len(jax.devices()), val_loss=res.history["val_loss"], pred=pred.tolist()), f)
+        json.dump(got, f)
     if len(sys.argv) > 3:
         jax.distributed.shutdown()
 

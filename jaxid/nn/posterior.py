@@ -450,7 +450,7 @@ def train_posterior(
     transformer: str = "affine",
     knots: int = 8,
     interval: float = 4.0,
-    embed_dim: int = 16,
+    embed_dim: int | None = None,
     embedding_from: Estimator | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
@@ -500,7 +500,7 @@ def train_posterior(
         transformer=transformer,
         knots=knots,
         interval=interval,
-        embed_dim=embed_dim if embedding_from is None else len(getattr(embedding_from, "names", ())) or 1,
+        embed_dim=_embed_dim(where, embed_dim, embedding_from),
     )
     split, devices, (x_mean, x_scale, t_mean, t_scale), (init_key, key), data = prepare_training(
         x, theta, config, where
@@ -554,13 +554,26 @@ def train_posterior(
     )
 
 
-def _check_embedding_from(where, est, arch, arch_options, in_shape, members, x_mean, x_scale) -> None:
-    """``embedding_from`` must be a point estimator whose networks fit this run's embedding and
-    whose input standardisation is this run's (the same records, split and seed)."""
-    if not isinstance(est, Estimator):
+def _embed_dim(where: str, embed_dim, embedding_from) -> int:
+    """The embedding's width: ``embed_dim`` (default 16), or the outputs of ``embedding_from``."""
+    if embedding_from is None:
+        return 16 if embed_dim is None else embed_dim
+    if not isinstance(embedding_from, Estimator):
         raise TypeError(
-            f"{where}: embedding_from must be a jaxid.nn.Estimator (from nn.train), got {type(est).__name__}"
+            f"{where}: embedding_from must be a jaxid.nn.Estimator (from nn.train), "
+            f"got {type(embedding_from).__name__}"
         )
+    if embed_dim is not None and embed_dim != len(embedding_from.names):
+        raise ValueError(
+            f"{where}: embed_dim={embed_dim} but embedding_from has {len(embedding_from.names)} outputs "
+            "(the embedding is that network); leave embed_dim unset"
+        )
+    return len(embedding_from.names)
+
+
+def _check_embedding_from(where, est, arch, arch_options, in_shape, members, x_mean, x_scale) -> None:
+    """``embedding_from`` (an :class:`Estimator`, :func:`_embed_dim`) must fit this run's
+    embedding and have this run's input standardisation (the same records, split and seed)."""
     mine = dict(
         arch=arch, options=tuple(sorted(arch_options.items())), in_shape=tuple(in_shape), members=members
     )

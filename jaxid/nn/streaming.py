@@ -3,8 +3,9 @@ r"""Training on data larger than memory: minibatches streamed from a lazy record
 A *lazy source* is an object with a three-axis ``shape`` ``(records, time, channel)`` whose
 ``source[rows]``, for a sorted integer array ``rows``, returns those records as an array: a field
 of an on-disk store (:class:`jaxid.data.StoredArray`, e.g. ``load_dataset(store).obs``), a zarr
-or h5py array. :func:`jaxid.nn.train` and :func:`jaxid.nn.train_posterior` stream from such a
-source (or from any source wrapped in :class:`Streamed`) instead of reading it into memory, and
+array, or any array whose integer-array indexing reads only those records.
+:func:`jaxid.nn.train` and :func:`jaxid.nn.train_posterior` stream from such a source (or from any
+source wrapped in :class:`Streamed`) instead of reading it into memory, and
 give **the same networks as in-memory training of the same records** (same seed, same split):
 
 - *input statistics*: the per-feature mean :math:`\mu` and standard deviation
@@ -30,6 +31,7 @@ targets (all in memory: ``records x params``) and the index arrays.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -118,22 +120,25 @@ def as_streamed(x) -> Streamed | None:
 
 
 def moments(
-    read: Callable[[slice], np.ndarray], n: int, window: int, where: str = "train"
+    read: Callable[[slice], np.ndarray],
+    n: int,
+    window: int,
+    where: str = "train",
+    *,
+    records: np.ndarray | None = None,
+    digest=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Per-feature mean and standard deviation (float64) of ``n`` records read ``window`` at a
     time by ``read(slice)``: two passes, :math:`\mu = \frac1n\sum_i x_i`, then
     :math:`\sigma^2 = \frac1n \sum_i (x_i - \mu)^2` (no cancellation of a one-pass formula).
-    Raises ``ValueError`` naming the first non-finite record."""
+    Raises ``ValueError`` naming the first non-finite record (``records[k]`` for the ``k``-th read,
+    when given). ``digest`` (a ``hashlib`` object) is fed the records' bytes in the first pass."""
     total = None
     for a in range(0, n, window):
-        block = np.asarray(read(slice(a, min(a + window, n))), dtype=np.float64)
-        bad = ~np.isfinite(block).reshape(len(block), -1).all(axis=1)
-        if bad.any():
-            raise ValueError(
-                f"{where}: x must be finite: record {a + int(np.argmax(bad))} of the training split "
-                "holds NaN or inf"
-            )
-        s = block.sum(axis=0)
+        block = check_finite(read(slice(a, min(a + window, n))), a, where, records)
+        if digest is not None:
+            digest.update(np.ascontiguousarray(block).tobytes())
+        s = block.sum(axis=0, dtype=np.float64)
         total = s if total is None else total + s
     mean = total / n
     sq = None
@@ -142,6 +147,39 @@ def moments(
         s = np.einsum("i...,i...->...", block, block)
         sq = s if sq is None else sq + s
     return mean, np.sqrt(sq / n)
+
+
+def check_finite(block, start: int, where: str, records: np.ndarray | None = None) -> np.ndarray:
+    """``block`` (records ``start ..`` of a read, or the ``records`` they are) after checking that
+    every value is finite; raises ``ValueError`` naming the first record that is not."""
+    block = np.asarray(block)
+    bad = ~np.isfinite(block).reshape(len(block), -1).all(axis=1)
+    if bad.any():
+        k = start + int(np.argmax(bad))
+        which = f"record {int(records[k])}" if records is not None else f"record {k} of the training split"
+        raise ValueError(f"{where}: x must be finite: {which} holds NaN or inf")
+    return block
+
+
+def scan_inputs(data: StreamedData, standardize: bool, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """One read of a streamed training split in record order (few chunks per window): its mean
+    and sd (:func:`moments`, when ``standardize``), every value checked finite, and the SHA-256 of
+    its bytes (``data.x_digest``, what identifies the inputs for a checkpoint)."""
+    order = np.sort(data.train)
+    n, window, shape = len(order), data.source.records(), data.source.shape[1:]
+
+    def read(sl):
+        return data.source.read(order[sl])
+
+    digest = hashlib.sha256()
+    if standardize:
+        mean, sd = moments(read, n, window, where, records=order, digest=digest)
+    else:
+        for a in range(0, n, window):
+            digest.update(check_finite(read(slice(a, min(a + window, n))), a, where, order).tobytes())
+        mean, sd = np.zeros(shape), np.ones(shape)
+    data.x_digest = digest.hexdigest()
+    return mean, sd
 
 
 def epoch_permutations(key, n_train: int, n_batches: int, batch: int, members: int) -> jax.Array:
@@ -167,6 +205,8 @@ class StreamedData:
     val: np.ndarray
     x_mean: np.ndarray | None = None  # set once computed from the training split
     x_scale: np.ndarray | None = None
+    x_digest: str | None = None  # SHA-256 of the training inputs (scan_inputs)
+    where: str = "train"  # the calling function, for messages
 
     @property
     def n_train(self) -> int:
@@ -178,15 +218,19 @@ class StreamedData:
         return [[len(self.train), *rest], [len(self.train), p], [len(self.val), *rest], [len(self.val), p]]
 
     def fingerprint_parts(self) -> tuple:
-        """What identifies the data for a checkpoint without reading every record: the shapes,
-        the split, the input statistics (functions of every training record) and the targets."""
+        """What identifies the data for a checkpoint: the shapes, the split, the SHA-256 of the
+        training inputs (from the read that made the statistics), the statistics, the targets,
+        and the window (another window regroups the steps: equal to float32 rounding, not bit for
+        bit)."""
         return (
             np.asarray(self.source.shape),
             self.train,
             self.val,
+            str(self.x_digest),
             self.x_mean,
             self.x_scale,
             self.y,
+            np.asarray(self.source.records()),
         )
 
     def x_val_spec(self) -> jax.ShapeDtypeStruct:
@@ -197,11 +241,7 @@ class StreamedData:
 
     def _standard(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = self.source.read(rows)
-        bad = ~np.isfinite(x).reshape(x.shape[0], -1).all(axis=1) if x.size else np.zeros(0, bool)
-        if bad.any():
-            raise ValueError(
-                f"train: x must be finite: record {int(rows.reshape(-1)[np.argmax(bad)])} holds NaN or inf"
-            )
+        check_finite(x.reshape(rows.size, *x.shape[rows.ndim :]), 0, self.where, rows.reshape(-1))
         return ((x - self.x_mean) / self.x_scale).astype(np.float32), self.y[rows]
 
     def window_batches(self, members: int, batch: int) -> int:
@@ -256,6 +296,8 @@ def streamed_epoch(
     perms = np.asarray(_permutations(key, data.n_train, n_batches, batch, members))
     losses = []
     for xw, yw in data.train_windows(perms, data.window_batches(members, batch)):
+        if losses:  # at most one window computing and one being read: memory bounded by the window
+            losses[-1].block_until_ready()
         network, opt_state, loss = steps(network, opt_state, xw, yw, hyper, objective, sharding)
         losses.append(loss)
     windows = [(_member_losses(network, xv, yv, objective), len(xv)) for xv, yv in data.val_windows()]

@@ -63,6 +63,7 @@ from .streaming import (
     as_streamed,
     epoch_permutations,
     moments,
+    scan_inputs,
     streamed_epoch,
 )
 
@@ -316,21 +317,15 @@ def input_statistics(x_train, config: TrainConfig, where: str = "train") -> tupl
     :class:`~jaxid.nn.streaming.StreamedData` (zeros and ones when ``config.standardize_inputs`` is
     off): float64 sums window by window (:func:`jaxid.nn.streaming.moments`), the same for
     in-memory and streamed data."""
-    if isinstance(x_train, StreamedData):
-        shape, n, window = x_train.source.shape[1:], x_train.n_train, x_train.source.records()
-        order = np.sort(x_train.train)  # the store read in order: each window from few chunks
-
-        def read(sl):
-            return x_train.source.read(order[sl])
+    if isinstance(x_train, StreamedData):  # read once in record order, hashed and checked too
+        mean, sd = scan_inputs(x_train, config.standardize_inputs, where)
+    elif not config.standardize_inputs:
+        return np.zeros(x_train.shape[1:], np.float32), np.ones(x_train.shape[1:], np.float32)
     else:
-        shape, n, window = x_train.shape[1:], x_train.shape[0], max(1, 2**25 // max(x_train[0].size, 1))
-
-        def read(sl):
-            return x_train[sl]
-
+        window = max(1, 2**25 // max(x_train[0].size, 1))
+        mean, sd = moments(lambda sl: x_train[sl], x_train.shape[0], window, where)
     if not config.standardize_inputs:
-        return np.zeros(shape, np.float32), np.ones(shape, np.float32)
-    mean, sd = moments(read, n, window, where)
+        return mean.astype(np.float32), sd.astype(np.float32)
     return mean.astype(np.float32), safe_scale(sd.astype(np.float32))
 
 
@@ -411,7 +406,7 @@ def prepare_training(
         data = (*standardise(xt, yt), *standardise(x[split["val"]], y[split["val"]]))
     else:  # a Streamed source (check_training_data): read window by window while training
         y_std = ((y - y_mean) / y_scale).astype(np.float32)
-        data = StreamedData(x, y_std, split["train"], split["val"])
+        data = StreamedData(x, y_std, split["train"], split["val"], where=where)
         x_mean, x_scale = input_statistics(data, config, where)
         data.x_mean, data.x_scale = x_mean, x_scale
     return split, devices, (x_mean, x_scale, y_mean, y_scale), (init_key, key), data
@@ -515,7 +510,9 @@ def fit_members(
     minibatches per epoch (:func:`_epoch`), early stopping on the validation loss, and each
     member's best checkpoint returned. ``data`` may instead be a
     :class:`~jaxid.nn.streaming.StreamedData` (from :func:`prepare_training` on a lazy source):
-    each epoch then reads its minibatches window by window, to the same result.
+    each epoch then reads its minibatches window by window, to the same result (``val_loss`` must
+    then be a mean over records: a validation split larger than a window is scored as the
+    record-weighted mean of its windows' losses).
 
     ``objective = (loss, val_loss, args)``: module-level functions ``loss(model, xb, yb, *args)``
     (a minibatch mean) and ``val_loss(model, x_val, y_val, *args)`` of one member, with hashable
@@ -574,6 +571,15 @@ def fit_members(
         history = dict(train_loss=header["train_loss"], val_loss=header["val_loss"])
         best_epoch = np.asarray(header["best_epoch"], dtype=int)
         stall, start_epoch, finished = header["stall"], header["epochs_run"], header["finished"]
+    if ckpt is not None and jax.process_count() > 1:  # every process must resume the same state
+        from jax.experimental import multihost_utils
+
+        starts = np.asarray(multihost_utils.process_allgather(np.array([start_epoch]))).ravel()
+        if np.unique(starts).size > 1:
+            raise RuntimeError(
+                f"{where}: the processes would resume checkpoint {ckpt} at different epochs "
+                f"({starts.tolist()}); it must be on a file system every process reads (process 0 writes it)"
+            )
 
     def save_checkpoint(epochs_run: int, done: bool) -> None:
         header = dict(

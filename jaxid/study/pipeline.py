@@ -214,14 +214,14 @@ def _start_states(config, resolved, full, progress):
     return y0, np.isfinite(y0).all(axis=1)
 
 
-def _simulate(config, resolved, theta, y0, progress):
+def _simulate(config, resolved, theta, y0, progress, observe=None):
     """Clean observations ``(n, time, channel)``, the rejection reason of each record (``None``
     when accepted) and the initial states (``y0``, or those of the start function)."""
     n = theta.shape[0]
     no_start = np.zeros(n, dtype=bool)
     if resolved.kind == "function":
         obs = map_chunked(
-            jax.jit(jax.vmap(make_observer(config, resolved))),
+            observe or jax.jit(jax.vmap(make_observer(config, resolved))),
             (theta,),
             chunk_size=config.chunk_size,
             progress=progress,
@@ -272,10 +272,12 @@ def _add_noise(config, clean, key):
 def _data(config, resolved, key, progress, say, store=None):
     """The accepted clean records in blocks of ``4 * chunk_size`` candidates
     (:func:`jaxid.study.records.collect`; with ``store``, written there and resumed)."""
+    # a function model's program, built once: compiled once for every block
+    observe = jax.jit(jax.vmap(make_observer(config, resolved))) if resolved.kind == "function" else None
     return collect(
         config.records,
         lambda k, n: _draw(config, resolved, k, n),
-        lambda theta, y0: _simulate(config, resolved, theta, y0, progress),
+        lambda theta, y0: _simulate(config, resolved, theta, y0, progress, observe),
         key=key,
         block=4 * config.chunk_size,
         store=store,
