@@ -275,13 +275,19 @@ class StreamedData:
             yield self._standard(self.val[a : a + window])
 
 
+def member_losses(params, fixed, static, x_val, y_val, objective):
+    """The validation loss of every member (stacked ``params`` and ``fixed`` arrays): in-memory
+    epochs (``jaxid.nn.training._epoch``) and streamed windows alike."""
+    _, val_fn, args = objective
+    return jax.vmap(lambda p, f: val_fn(eqx.combine(p, f, static), x_val, y_val, *args))(params, fixed)
+
+
 @eqx.filter_jit
 def _member_losses(network, x_val, y_val, objective):
     """The validation loss of every member on one window."""
-    _, val_fn, args = objective
     params, rest = eqx.partition(network, eqx.is_inexact_array)
     fixed, static = eqx.partition(rest, eqx.is_array)
-    return jax.vmap(lambda p, f: val_fn(eqx.combine(p, f, static), x_val, y_val, *args))(params, fixed)
+    return member_losses(params, fixed, static, x_val, y_val, objective)
 
 
 def streamed_epoch(

@@ -62,6 +62,7 @@ from .streaming import (
     StreamedData,
     as_streamed,
     epoch_permutations,
+    member_losses,
     moments,
     scan_inputs,
     streamed_epoch,
@@ -220,7 +221,7 @@ def _epoch(
     The trained leaves are the floating-point arrays; other arrays (masks) ride along per member.
     """
     lr, decay_steps, lr_decay, weight_decay, n_batches, batch, members = hyper
-    loss_fn, val_fn, args = objective
+    loss_fn, _, args = objective
     opt = _optimizer(lr, decay_steps, lr_decay, weight_decay)
     params, rest = eqx.partition(network, eqx.is_inexact_array)
     fixed, static = eqx.partition(rest, eqx.is_array)
@@ -229,7 +230,7 @@ def _epoch(
     (params, opt_state), losses = jax.lax.scan(
         lambda carry, idx: step(carry, (x_train[idx], y_train[idx])), (params, opt_state), perms
     )
-    val = jax.vmap(lambda p, f: val_fn(eqx.combine(p, f, static), x_val, y_val, *args))(params, fixed)
+    val = member_losses(params, fixed, static, x_val, y_val, objective)
     best, best_val = _select_best(params, best, best_val, val)
     return eqx.combine(params, rest), opt_state, best, best_val, losses.mean(0), val
 
