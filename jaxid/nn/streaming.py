@@ -64,7 +64,7 @@ class Streamed:
     (default: :data:`WINDOW_BYTES` of float32 inputs, at least one minibatch of every member).
     """
 
-    def __init__(self, source, window: int | None = None):
+    def __init__(self, source: LazyRecords, window: int | None = None):
         shape = getattr(source, "shape", None)
         if shape is None or not callable(getattr(source, "__getitem__", None)):
             raise TypeError(

@@ -29,13 +29,15 @@ import jax
 import numpy as np
 
 from ..data.store import ChunkStore, create_store, is_store, open_store
+from ..typing import Key
+from .config import StudyConfig
 
 __all__ = ["MAX_ROUNDS", "collect", "data_config"]
 
 MAX_ROUNDS = 5
 
 
-def data_config(config) -> dict:
+def data_config(config: StudyConfig) -> dict:
     """The part of a :class:`~jaxid.study.StudyConfig` that decides the clean records (what a
     store is made with): the model, the priors, the fixed values, the initial state, the exact
     save times, the channels, ``records``, ``chunk_size`` and ``seed``."""
@@ -56,7 +58,7 @@ def collect(
     draw: Callable,
     simulate: Callable,
     *,
-    key,
+    key: Key,
     block: int,
     store: str | Path | None = None,
     config: dict | None = None,
