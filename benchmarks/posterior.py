@@ -25,7 +25,8 @@ with ``jaxid.simulate``'s defaults (Tsit5, rtol 1e-7, atol 1e-9, float64).
    reach the worse of the two best validation losses (negative log-likelihood of theta in natural
    units: jaxid's standardised loss is shifted by sum(log sd_theta)), the test-set NLL computed
    here for both, the sampling time (1000 draws per test record) and the expected coverage at
-   0.5/0.8/0.95.
+   0.5/0.8/0.95. Both sides' draws are restricted to the prior's support by rejection (sbi's
+   ``DirectPosterior``; jaxid's ``train_posterior(..., prior=...)``).
 
 Everything runs in one process pinned to one core (``os.sched_setaffinity``; one XLA device;
 ``torch.set_num_threads(1)``): per core, like for like.
@@ -301,7 +302,7 @@ def bench_flow(args, experiment):
     try:
         COMPILE_EVENTS.clear()
         t0 = time.perf_counter()
-        result = train_posterior(x, theta, NAMES, config=cfg, **net)
+        result = train_posterior(x, theta, NAMES, config=cfg, prior=PRIOR, **net)
     finally:
         training._epoch = epoch_fn
     j_call = time.perf_counter() - t0

@@ -145,6 +145,7 @@ def _gait(args) -> int:
             noise_levels=args.noise_levels,
             bayes_records=args.bayes_records,
             bayes_draws=args.bayes_draws,
+            bayes_warmup=args.bayes_warmup,
         ).items()
         if v is not None
     }
@@ -322,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 10; 0: none)",
     )
     gait.add_argument("--bayes-draws", type=_positive_int, help="kept draws per chain of it (default 1000)")
+    gait.add_argument(
+        "--bayes-warmup", type=_positive_int, help="adaptation steps per chain before them (default 1000)"
+    )
     gait.add_argument(
         "--no-posterior", action="store_true", help="skip the posterior network and its calibration"
     )

@@ -30,7 +30,9 @@ def test_gait_cli_tiny_writes_a_complete_report(tmp_path):
         "--bayes-records",
         "3",
         "--bayes-draws",
-        "300",
+        "200",
+        "--bayes-warmup",
+        "200",
         "--out",
         str(tmp_path),
     ]

@@ -243,3 +243,47 @@ def test_embedding_started_from_a_point_network(data):
         train_posterior(x, theta, ("a", "b"), config=small, embed_dim=8, embedding_from=point.estimator)
     with pytest.raises(TypeError, match=r"embedding_from must be a jaxid\.nn\.Estimator"):
         train_posterior(x, theta, ("a", "b"), config=small, depth=2, width=16, embedding_from=got.estimator)
+
+
+def test_draws_restricted_to_the_prior_support(data, fit):
+    """A support truncates the flow: the draws' mean equals the truncated density's mean by
+    quadrature of ``log_prob`` (an independent path through the flow: its density, not its
+    sampler); ``train_posterior(prior=...)`` sets it and refuses theta outside it."""
+    from jaxid.priors import Normal, Prior
+
+    x, theta = data
+    rec = x[fit.split["test"][:1]]  # one test record
+    free = np.asarray(fit.estimator.sample(rec, 4000, key=jax.random.key(4)))[0]
+    m, s = free.mean(0), free.std(0)
+    cut = float(m[0] + 0.3 * s[0])  # keeps about 38 % of the mass: most draws are rejected
+    est = fit.estimator.restrict([(cut, np.inf), (-np.inf, np.inf)])
+    got = np.asarray(est.sample(rec, 4000, key=jax.random.key(5)))[0]
+    assert np.all(got[:, 0] >= cut) and np.all(np.isfinite(got))
+    # quadrature over the support: a in [cut, m + 7 s], b in m +- 7 s
+    ga = np.linspace(cut, m[0] + 7 * s[0], 240)
+    gb = np.linspace(m[1] - 7 * s[1], m[1] + 7 * s[1], 240)
+    grid = np.stack(np.meshgrid(ga, gb, indexing="ij"), -1).reshape(1, -1, 2)
+    w = np.exp(np.asarray(est.log_prob(grid, rec), np.float64))[0]
+    exact = (w[:, None] * grid[0]).sum(0) / w.sum()
+    mc = got.std(0) / np.sqrt(len(got))  # Monte Carlo error of the draws' mean
+    assert np.all(np.abs(got.mean(0) - exact) < 4 * mc), (got.mean(0), exact, mc)
+    # ... and differs from the untruncated mean by far more than that (the check can fail)
+    assert abs(free[:, 0].mean() - exact[0]) > 10 * mc[0]
+    assert (
+        np.abs(np.asarray(est.restrict(None).sample(rec, 4000, key=jax.random.key(4)))[0] - free).max() == 0
+    )
+    with pytest.raises(ValueError, match=r"record\(s\) \[0\] \(1 of 1\) still lack draws"):
+        fit.estimator.restrict([(m[0] + 12 * s[0], np.inf), (-np.inf, np.inf)]).sample(
+            rec, 4000, key=jax.random.key(5), max_rounds=3
+        )
+    with pytest.raises(ValueError, match=r"restrict: prior: no prior for \['b'\]"):
+        fit.estimator.restrict({"a": (0.0, 1.0)})
+    # train_posterior: the prior's support is the estimator's; theta outside it is refused first
+    small = dataclasses.replace(CONFIG, epochs=1)
+    prior = Prior({"a": Normal(0.5, 1.0, low=-10.0, high=10.0), "b": Normal(-1.0, 2.0, low=-20.0, high=20.0)})
+    res = train_posterior(x[:200], theta[:200], ("a", "b"), config=small, depth=1, width=8, prior=prior)
+    assert res.estimator.support == ((-10.0, 10.0), (-20.0, 20.0))
+    with pytest.raises(
+        ValueError, match=r"train_posterior: \d+ of 3000 theta lie outside the prior's support"
+    ):
+        train_posterior(x, theta, ("a", "b"), prior={"a": (0.0, 1.0), "b": (-20.0, 20.0)})

@@ -70,7 +70,8 @@ class GaitStudyConfig:
       ``posterior_samples`` draws per test record.
     - ``bayes_records``: with ``noise`` above 0, the Bayes reference (exact posterior samples,
       :mod:`jaxid.experiments.gait_bayes`) of this many test records, the limit the point network
-      is compared with (0: not sampled); ``bayes_draws`` kept draws per chain.
+      is compared with (0: not sampled); ``bayes_draws`` kept draws per chain, after
+      ``bayes_warmup`` adaptation steps (default: :func:`jaxid.inference.sample_posterior`'s).
     - ``sweeps``: any of ``size``, ``noise``, ``arch``, ``forces`` (default ``forces``: the
       comparison that shows what breaks the symmetry); ``sizes`` (default a tenth, a
       third and all of ``records``), ``noise_levels``, ``architectures``.
@@ -99,6 +100,7 @@ class GaitStudyConfig:
     posterior_samples: int = 500
     bayes_records: int = 10
     bayes_draws: int = 1000
+    bayes_warmup: int | None = None
     progress: bool = True
 
     @classmethod
@@ -125,6 +127,10 @@ class GaitStudyConfig:
             v = getattr(self, name)
             if not (isinstance(v, int) and v >= 1):
                 raise ValueError(f"{where}: {name} must be a positive int, got {v!r}")
+        if self.bayes_warmup is not None and not (
+            isinstance(self.bayes_warmup, int) and self.bayes_warmup >= 10
+        ):
+            raise ValueError(f"{where}: bayes_warmup must be an int >= 10 or None, got {self.bayes_warmup!r}")
         if not (isinstance(self.bayes_records, int) and self.bayes_records >= 0):
             raise ValueError(f"{where}: bayes_records must be an int >= 0, got {self.bayes_records!r}")
         for name in ("learning_rate", "duration"):
@@ -328,7 +334,7 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
         test_records=len(te),
     )
     # 4a. The posterior network, its calibration and the (m, k) ridge.
-    post_figures, flow_means = [], None
+    post_figures, flow_means, forces_fit = [], None, None
     if config.posterior:
         from .gait_posterior import posterior_study
 
@@ -336,6 +342,8 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
         scal = report.combinations.scaling if report.combinations is not None else []
         x_all = obs_all if "forces" in config.sweeps else None
         reuse = config.arch == "mlp" and config.members == 1  # the flow's embedding can start from it
+        if reuse and x_all is not None:  # the forces sweep's network, trained once for both
+            forces_fit = _train_eval(x_all, params, PARAMS, config, desc="+".join(channels))
         results["posterior"], post_figures, flow_means = posterior_study(
             config,
             x_kin,
@@ -346,6 +354,7 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
             out,
             say=say,
             point=res_p.estimator if reuse else None,
+            point_all=forces_fit[0].estimator if forces_fit is not None else None,
         )
 
     # 4b. The Bayes reference of noisy records (noise-free: the ceiling is the reference), with
@@ -380,7 +389,7 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
     figures += post_figures
 
     # 5. Sweeps (a setting equal to the main one reuses the main estimator).
-    main = dict(result=res_p, test=te, metrics=met_p)
+    main = dict(result=res_p, test=te, metrics=met_p, forces=forces_fit)
     sweeps = {}
     if config.sweeps:
         say(f"[5/5] sweeps: {', '.join(config.sweeps)}", flush=True)
@@ -467,7 +476,10 @@ def _sweep_forces(config, obs_all, channels, params, report_kin, priors, main):
             res, met, rep = main["result"], main["metrics"], report_kin
         else:
             idx = [channels.index(c) for c in chans]
-            res, _, _, met = _train_eval(obs_all[..., idx], params, PARAMS, config, desc="+".join(chans))
+            if main["forces"] is not None and chans == tuple(channels):  # trained for the posterior
+                res, _, _, met = main["forces"]
+            else:
+                res, _, _, met = _train_eval(obs_all[..., idx], params, PARAMS, config, desc="+".join(chans))
             rep = fisher_analysis(config, chans, priors)[0]
         _, met_ceil, how = _ceiling(params[main["test"]], rep, priors)
         rows.append(

@@ -91,6 +91,7 @@ def bayes_reference(
         {p: priors[p] for p in PARAMS},
         key=jax.random.fold_in(jax.random.key(config.seed), 13),
         draws=config.bayes_draws,
+        warmup=config.bayes_warmup,
         coords="log",
         chunk_size=n,  # one chunk: no padding of a small subset
         progress=config.progress,
@@ -100,7 +101,12 @@ def bayes_reference(
         records_used=int(post.ok.sum()),
         records_flagged=int((~post.ok).sum()),
         noise_sd=dict(zip(KINEMATICS, map(float, noise_sd), strict=True)),
-        sampler=dict(method="rwm", chains=post.samples.shape[1], draws=config.bayes_draws),
+        sampler=dict(
+            method="rwm",
+            chains=post.samples.shape[1],
+            draws=config.bayes_draws,
+            warmup="the sampler's default" if config.bayes_warmup is None else config.bayes_warmup,
+        ),
         per_record=dict(
             index=[int(i) for i in sub],
             truth=params[sub].tolist(),

@@ -37,9 +37,10 @@ from .results import save_figure
 PARAMS = ("m", "k", "l0")
 
 
-def _flow(x, params, config, desc, say, point=None):
+def _flow(x, params, config, desc, say, priors, point=None):
     """The flow of ``desc``, its embedding started from a point network of the same records
-    (``point``, or one trained here): see :func:`jaxid.nn.train_posterior`'s ``embedding_from``."""
+    (``point``, or one trained here): see :func:`jaxid.nn.train_posterior`'s ``embedding_from``;
+    its draws are restricted to the prior box ``priors``."""
     tc = TrainConfig(
         epochs=config.epochs,
         batch_size=config.batch_size,
@@ -54,7 +55,15 @@ def _flow(x, params, config, desc, say, point=None):
         point = train(x, params, PARAMS, arch="mlp", config=tc, **opts).estimator
     say(f"  training the posterior network {desc} (mlp embedding, {x.shape[0]} records)", flush=True)
     return train_posterior(
-        x, params, PARAMS, arch="mlp", config=tc, transformer="spline", embedding_from=point, **opts
+        x,
+        params,
+        PARAMS,
+        arch="mlp",
+        config=tc,
+        transformer="spline",
+        embedding_from=point,
+        prior=priors,
+        **opts,
     )
 
 
@@ -68,6 +77,7 @@ def posterior_study(
     out: Path,
     say: Callable[..., object] = print,
     point: Estimator | None = None,
+    point_all: Estimator | None = None,
 ) -> tuple[dict, list[str], tuple[np.ndarray, np.ndarray]]:
     """Train and score the posterior network(s); returns ``(results, figures, (test, means))``
     with ``means`` the kinematic flow's posterior means of the ``test`` records (for the Bayes
@@ -81,7 +91,7 @@ def posterior_study(
     the kinematic ridge (sd of m 0.99 of the kinematic one at 10^4 records, 200 epochs).
     """
     n = config.posterior_samples
-    flow = _flow(x_kin, params, config, "(x, y)", say, point)
+    flow = _flow(x_kin, params, config, "(x, y)", say, priors, point)
     test = flow.split["test"]
     key = jax.random.fold_in(jax.random.key(config.seed), 11)
     draws = np.asarray(flow.estimator.sample(x_kin[test], n, key=key))
@@ -115,7 +125,7 @@ def posterior_study(
     )
     forces_draws = None
     if x_all is not None:
-        flow_f = _flow(x_all, params, config, "(x, y, grf_x, grf_y)", say)
+        flow_f = _flow(x_all, params, config, "(x, y, grf_x, grf_y)", say, priors, point_all)
         forces_draws = np.asarray(flow_f.estimator.sample(x_all[test], n, key=key))
         sd_f = np.median(forces_draws.std(axis=1), axis=0)
         results["forces"] = dict(

@@ -27,6 +27,7 @@ epoch, Adam, early stopping with best-checkpoint restore, data parallel over dev
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .. import io as jio
+from ..priors import PriorLike, as_prior
 from ..typing import Key
 from .estimator import Estimator, check_init, check_inputs, standardisation
 from .networks import ARCHITECTURES, make_network
@@ -203,6 +205,14 @@ class PosteriorEstimator(eqx.Module):
 
     :meth:`sample`, :meth:`log_prob` and :meth:`mean_sd` take a batch of records and run as one
     jitted call each, in natural units.
+
+    ``support``: ``((low, high), ...)`` per parameter (the prior's support, from
+    :func:`train_posterior`'s ``prior`` or :meth:`restrict`) or ``None``. A flow has unbounded
+    support; the true posterior has none of its mass outside the prior's. With a support,
+    :meth:`sample` and :meth:`mean_sd` draw from the flow truncated to it,
+    :math:`q(\theta \mid x)\,[\theta \in S] / Q(S \mid x)`, by rejection (as sbi's
+    ``DirectPosterior`` does); :meth:`log_prob` stays the flow's own density (inside the support
+    the truncated one is larger by :math:`-\log Q(S \mid x)`).
     """
 
     model: ConditionalFlow
@@ -216,6 +226,7 @@ class PosteriorEstimator(eqx.Module):
     in_shape: tuple[int, int] = eqx.field(static=True)
     names: tuple[str, ...] = eqx.field(static=True)
     members: int = eqx.field(static=True)
+    support: tuple[tuple[float, float], ...] | None = eqx.field(static=True, default=None)
 
     @classmethod
     def init(
@@ -231,11 +242,13 @@ class PosteriorEstimator(eqx.Module):
         theta_mean: Float[ArrayLike, " param"] | None = None,
         theta_scale: Float[ArrayLike, " param"] | None = None,
         flow_options: dict[str, Any] | None = None,
+        support: PriorLike | Sequence[tuple[float, float]] | None = None,
         **options,
     ) -> PosteriorEstimator:
         """Fresh networks (``members`` of them, from ``key``) with the given standardisation
         (default: none); ``flow_options`` go to :func:`make_conditional_flow`, ``options`` to the
-        embedding network."""
+        embedding network; ``support``: a prior (or ``{name: (low, high)}`` box) whose support the
+        draws are restricted to (class docstring)."""
         where = "PosteriorEstimator.init"
         names, in_shape = check_init(where, members, names, in_shape)
         fopts = _flow_options(where, **(flow_options or {}))
@@ -263,21 +276,40 @@ class PosteriorEstimator(eqx.Module):
             in_shape=in_shape,
             names=names,
             members=members,
+            support=_support(where, support, names, "support"),
         )
+
+    def restrict(self, prior: PriorLike | Sequence[tuple[float, float]] | None) -> PosteriorEstimator:
+        """This estimator with its draws restricted to the support of ``prior`` (a
+        :class:`jaxid.priors.Prior` or ``{name: (low, high)}`` box with every parameter of
+        ``names``, or the support itself: one ``(low, high)`` pair per name, infinite bounds
+        allowed; class docstring), or unrestricted with ``None``."""
+        return dataclasses.replace(self, support=_support("PosteriorEstimator.restrict", prior, self.names))
 
     def _check_inputs(self, x, where: str) -> jax.Array:
         return jnp.asarray(check_inputs(x, self.in_shape, where))
 
     def sample(
-        self, x: Float[ArrayLike, "records time channel"], n: int, *, key: Key, batch_size: int = 256
+        self,
+        x: Float[ArrayLike, "records time channel"],
+        n: int,
+        *,
+        key: Key,
+        batch_size: int = 256,
+        max_rounds: int = 100,
     ) -> Float[Array, "records sample param"]:
         """``n`` draws from the posterior of each record of ``x`` ``(records, time, channel)``, in
         natural units: ``(records, n, param)``. With several members each draw comes from a
-        member chosen uniformly at random (the mixture). ``batch_size`` records at a time."""
-        x = self._check_inputs(x, "PosteriorEstimator.sample")
+        member chosen uniformly at random (the mixture). With a ``support`` (class docstring), draws
+        outside it are rejected and drawn again, ``n`` at a time, at most ``max_rounds`` times; a
+        record whose draws are not all inside by then is an error naming it (its posterior network
+        puts less than about ``1 / max_rounds`` of its mass inside the prior's support).
+        ``batch_size`` records at a time."""
+        where = "PosteriorEstimator.sample"
+        x = self._check_inputs(x, where)
         if not (isinstance(n, int) and n >= 1):
-            raise ValueError(f"PosteriorEstimator.sample: n must be a positive int, got {n!r}")
-        return _sample(self, x, n, key, batch_size)
+            raise ValueError(f"{where}: n must be a positive int, got {n!r}")
+        return _checked_sample(self, x, n, key, batch_size, max_rounds, where)
 
     def log_prob(
         self,
@@ -310,14 +342,16 @@ class PosteriorEstimator(eqx.Module):
         *,
         key: Key,
         batch_size: int = 256,
+        max_rounds: int = 100,
     ) -> tuple[Float[Array, "records param"], Float[Array, "records param"]]:
         """Posterior mean and standard deviation of each record, from the ``n`` draws that
         :meth:`sample` makes with the same ``key`` (Monte Carlo: the mean is off by about
         ``sd / sqrt(n)``)."""
-        x = self._check_inputs(x, "PosteriorEstimator.mean_sd")
+        where = "PosteriorEstimator.mean_sd"
+        x = self._check_inputs(x, where)
         if not (isinstance(n, int) and n >= 2):
-            raise ValueError(f"PosteriorEstimator.mean_sd: n must be an int >= 2, got {n!r}")
-        s = _sample(self, x, n, key, batch_size)
+            raise ValueError(f"{where}: n must be an int >= 2, got {n!r}")
+        s = _checked_sample(self, x, n, key, batch_size, max_rounds, where)
         return s.mean(1), s.std(1, ddof=1)
 
     def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
@@ -331,6 +365,7 @@ class PosteriorEstimator(eqx.Module):
             in_shape=list(self.in_shape),
             names=list(self.names),
             members=self.members,
+            support=None if self.support is None else [list(b) for b in self.support],
             metadata=metadata or {},
         )
         jio.write_framed(path, header, jio.tree_to_bytes(self), kind=KIND, format=FORMAT_VERSION)
@@ -349,6 +384,7 @@ def load_posterior_estimator(path: str | os.PathLike) -> tuple[PosteriorEstimato
             key=jax.random.key(0),
             members=header["members"],
             flow_options=header["flow_options"],
+            support=header.get("support"),
             **header["options"],
         )
     except (KeyError, TypeError, ValueError) as err:
@@ -382,24 +418,81 @@ def _log_prob(est: PosteriorEstimator, theta, x, batch_size: int):
     return lp - jnp.sum(jnp.log(est.theta_scale))
 
 
+def _support(where: str, prior, names, arg: str = "prior") -> tuple[tuple[float, float], ...] | None:
+    """``prior``'s support ``((low, high), ...)`` in ``names`` order, or ``None``; a sequence of
+    ``(low, high)`` pairs, one per name, is taken as the support itself."""
+    if prior is None:
+        return None
+    if isinstance(prior, (tuple, list)):
+        try:
+            pairs = tuple((float(a), float(b)) for a, b in prior)
+        except (TypeError, ValueError):
+            pairs = ()
+        if len(pairs) != len(names) or not all(a < b for a, b in pairs):
+            raise ValueError(
+                f"{where}: {arg} must hold one (low, high) pair with low < high per name "
+                f"{tuple(names)}, got {prior!r}"
+            )
+        return pairs
+    lo, hi = as_prior(prior, names, where=f"{where}: {arg}").support
+    return tuple((float(a), float(b)) for a, b in zip(lo, hi, strict=True))
+
+
+def _checked_sample(est: PosteriorEstimator, x, n, key, batch_size, max_rounds, where):
+    if not (isinstance(max_rounds, int) and max_rounds >= 1):
+        raise ValueError(f"{where}: max_rounds must be a positive int, got {max_rounds!r}")
+    draws, filled = _sample(est, x, n, key, batch_size, max_rounds)
+    short = np.flatnonzero(np.asarray(filled) < n)
+    if short.size:
+        raise ValueError(
+            f"{where}: after {max_rounds} rounds of {n} draws, record(s) {short[:10].tolist()} "
+            f"({short.size} of {x.shape[0]}) still lack draws inside the support {est.support}: "
+            "their posterior network puts almost none of its mass there (raise max_rounds, or "
+            "check the records against the prior)"
+        )
+    return draws
+
+
 @eqx.filter_jit
-def _sample(est: PosteriorEstimator, x, n: int, key, batch_size: int):
-    """Draws ``(records, n, param)`` from the members' mixture, in natural units."""
+def _sample(est: PosteriorEstimator, x, n: int, key, batch_size: int, max_rounds: int):
+    """Draws ``(records, n, param)`` from the members' mixture, in natural units, truncated to
+    ``est.support`` by rejection; and how many of each record's ``n`` slots are filled."""
     h = _embed(est, x, batch_size)
     flows = est.model.flow
     keys = jax.random.split(key, x.shape[0])
 
-    def one(args):
-        kr, hr = args
+    def draw(kr, hr):
         k_pick, k_draw = jax.random.split(kr)
         draws = eqx.filter_vmap(lambda f, k, c: f.sample(k, (n,), condition=c))(
             flows, jax.random.split(k_draw, est.members), hr
         )  # (members, n, param)
         pick = jax.random.randint(k_pick, (n,), 0, est.members)
-        return draws[pick, jnp.arange(n)]
+        return draws[pick, jnp.arange(n)] * est.theta_scale + est.theta_mean
 
-    z = jax.lax.map(one, (keys, h), batch_size=min(batch_size, x.shape[0]))
-    return z * est.theta_scale + est.theta_mean
+    def one(args):
+        kr, hr = args
+        if est.support is None:
+            return draw(kr, hr), jnp.asarray(n)
+        dtype = jax.eval_shape(draw, kr, hr).dtype
+        lo, hi = (jnp.asarray(b, dtype=dtype) for b in zip(*est.support, strict=True))
+
+        def more(state):
+            return (state[2] < n) & (state[3] < max_rounds)
+
+        def round_(state):
+            k, buf, filled, rounds = state
+            k, k_draw = jax.random.split(k)
+            d = draw(k_draw, hr)
+            ok = jnp.all((d >= lo) & (d <= hi), axis=-1)
+            slot = filled + jnp.cumsum(ok) - 1
+            buf = buf.at[jnp.where(ok & (slot < n), slot, n)].set(d, mode="drop")
+            return k, buf, jnp.minimum(filled + ok.sum(), n), rounds + 1
+
+        empty = jnp.full((n, len(est.names)), jnp.nan, dtype=dtype)
+        _, buf, filled, _ = jax.lax.while_loop(more, round_, (kr, empty, jnp.asarray(0), jnp.asarray(0)))
+        return buf, filled
+
+    return jax.lax.map(one, (keys, h), batch_size=min(batch_size, x.shape[0]))
 
 
 def _nll(model: ConditionalFlow, xb, yb):
@@ -452,6 +545,7 @@ def train_posterior(
     interval: float = 4.0,
     embed_dim: int | None = None,
     embedding_from: Estimator | None = None,
+    prior: PriorLike | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
     resume: bool = True,
@@ -477,6 +571,11 @@ def train_posterior(
     walker's ``(m, k)`` ridge when force plates would pin ``m``: the ridge's features are found
     first and the gradient towards the rest is weak); a point network's regression finds them.
 
+    ``prior``: the prior ``theta`` was drawn from (a :class:`jaxid.priors.Prior` or a
+    ``{name: (low, high)}`` box with every parameter of ``names``). Training is unchanged; the
+    estimator's draws are restricted to the prior's support (:class:`PosteriorEstimator`'s
+    ``support``), and every ``theta`` must lie inside it.
+
     ``checkpoint``, ``checkpoint_every``, ``resume``: as for :func:`train`, an atomic checkpoint
     of the whole training state from which an interrupted call resumes to a bit-identical result.
     """
@@ -491,6 +590,9 @@ def train_posterior(
             f"{where}: config.loss_weights and config.prior_weight apply to point estimators "
             "(train), not to posterior networks; leave them unset"
         )
+    support = _support(where, prior, names)
+    if support is not None:
+        _check_inside(where, theta, support)
     fopts = _flow_options(
         where,
         flow=flow,
@@ -521,6 +623,7 @@ def train_posterior(
             theta_mean=t_mean,
             theta_scale=t_scale,
             flow_options=fopts,
+            support=support,
             **arch_options,
         )
     except ValueError as err:
@@ -552,6 +655,20 @@ def train_posterior(
     return PosteriorResult(
         estimator=eqx.tree_at(lambda e: e.model, est, fit.network), **fit.outcome(split, config)
     )
+
+
+def _check_inside(where: str, theta, support) -> None:
+    """Every ``theta`` inside the prior's support (float32 rounding of the bounds allowed)."""
+    lo, hi = (np.asarray(b, dtype=np.float64) for b in zip(*support, strict=True))
+    tol = 1e-6 * np.maximum(np.abs(lo), np.abs(hi))
+    t = np.asarray(theta, dtype=np.float64)
+    out = np.flatnonzero(np.any((t < lo - tol) | (t > hi + tol), axis=-1))
+    if out.size:
+        raise ValueError(
+            f"{where}: {out.size} of {t.shape[0]} theta lie outside the prior's support "
+            f"(first: record {out[0]}, {t[out[0]].tolist()}; support {list(support)}); "
+            "give the prior the records were drawn from"
+        )
 
 
 def _embed_dim(where: str, embed_dim, embedding_from) -> int:
