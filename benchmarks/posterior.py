@@ -278,8 +278,8 @@ def bench_flow(args, experiment):
         batch_size=args.flow_batch,
         learning_rate=args.flow_lr,
         # jaxid's default schedule, a cosine decay over the epochs (sbi's default: constant). At
-        # a constant rate the flow stops on a noisy plateau and over-covers (measured 0.79 at the
-        # 0.5 level of L); the decay is what calibrates it.
+        # a constant rate the flow stops on a noisy plateau and over-covers (measured 0.70 and 0.79
+        # at the 0.5 level of L in two runs); the decay is what calibrates it.
         lr_decay=args.flow_lr_decay,
         patience=args.flow_patience,
         progress=False,

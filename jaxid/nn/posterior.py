@@ -54,7 +54,8 @@ from .training import (
     prepare_training,
 )
 
-FORMAT_VERSION = 2  # 2: a checksummed framed file (jaxid.io); 1 had no checksum
+# 3: the header may hold a support; 2: a checksummed framed file (jaxid.io); 1 had no checksum
+FORMAT_VERSION = 3
 KIND = "posterior estimator"
 FLOWS = ("maf", "coupling")
 TRANSFORMERS = ("affine", "spline")
@@ -376,7 +377,7 @@ def load_posterior_estimator(path: str | os.PathLike) -> tuple[PosteriorEstimato
     """Read a posterior estimator written by :meth:`PosteriorEstimator.save`; returns
     ``(estimator, metadata)``. Raises :class:`jaxid.io.CorruptFileError` naming the file if it is
     empty, truncated, not a posterior estimator file, or its bytes do not match their checksum."""
-    header, payload = jio.read_framed(path, kind=KIND, formats=(FORMAT_VERSION,))
+    header, payload = jio.read_framed(path, kind=KIND, formats=(2, FORMAT_VERSION))
     try:
         skeleton = PosteriorEstimator.init(
             header["arch"],
@@ -385,7 +386,7 @@ def load_posterior_estimator(path: str | os.PathLike) -> tuple[PosteriorEstimato
             key=jax.random.key(0),
             members=header["members"],
             flow_options=header["flow_options"],
-            support=header.get("support"),
+            support=None if header.get("support") is None else [tuple(b) for b in header["support"]],
             **header["options"],
         )
     except (KeyError, TypeError, ValueError) as err:
@@ -440,8 +441,10 @@ def _support(where: str, prior, names, arg: str = "prior") -> tuple[tuple[float,
 
 
 def _checked_sample(est: PosteriorEstimator, x, n, key, batch_size, max_rounds, where):
-    if not (isinstance(max_rounds, int) and max_rounds >= 1):
+    if isinstance(max_rounds, bool) or not (isinstance(max_rounds, int) and max_rounds >= 1):
         raise ValueError(f"{where}: max_rounds must be a positive int, got {max_rounds!r}")
+    if est.support is None:  # nothing to check: the draws stay asynchronous, one program
+        return _sample(est, x, n, key, batch_size, 1)[0]
     draws, filled = _sample(est, x, n, key, batch_size, max_rounds)
     short = np.flatnonzero(np.asarray(filled) < n)
     if short.size:
@@ -474,7 +477,7 @@ def _sample(est: PosteriorEstimator, x, n: int, key, batch_size: int, max_rounds
         kr, hr = args
         if est.support is None:
             return draw(kr, hr), jnp.asarray(n)
-        dtype = jax.eval_shape(draw, kr, hr).dtype
+        dtype = jax.eval_shape(draw, kr, hr).dtype  # the flow's draws, after the standardisation
         lo, hi = (jnp.asarray(b, dtype=dtype) for b in zip(*est.support, strict=True))
 
         def more(state):
@@ -662,11 +665,13 @@ def train_posterior(
 
 
 def _check_inside(where: str, theta, support) -> None:
-    """Every ``theta`` inside the prior's support (float32 rounding of the bounds allowed)."""
+    """Every ``theta`` inside the prior's support (float32 rounding of each finite bound allowed)."""
     lo, hi = (np.asarray(b, dtype=np.float64) for b in zip(*support, strict=True))
-    tol = 1e-6 * np.maximum(np.abs(lo), np.abs(hi))
+    with np.errstate(invalid="ignore"):
+        tol_lo = np.where(np.isfinite(lo), 1e-6 * np.abs(lo), 0.0)
+        tol_hi = np.where(np.isfinite(hi), 1e-6 * np.abs(hi), 0.0)
     t = np.asarray(theta, dtype=np.float64)
-    out = np.flatnonzero(np.any((t < lo - tol) | (t > hi + tol), axis=-1))
+    out = np.flatnonzero(np.any((t < lo - tol_lo) | (t > hi + tol_hi), axis=-1))
     if out.size:
         raise ValueError(
             f"{where}: {out.size} of {t.shape[0]} theta lie outside the prior's support "
