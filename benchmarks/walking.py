@@ -118,29 +118,61 @@ def jaxid_worker(args):
 
 
 def profile(data, chunk):
-    """Where one chunk's time goes on this core: the period's steps (lock-step loop), the samples
-    (Hermite), XLA's flop estimates and the steps each record needed."""
+    """Where one chunk's time goes on this core: the whole compiled chunk (draws, gait table,
+    period, samples, float32 records), and within one block of records (as the generator
+    integrates them) the period's steps (lock-step loop) and the samples (Hermite); XLA's flop
+    estimates and the steps each record needed."""
     import jax
     import jax.numpy as jnp
 
     from jaxid import Walker
-    from jaxid.walker.data import DEFAULT_DT, _iterations, _knots, _states
+    from jaxid.simulate.chunking import batch_sharding
+    from jaxid.walker import data as wd
 
-    p, s, t = data.params[:chunk], data.initial_states[:chunk], data.gait_step_time[:chunk]
+    block = wd._block_size(chunk) or chunk
+    p, s, t = data.params[:block], data.initial_states[:block], data.gait_step_time[:block]
     walker = Walker(m=p[:, 0], k=p[:, 1], l0=p[:, 2]).broadcast()
-    iterations = _iterations(float(t.max()), DEFAULT_DT)
+    iterations = wd._iterations(float(data.gait_step_time.max()), wd.DEFAULT_DT)
     ts = jnp.asarray(data.ts)
-    knots_fn = jax.jit(lambda w, s, t: _knots(w, s, t, DEFAULT_DT, iterations))
+    knots_fn = jax.jit(lambda w, s, t: wd._knots(w, s, t, wd.DEFAULT_DT, iterations))
 
     def phases(t):
         n = jnp.floor(ts[None, :] / t[:, None])
         return jnp.clip(ts[None, :] - n * t[:, None], 0.0, t[:, None])
 
-    states_fn = jax.jit(lambda w, k, t: _states(w, k, phases(t)))
+    states_fn = jax.jit(lambda w, k, t: wd._states(w, k, phases(t)))
     knots = jax.block_until_ready(knots_fn(walker, s, t))
     jax.block_until_ready(states_fn(walker, knots, t))
 
+    cfg = data.config
+    k_range = (
+        cfg["priors"]["k"][0] * cfg["priors"]["l0"][0] / (cfg["priors"]["m"][1] * G),
+        cfg["priors"]["k"][1] * cfg["priors"]["l0"][1] / (cfg["priors"]["m"][0] * G),
+    )
+    table = wd._gait_table(k_range, ALPHA0, G, HEIGHT, wd.TABLE_DT)
+    arrays = tuple(jnp.asarray(a) for a in (table.nodes, table.weights, table.values))
+    bounds = [jnp.asarray([cfg["priors"][q][i] for q in ("m", "k", "l0")]) for i in (0, 1)]
+    _, sharding = batch_sharding()
+
+    def chunk_fn(key):
+        return wd._chunk_drawn(
+            key,
+            *bounds,
+            arrays,
+            ALPHA0,
+            G,
+            HEIGHT,
+            ts,
+            chunk=chunk,
+            channels=("x", "y"),
+            dt=wd.DEFAULT_DT,
+            iterations=iterations,
+            sharding=sharding,
+            block=wd._block_size(chunk),
+        )
+
     def best(f, *a):
+        jax.block_until_ready(f(*a))
         times = []
         for _ in range(3):
             t0 = time.perf_counter()
@@ -151,12 +183,14 @@ def profile(data, chunk):
     def flops(f, *a):
         cost = f.lower(*a).compile().cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
-        return float(cost.get("flops", float("nan"))) / chunk
+        return float(cost.get("flops", float("nan"))) / block
 
     kts = np.asarray(knots.ts)
     needed = np.argmax(kts >= kts[:, -1:], axis=1)  # iterations each record used
     return dict(
-        records=chunk,
+        chunk=chunk,
+        chunk_seconds=best(chunk_fn, jax.random.key(0)),
+        records=block,
         loop_iterations=iterations,
         iterations_needed_mean=float(needed.mean()),
         iterations_needed_max=int(needed.max()),

@@ -29,13 +29,13 @@ def main():
     from jaxid.walker import data
 
     if SLOW:
-        make = data._chunk_table
+        make = data._chunk_drawn
 
         def slow(*args, **kwargs):
             time.sleep(SLOW)
             return make(*args, **kwargs)
 
-        data._chunk_table = slow
+        data._chunk_drawn = slow
     ds = data.generate_gait_dataset(N, store=path, **KW)
     print("records", len(ds), flush=True)
     if len(sys.argv) > 2:

@@ -8,7 +8,14 @@ import pytest
 from references import tile_period, walker_find_gait_reference, walker_gait_reference, walker_period_reference
 
 from jaxid import Walker, generate_gait_dataset, load_dataset
-from jaxid.walker.data import DEFAULT_DT, NO_GAIT, add_noise, periodic_records
+from jaxid.walker.data import (
+    DEFAULT_DT,
+    NO_GAIT,
+    _block_size,
+    _max_abs_eigenvalue_2x2,
+    add_noise,
+    periodic_records,
+)
 
 SMALL = dict(n=24, chunk_size=32, duration=3.0, progress=False)
 ALPHA0, G = math.radians(69.0), 9.81
@@ -48,6 +55,28 @@ def test_dataset_shapes_and_config(dataset):
     assert d.config["gait_mode"] == "table" and d.config["table_error"] < 1e-9
     assert d.rejected == {} and d.rejected_params.shape == (0, 3)
     assert d.config["candidates"] % SMALL["chunk_size"] == 0 and d.rejection_rate == 0.0
+
+
+def test_gait_eigenvalue_closed_form_matches_numpy():
+    """The chunk's closed-form ``max |lambda|`` of the 2x2 return-map Jacobian against NumPy's
+    eigenvalues: real pairs, complex pairs, a repeated root and a singular matrix."""
+    rng = np.random.default_rng(0)
+    j = rng.normal(size=(500, 4)) * rng.uniform(0.1, 3.0, size=(500, 1))
+    j = np.concatenate([j, [[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, -1.0, 0.0], [1.0, 2.0, 2.0, 4.0]]])
+    want = np.max(np.abs(np.linalg.eigvals(j.reshape(-1, 2, 2))), axis=-1)
+    got = np.asarray(_max_abs_eigenvalue_2x2(j))
+    disc = 0.25 * (j[:, 0] + j[:, 3]) ** 2 - (j[:, 0] * j[:, 3] - j[:, 1] * j[:, 2])
+    assert (disc < 0).sum() > 50 and (disc > 0).sum() > 50  # both kinds of pairs are covered
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_block_size_divides_each_devices_records():
+    assert _block_size(1024) == 256 and _block_size(512) == 256 and _block_size(1000) == 250
+    assert _block_size(256) is None and _block_size(100) is None  # one block: no lax.map
+    assert _block_size(257) is None  # a prime: blocks of one record would be slower than none
+    for n in range(257, 5000, 37):
+        b = _block_size(n)
+        assert b is None or (n % b == 0 and 64 <= b <= 256), (n, b)
 
 
 def test_records_are_their_periodic_gaits_in_scipy(gait_records):

@@ -44,11 +44,14 @@ dropped. The starting state depends on the parameters only through ``k/m``, ``l0
 
 Generation is deterministic given ``seed`` and ``chunk_size`` (chunk ``i`` draws from
 ``fold_in(key(seed), i)``), runs chunk by chunk with a progress bar and shards every chunk across
-the local devices.
+the local devices. In table mode a chunk is one compiled program (draws, table, period, samples,
+float32 records: nothing is computed on the host between them), and each device integrates its
+records :data:`BLOCK` at a time, so that a block's loop state stays in cache.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -382,6 +385,23 @@ def _hermite(s):
     return basis, slope
 
 
+def _knot_accelerations(walker, knots):
+    """The CoM acceleration ``(N, K, 2)`` at every knot, from the knot's own contact state.
+
+    At an event knot this is the acceleration of the new contact state, equal to the old one's
+    to rounding: the walker's acceleration is continuous at its switches, where the leg that
+    touches down or lifts off is at its rest length and carries no force.
+    """
+    y = knots.ys
+    w = (walker.k / walker.m)[:, None]
+    l0, g = walker.l0[:, None], walker.g[:, None]
+    x, z = y[..., _X], y[..., _Y]
+    dx_f, dx_r = x - y[..., _FF], x - y[..., _FR]
+    c_front = w * (l0 / jnp.sqrt(dx_f**2 + z**2) - 1.0)
+    c_rear = y[..., _DS] * w * (l0 / jnp.sqrt(dx_r**2 + z**2) - 1.0)
+    return jnp.stack([c_front * dx_f + c_rear * dx_r, (c_front + c_rear) * z - g], axis=-1)
+
+
 def _states(walker, knots, phase):
     """States at ``phase`` ``(N, S)`` within each record's knots.
 
@@ -390,7 +410,10 @@ def _states(walker, knots, phase):
     walker's acceleration is continuous, also at the switches, where the leg force is zero), and
     the velocity is its derivative. Its error is about ``h^6 x^(6) / 46080``: measured 2e-12 m
     (positions) against a Runge-Kutta step to the same time at ``h = 10`` ms, so about 6e-10 m at
-    the default 25 ms, at a small fraction of the cost of a Runge-Kutta step per sample.
+    the default 25 ms, at a small fraction of the cost of a Runge-Kutta step per sample. The
+    accelerations are computed once per knot (:func:`_knot_accelerations`), not per sample (a
+    third less time per sample; forming each interval's polynomial once and gathering it per
+    sample was slower still, the wider gather costing more than the arithmetic it saves).
     """
     kt = knots.ts
     last = kt.shape[1] - 1
@@ -401,18 +424,9 @@ def _states(walker, knots, phase):
     t1 = jnp.take_along_axis(kt, i1, axis=1)
     y0 = jnp.take_along_axis(knots.ys, i0[..., None], axis=1)  # (N, S, 7)
     y1 = jnp.take_along_axis(knots.ys, i1[..., None], axis=1)
-    w = (walker.k / walker.m)[:, None]
-    l0, g = walker.l0[:, None], walker.g[:, None]
-    fr, ff, ds = y0[..., _FR], y0[..., _FF], y0[..., _DS]  # the interval's contact state
-
-    def acc(y):
-        x, z = y[..., _X], y[..., _Y]
-        dx_f, dx_r = x - ff, x - fr
-        c_front = w * (l0 / jnp.sqrt(dx_f**2 + z**2) - 1.0)
-        c_rear = ds * w * (l0 / jnp.sqrt(dx_r**2 + z**2) - 1.0)
-        return c_front * dx_f + c_rear * dx_r, (c_front + c_rear) * z - g
-
-    a0, a1 = acc(y0), acc(y1)
+    acc = _knot_accelerations(walker, knots)
+    a0 = jnp.take_along_axis(acc, i0[..., None], axis=1)  # (N, S, 2)
+    a1 = jnp.take_along_axis(acc, i1[..., None], axis=1)
     h = t1 - t0
     inside = h > 0
     h_safe = jnp.where(inside, h, 1.0)
@@ -422,8 +436,8 @@ def _states(walker, knots, phase):
         coef = (
             y0[..., pos],
             h * y0[..., vel],
-            h * h * a0[comp],
-            h * h * a1[comp],
+            h * h * a0[..., comp],
+            h * h * a1[..., comp],
             h * y1[..., vel],
             y1[..., pos],
         )
@@ -511,12 +525,6 @@ def _periodic_batch(walker, state, step_time, ts, dt, iterations):
 
 
 @eqx.filter_jit
-def _chunk_table(walker, state, step_time, ts, dt, iterations):
-    _, obs, status, mismatch, length = _periodic(walker, state, step_time, ts, dt, iterations)
-    return obs, status, mismatch, length
-
-
-@eqx.filter_jit
 def _chunk_newton(walker, height_ratio, vx_guess, vy_guess, ts, dt, iterations):
     gait = find_gait(
         walker, height_ratio=height_ratio, vx_guess=vx_guess, vy_guess=vy_guess, max_iterations=12, dt0=dt
@@ -525,6 +533,95 @@ def _chunk_newton(walker, height_ratio, vx_guess, vy_guess, ts, dt, iterations):
     state = jnp.where(gait.converged[:, None], gait.state, walker.initial_state(walker.l0, 1.0))
     _, obs, status, mismatch, length = _periodic(walker, state, step_time, ts, dt, iterations)
     return gait.converged, gait.state, gait.max_abs_eigenvalue, step_time, obs, status, mismatch, length
+
+
+def _barycentric_jnp(x, nodes, weights, values):
+    """:func:`_barycentric` in JAX (inside the compiled chunk)."""
+    d = x[:, None] - nodes[None, :]
+    hit = d == 0
+    w = weights[None, :] / jnp.where(hit, 1.0, d)
+    out = (w @ values) / jnp.sum(w, axis=1, keepdims=True)
+    exact = jnp.argmax(hit, axis=1)
+    return jnp.where(jnp.any(hit, axis=1)[:, None], values[exact], out)
+
+
+def _max_abs_eigenvalue_2x2(j):
+    """``max |lambda|`` of 2x2 matrices given as ``(..., 4)`` rows ``(a, b, c, d)``, closed form:
+    ``lambda = tr/2 +- sqrt(tr^2/4 - det)``; a complex pair has ``|lambda|^2 = det``."""
+    a, b, c, d = (j[..., i] for i in range(4))
+    half = 0.5 * (a + d)
+    det = a * d - b * c
+    disc = half * half - det
+    return jnp.where(disc >= 0, jnp.abs(half) + jnp.sqrt(jnp.maximum(disc, 0.0)), jnp.sqrt(jnp.abs(det)))
+
+
+BLOCK = 256
+"""Records integrated together (vectorised) within a chunk: a block's loop state stays in the
+core's cache (measured on one core: 42 us per record in blocks of 128 or 256, 52 us for the whole
+chunk of 1024 at once, 48 us in blocks of 512)."""
+
+
+def _block_size(per_device: int) -> int | None:
+    """The largest block of at most :data:`BLOCK` records that divides ``per_device`` (``None``:
+    no blocks, when that would be under a quarter of :data:`BLOCK`)."""
+    if per_device <= BLOCK:
+        return None
+    parts = math.ceil(per_device / BLOCK)
+    while per_device % parts:
+        parts += 1
+    block = per_device // parts
+    return block if block >= BLOCK // 4 else None
+
+
+@functools.partial(jax.jit, static_argnames=("chunk", "channels", "dt", "iterations", "sharding", "block"))
+def _chunk_drawn(
+    key, lo, hi, table, alpha0, g, height_ratio, ts, *, chunk, channels, dt, iterations, sharding, block=None
+):
+    """One chunk in table mode as one program: the draws (``uniform(lo, hi)`` for ``m, k, l0`` from
+    ``split(key, 3)``), each record's gait from the table at its ``K``, its period and records
+    (float32 observations). ``table``: ``(nodes, weights, values)``. With ``block``, each device's
+    records are integrated ``block`` at a time (``lax.map``); a record's numbers do not depend on
+    it beyond rounding."""
+    keys = jax.random.split(key, 3)
+    m, k, l0 = (
+        jax.lax.with_sharding_constraint(
+            jax.random.uniform(kk, (chunk,), minval=lo[i], maxval=hi[i], dtype=jnp.float64), sharding
+        )
+        for i, kk in enumerate(keys)
+    )
+    kk = k * l0 / (m * g)
+    root = jnp.sqrt(g * l0)
+    gait = _barycentric_jnp(kk, *table)
+    walker = Walker(m=m, k=k, l0=l0, alpha0=jnp.full(chunk, alpha0), g=jnp.full(chunk, g), channels=channels)
+    state = walker.initial_state(height_ratio * l0, gait[:, 0] * root, gait[:, 1] * root)
+    step_time = gait[:, 2] * l0 / root
+    if block is None:
+        _, obs, status, mismatch, length = _periodic(walker, state, step_time, ts, dt, iterations)
+    else:
+        n_dev = len(sharding.device_set)
+        nb = chunk // (n_dev * block)
+
+        def split(a):
+            return a.reshape(n_dev, nb, block, *a.shape[1:])
+
+        def per_device(w, s0, t0):
+            def one(args):
+                return _periodic(*args, ts, dt, iterations)[1:]
+
+            return jax.lax.map(one, (w, s0, t0))
+
+        parts = jax.vmap(per_device)(jax.tree.map(split, walker), split(state), split(step_time))
+        obs, status, mismatch, length = (a.reshape(chunk, *a.shape[3:]) for a in parts)
+    return dict(
+        params=jnp.stack([m, k, l0], -1),
+        obs=obs.astype(jnp.float32),
+        initial_states=state,
+        gait_eigenvalue=_max_abs_eigenvalue_2x2(gait[:, 4:]),
+        gait_step_time=step_time,
+        gait_step_length=length,
+        status=status,
+        mismatch=mismatch,
+    )
 
 
 def _versions() -> dict:
@@ -641,53 +738,67 @@ def generate_gait_dataset(
     t_max = float(np.max(table.values[table.converged, 2])) * math.sqrt(ranges["l0"][1] / g)
     iterations = _iterations(t_max, dt)
 
+    table_arrays = tuple(jnp.asarray(a) for a in (table.nodes, table.weights, table.values))
+    lo = jnp.asarray([ranges[p][0] for p in ("m", "k", "l0")])
+    hi = jnp.asarray([ranges[p][1] for p in ("m", "k", "l0")])
+
     def make_chunk(round_):
         """Chunk ``round_``'s ``chunk`` candidates, from ``fold_in(key(seed), round_)`` alone."""
-        keys = jax.random.split(jax.random.fold_in(base_key, round_), 3)
-        draw = {
-            p: np.asarray(jax.random.uniform(kk, (chunk,), minval=ranges[p][0], maxval=ranges[p][1]))
-            for p, kk in zip(("m", "k", "l0"), keys, strict=True)
-        }
-        walker = Walker(
-            m=draw["m"],
-            k=draw["k"],
-            l0=draw["l0"],
-            alpha0=np.full(chunk, alpha0),
-            g=np.full(chunk, g),
-            channels=tuple(channels),
-        )
-        kk = draw["k"] * draw["l0"] / (draw["m"] * g)
-        root = np.sqrt(g * draw["l0"])
-        gait = table(kk)
+        round_key = jax.random.fold_in(base_key, round_)
         if table.exact:
-            state = np.asarray(
-                walker.initial_state(height_ratio * draw["l0"], gait[:, 0] * root, gait[:, 1] * root)
+            c = jax.device_get(
+                _chunk_drawn(
+                    round_key,
+                    lo,
+                    hi,
+                    table_arrays,
+                    alpha0,
+                    g,
+                    height_ratio,
+                    ts,
+                    chunk=chunk,
+                    channels=tuple(channels),
+                    dt=dt,
+                    iterations=iterations,
+                    sharding=sharding,
+                    block=_block_size(chunk // len(devices)),
+                )
             )
-            step_time = gait[:, 2] * draw["l0"] / root
-            eig = np.max(np.abs(np.linalg.eigvals(gait[:, 4:].reshape(-1, 2, 2))), axis=-1)
-            args = jax.device_put((walker, state, step_time), sharding)
-            o, status, mismatch, length = jax.device_get(_chunk_table(*args, ts, dt, iterations))
+            status, mismatch = c.pop("status"), c.pop("mismatch")
             converged = np.ones(chunk, bool)
         else:
+            keys = jax.random.split(round_key, 3)
+            draw = {
+                p: np.asarray(jax.random.uniform(kk, (chunk,), minval=ranges[p][0], maxval=ranges[p][1]))
+                for p, kk in zip(("m", "k", "l0"), keys, strict=True)
+            }
+            walker = Walker(
+                m=draw["m"],
+                k=draw["k"],
+                l0=draw["l0"],
+                alpha0=np.full(chunk, alpha0),
+                g=np.full(chunk, g),
+                channels=tuple(channels),
+            )
+            root = np.sqrt(g * draw["l0"])
+            gait = table(draw["k"] * draw["l0"] / (draw["m"] * g))
             guess = jax.device_put((walker, gait[:, 0] * root, gait[:, 1] * root), sharding)
             out = jax.device_get(_chunk_newton(guess[0], height_ratio, *guess[1:], ts, dt, iterations))
             converged, state, eig, step_time, o, status, mismatch, length = out
+            c = dict(
+                params=np.stack([draw["m"], draw["k"], draw["l0"]], -1),
+                obs=np.asarray(o, np.float32),
+                initial_states=np.asarray(state),
+                gait_eigenvalue=np.asarray(eig),
+                gait_step_time=np.asarray(step_time),
+                gait_step_length=np.asarray(length),
+            )
         periodic = mismatch <= PERIODIC_TOL
         ok = converged & (status == 0) & periodic
         reason = np.where(~converged, NO_GAIT, np.where(status != 0, "", NOT_PERIODIC)).astype(object)
         for code in np.unique(status[converged & (status != 0)]):
             reason[converged & (status == code)] = STATUS_NAMES[int(code)]
-        return dict(
-            params=np.stack([draw["m"], draw["k"], draw["l0"]], -1),
-            ok=ok,
-            reason=reason,
-            obs=np.asarray(o, np.float32),
-            initial_states=np.asarray(state),
-            gait_eigenvalue=np.asarray(eig),
-            gait_step_time=np.asarray(step_time),
-            gait_step_length=np.asarray(length),
-            mismatch=np.asarray(mismatch),
-        )
+        return dict(c, ok=ok, reason=reason, mismatch=np.asarray(mismatch))
 
     config = dict(
         n=n,
