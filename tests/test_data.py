@@ -11,7 +11,9 @@ from jaxid import Walker, generate_gait_dataset, load_dataset
 from jaxid.walker.data import (
     DEFAULT_DT,
     NO_GAIT,
+    TABLE_DT,
     _block_size,
+    _gait_table,
     _max_abs_eigenvalue_2x2,
     add_noise,
     periodic_records,
@@ -28,10 +30,12 @@ def dataset():
 
 @pytest.fixture(scope="module")
 def gait_records():
-    """64 records of 15 s (default priors) and six of them across the gait eigenvalue range."""
-    data = generate_gait_dataset(64, seed=4242, chunk_size=64, progress=False)
+    """640 records of 15 s (default priors, one chunk: integrated in blocks of 160 sorted by
+    period) and six of them across the gait eigenvalue range."""
+    data = generate_gait_dataset(640, seed=4242, chunk_size=640, progress=False)
+    assert _block_size(640) == 160
     order = np.argsort(data.gait_eigenvalue)
-    return data, order[[0, 16, 32, 48, 56, 63]]
+    return data, order[[0, 160, 320, 480, 560, 639]]
 
 
 def test_dataset_shapes_and_config(dataset):
@@ -72,11 +76,29 @@ def test_gait_eigenvalue_closed_form_matches_numpy():
 
 def test_block_size_divides_each_devices_records():
     assert _block_size(1024) == 256 and _block_size(512) == 256 and _block_size(1000) == 250
+    assert _block_size(640) == 160 and _block_size(300) == 150
     assert _block_size(256) is None and _block_size(100) is None  # one block: no lax.map
     assert _block_size(257) is None  # a prime: blocks of one record would be slower than none
-    for n in range(257, 5000, 37):
-        b = _block_size(n)
-        assert b is None or (n % b == 0 and 64 <= b <= 256), (n, b)
+
+
+def test_chunk_gaits_equal_the_host_side_table(gait_records):
+    """The compiled chunk's gaits (JAX interpolation, closed-form eigenvalue, in blocks sorted by
+    period) against the same table evaluated on the host (NumPy's barycentric formula and
+    ``numpy.linalg.eigvals``), record by record."""
+    data, _ = gait_records
+    m, k, l0 = data.params.T
+    priors = data.config["priors"]
+    k_range = (
+        priors["k"][0] * priors["l0"][0] / (priors["m"][1] * G),
+        priors["k"][1] * priors["l0"][1] / (priors["m"][0] * G),
+    )
+    table = _gait_table(k_range, ALPHA0, G, 0.94, TABLE_DT)
+    gait = table(k * l0 / (m * G))
+    root = np.sqrt(G * l0)
+    np.testing.assert_allclose(data.initial_states[:, 2], gait[:, 0] * root, rtol=1e-13)
+    np.testing.assert_allclose(data.gait_step_time, gait[:, 2] * l0 / root, rtol=1e-13)
+    eig = np.max(np.abs(np.linalg.eigvals(gait[:, 4:].reshape(-1, 2, 2))), axis=-1)
+    np.testing.assert_allclose(data.gait_eigenvalue, eig, rtol=1e-12)
 
 
 def test_records_are_their_periodic_gaits_in_scipy(gait_records):

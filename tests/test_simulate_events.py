@@ -276,3 +276,36 @@ def test_looped_stages_equal_the_unrolled_step(solver):
     # measured: 7.9 (Heun, 8), 15.8 (Bosh3, 16), 77 and 120 (Dopri5, Tsit5, 64), 954 (Dopri8, 512);
     # one order less would halve the ratio
     assert 0.75 * 2 ** (order + 1) < errors[0] / errors[1] < 4 * 2 ** (order + 1), (errors, order)
+
+
+def test_batched_knots_equal_the_vmapped_ones():
+    """``integrate_knots_batch`` (a ``while_loop`` that ends when the batch's slowest record is
+    done) gives ``vmap(integrate_knots)``'s numbers bit for bit, also under an outer ``vmap`` (as
+    over devices): the knots after a record's end repeat its final state, which is the closed
+    form after one bounce; a record that the iterations cannot finish is flagged by both."""
+    from jaxid.simulate.events import integrate_knots, integrate_knots_batch
+
+    balls = Ball(g=jnp.asarray([9.0, 9.81, 10.0, 9.5]), e=jnp.asarray([0.5, 0.8, 0.9, 0.7]))
+    y0 = jnp.asarray([[X0, V0, 0.0]] * 4)
+    t_end = jnp.asarray([0.7, 0.9, 1.0, 0.65])  # each past its first bounce, before the second
+    iterations = 40  # the slowest record needs about 22 (20 steps of 0.05 s, two for the event)
+
+    def one_by_one(n):
+        return jax.jit(jax.vmap(lambda b, y, t: integrate_knots(b, y, t, n)))(balls, y0, t_end)
+
+    batch = jax.jit(lambda b, y, t: integrate_knots_batch(b, y, t, iterations))(balls, y0, t_end)
+    want = one_by_one(iterations)
+    pairs = jax.tree.map(lambda a: a.reshape(2, 2, *a.shape[1:]), (balls, y0, t_end))
+    grouped = jax.jit(jax.vmap(lambda b, y, t: integrate_knots_batch(b, y, t, iterations)))(*pairs)
+    for name in ("ts", "ys", "status", "num_events", "t_final", "y_final"):
+        np.testing.assert_array_equal(getattr(batch, name), getattr(want, name), err_msg=name)
+        flat = np.asarray(getattr(grouped, name)).reshape(np.shape(getattr(want, name)))
+        np.testing.assert_array_equal(flat, getattr(want, name), err_msg=name)
+    assert np.all(np.asarray(batch.status) == STATUS_OK) and np.all(np.asarray(batch.num_events) == 1)
+    expected = jax.vmap(lambda g, e, t: after_bounce(X0, V0, g, e, t))(balls.g, balls.e, t_end)
+    np.testing.assert_allclose(batch.y_final[:, :2], expected, atol=1e-10)
+    short = jax.jit(lambda b, y, t: integrate_knots_batch(b, y, t, 10))(balls, y0, t_end)
+    np.testing.assert_array_equal(short.status, one_by_one(10).status)
+    assert np.all(np.asarray(short.status) == STATUS_ITERATION_LIMIT)
+    with pytest.raises(ValueError, match="y0 must be"):
+        integrate_knots_batch(balls, y0[0], t_end, iterations)

@@ -657,6 +657,90 @@ def integrate_knots(
     )
 
 
+def integrate_knots_batch(
+    model: AbstractSwitchingModel,
+    y0: Float[Array, "batch state"],
+    t_end: Float[Array, " batch"],
+    iterations: int,
+    *,
+    t0: RealScalar = 0.0,
+    solver: dfx.AbstractSolver | None = None,
+    dt0: float | None = None,
+    root_iterations: int = 6,
+) -> Knots:
+    """``jax.vmap(integrate_knots)`` over a batch (``model``'s parameters, ``y0`` and ``t_end``
+    with a leading batch axis), with the loop stopped as soon as every record of the batch has
+    reached its ``t_end`` or failed: at most ``iterations`` iterations, as many as the batch's
+    slowest record needs. The knots after a record's last iteration repeat its final state, as in
+    :func:`integrate_knots`, and each record's numbers are the same.
+
+    The batch's records run in lock step (a ``lax.while_loop`` whose body is the vmapped
+    iteration), so records of similar length batched together waste the fewest iterations.
+    Differentiable in forward mode only (a ``while_loop``); under ``vmap`` the loop runs until
+    every batch is done.
+    """
+    solver = dfx.Dopri8() if solver is None else solver
+    if not isinstance(solver, dfx.AbstractERK):
+        raise TypeError(
+            f"integrate_knots_batch: solver must be an explicit diffrax Runge-Kutta solver, got {solver!r}"
+        )
+    dt = model.default_dt if dt0 is None else dt0
+    if not (isinstance(iterations, int) and iterations >= 1):
+        raise ValueError(f"integrate_knots_batch: iterations must be a positive int, got {iterations!r}")
+    if y0.ndim != 2 or jnp.ndim(t_end) != 1 or y0.shape[0] != jnp.shape(t_end)[0]:
+        raise ValueError(
+            "integrate_knots_batch: y0 must be (batch, state) and t_end (batch,), got "
+            f"{y0.shape} and {jnp.shape(t_end)}"
+        )
+    dtype = jnp.result_type(y0.dtype, jnp.asarray(t_end).dtype)
+    y0 = y0.astype(dtype)
+    t_end = jnp.asarray(t_end, dtype)
+    t_start = jnp.asarray(t0, dtype)
+    n = y0.shape[0]
+    limit = iterations + 2
+
+    def init(m, y):
+        return _initial_state(_engine(m, solver, dt, root_iterations, dtype, limit), t_start, y)
+
+    def advance(m, s, te):
+        go = (s.status == _RUNNING) & (s.t < te)
+        new = _body(_engine(m, solver, dt, root_iterations, dtype, limit), solver, s, te)
+        return jax.tree.map(lambda a, b: jnp.where(go, a, b), new, s)
+
+    def cond(carry):
+        i, s, _, _ = carry
+        return (i < iterations) & jnp.any((s.status == _RUNNING) & (s.t < t_end))
+
+    def body(carry):
+        i, s, ts, ys = carry
+        s = jax.vmap(advance)(model, s, t_end)
+        return i + 1, s, ts.at[i].set(s.t), ys.at[i].set(s.y)
+
+    carry = (
+        jnp.asarray(0),
+        jax.vmap(init)(model, y0),
+        jnp.zeros((iterations, n), dtype),
+        jnp.zeros((iterations, *y0.shape), dtype),
+    )
+    done, final, ts, ys = jax.lax.while_loop(cond, body, carry)
+    filled = (jnp.arange(iterations) < done)[:, None]
+    ts = jnp.where(filled, ts, final.t[None])
+    ys = jnp.where(filled[..., None], ys, final.y[None])
+    status = jnp.where(
+        final.status == _RUNNING,
+        jnp.where(final.t >= t_end, STATUS_OK, STATUS_ITERATION_LIMIT),
+        final.status,
+    )
+    return Knots(
+        ts=jnp.concatenate([jnp.broadcast_to(t_start, (n, 1)), ts.T], axis=1),
+        ys=jnp.concatenate([y0[:, None], jnp.swapaxes(ys, 0, 1)], axis=1),
+        status=status.astype(jnp.int32),
+        num_events=final.num_events,
+        t_final=final.t,
+        y_final=final.y,
+    )
+
+
 def states_at(
     model: AbstractSwitchingModel,
     knots: Knots,

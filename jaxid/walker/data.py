@@ -5,7 +5,7 @@ periodic gait (:func:`jaxid.find_gait`) at mid-stance height ``height_ratio * l0
 integrated from the gait's mid-stance state and tiled over the record, ``x`` (and the feet)
 shifted by the step length and ``t`` by the step time. Each save time ``t`` is mapped to its phase
 ``t - n T`` in the period (``n = floor(t / T)``). The period is integrated by the walker's
-event-aware Dopri8 (:func:`jaxid.simulate.events.integrate_knots`, fixed step :data:`DEFAULT_DT`,
+event-aware Dopri8 (:func:`jaxid.simulate.events.integrate_knots_batch`, fixed step :data:`DEFAULT_DT`,
 events located), and the state at each phase is the quintic Hermite polynomial through the two
 integrator steps around it (positions, velocities and accelerations; measured 2e-12 m from a
 Dopri8 step to the same time at a 10 ms step; growing as the step's sixth power, about 6e-10 m at
@@ -46,7 +46,8 @@ Generation is deterministic given ``seed`` and ``chunk_size`` (chunk ``i`` draws
 ``fold_in(key(seed), i)``), runs chunk by chunk with a progress bar and shards every chunk across
 the local devices. In table mode a chunk is one compiled program (draws, table, period, samples,
 float32 records: nothing is computed on the host between them), and each device integrates its
-records :data:`BLOCK` at a time, so that a block's loop state stays in cache.
+records in blocks of at most :data:`BLOCK` (see :func:`_block_size`), sorted by period so that each
+block's loop stops early, and with a block's loop state in cache.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ from tqdm.auto import tqdm
 from .. import io as jio
 from ..errors import check_real_number, require_float64
 from ..simulate.chunking import batch_sharding
-from ..simulate.events import integrate_knots
+from ..simulate.events import integrate_knots_batch
 from ..typing import Key, TimeGrid
 from .gait import find_gait
 from .model import STATUS_NAMES, Walker
@@ -358,7 +359,8 @@ def _gait_table(k_range, alpha0, g, height_ratio, dt, n=TABLE_NODES) -> _Table:
 
 
 def _knots(walker, state, step_time, dt, iterations):
-    return jax.vmap(lambda w, s, t: integrate_knots(w, s, t, iterations, dt0=dt))(walker, state, step_time)
+    """One period per record: the batch's loop stops when its longest period is done."""
+    return integrate_knots_batch(walker, state, step_time, iterations, dt0=dt)
 
 
 def _hermite(s):
@@ -388,9 +390,9 @@ def _hermite(s):
 def _knot_accelerations(walker, knots):
     """The CoM acceleration ``(N, K, 2)`` at every knot, from the knot's own contact state.
 
-    At an event knot this is the acceleration of the new contact state, equal to the old one's
-    to rounding: the walker's acceleration is continuous at its switches, where the leg that
-    touches down or lifts off is at its rest length and carries no force.
+    At an event knot this is the acceleration of the new contact state, equal to the old one's to
+    the event location's precision: the walker's acceleration is continuous at its switches, where
+    the leg that touches down or lifts off is at its rest length and carries no force.
     """
     y = knots.ys
     w = (walker.k / walker.m)[:, None]
@@ -504,6 +506,9 @@ def periodic_records(
     **Returns:** ``(ys, obs, status, mismatch, step_length)``: float64 states ``(N, time, 7)`` and
     observations, the integration status (0 ok), the period's return mismatch in metres and the
     step length.
+
+    Differentiable in forward mode (``jax.jvp``, ``jax.jacfwd``) only: the batch's loop is a
+    ``lax.while_loop`` that stops with the longest period.
     """
     dt = DEFAULT_DT if dt0 is None else dt0
     walker = walker.broadcast()
@@ -536,11 +541,15 @@ def _chunk_newton(walker, height_ratio, vx_guess, vy_guess, ts, dt, iterations):
 
 
 def _barycentric_jnp(x, nodes, weights, values):
-    """:func:`_barycentric` in JAX (inside the compiled chunk)."""
+    """:func:`_barycentric` in JAX (inside the compiled chunk). The sums over the nodes run in a
+    fixed order (not a matrix product, whose order may depend on the batch's layout), so that a
+    record's gait does not depend on how the chunk is split over devices."""
     d = x[:, None] - nodes[None, :]
     hit = d == 0
     w = weights[None, :] / jnp.where(hit, 1.0, d)
-    out = (w @ values) / jnp.sum(w, axis=1, keepdims=True)
+    num = sum(w[:, j : j + 1] * values[j] for j in range(nodes.shape[0]))
+    den = sum(w[:, j : j + 1] for j in range(nodes.shape[0]))
+    out = num / den
     exact = jnp.argmax(hit, axis=1)
     return jnp.where(jnp.any(hit, axis=1)[:, None], values[exact], out)
 
@@ -599,19 +608,31 @@ def _chunk_drawn(
         _, obs, status, mismatch, length = _periodic(walker, state, step_time, ts, dt, iterations)
     else:
         n_dev = len(sharding.device_set)
-        nb = chunk // (n_dev * block)
-
-        def split(a):
-            return a.reshape(n_dev, nb, block, *a.shape[1:])
+        per = chunk // n_dev
 
         def per_device(w, s0, t0):
-            def one(args):
-                return _periodic(*args, ts, dt, iterations)[1:]
+            # Records sorted by period: each block's loop stops at its own longest period.
+            order = jnp.argsort(t0)
 
-            return jax.lax.map(one, (w, s0, t0))
+            def blocks(a):
+                return a[order].reshape(per // block, block, *a.shape[1:])
 
-        parts = jax.vmap(per_device)(jax.tree.map(split, walker), split(state), split(step_time))
-        obs, status, mismatch, length = (a.reshape(chunk, *a.shape[3:]) for a in parts)
+            out = jax.lax.map(
+                lambda args: _periodic(*args, ts, dt, iterations)[1:],
+                (jax.tree.map(blocks, w), blocks(s0), blocks(t0)),
+            )
+            inverse = jnp.argsort(order)
+            return tuple(a.reshape(per, *a.shape[2:])[inverse] for a in out)
+
+        def split(a):
+            return a.reshape(n_dev, per, *a.shape[1:])
+
+        args = (jax.tree.map(split, walker), split(state), split(step_time))
+        if n_dev == 1:  # no vmap: its batched loop predicate would copy the loop state
+            parts = tuple(a[None] for a in per_device(*jax.tree.map(lambda a: a[0], args)))
+        else:
+            parts = jax.vmap(per_device)(*args)
+        obs, status, mismatch, length = (a.reshape(chunk, *a.shape[2:]) for a in parts)
     return dict(
         params=jnp.stack([m, k, l0], -1),
         obs=obs.astype(jnp.float32),
