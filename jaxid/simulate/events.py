@@ -600,6 +600,37 @@ class Knots(eqx.Module):
     y_final: Float[Array, "*batch state"]
 
 
+def _knots_inputs(where, model, y0, t_end, t0, solver, dt0, iterations):
+    """The checked inputs of :func:`integrate_knots` and :func:`integrate_knots_batch`:
+    ``(solver, dt, dtype, y0, t_end, t_start)``, the arrays cast to one dtype."""
+    solver = dfx.Dopri8() if solver is None else solver
+    if not isinstance(solver, dfx.AbstractERK):
+        raise TypeError(f"{where}: solver must be an explicit diffrax Runge-Kutta solver, got {solver!r}")
+    dt = model.default_dt if dt0 is None else dt0
+    if not (isinstance(iterations, int) and iterations >= 1):
+        raise ValueError(f"{where}: iterations must be a positive int, got {iterations!r}")
+    dtype = jnp.result_type(y0.dtype, jnp.asarray(t_end).dtype)
+    return solver, dt, dtype, y0.astype(dtype), jnp.asarray(t_end, dtype), jnp.asarray(t0, dtype)
+
+
+def _knots_result(final: _State, t_end, ts, ys) -> Knots:
+    """The :class:`Knots` of a finished loop: its status is the loop's failure code, else
+    ``STATUS_OK`` at ``t_end`` and ``STATUS_ITERATION_LIMIT`` short of it."""
+    status = jnp.where(
+        final.status == _RUNNING,
+        jnp.where(final.t >= t_end, STATUS_OK, STATUS_ITERATION_LIMIT),
+        final.status,
+    )
+    return Knots(
+        ts=ts,
+        ys=ys,
+        status=status.astype(jnp.int32),
+        num_events=final.num_events,
+        t_final=final.t,
+        y_final=final.y,
+    )
+
+
 def integrate_knots(
     model: AbstractSwitchingModel,
     y0: Float[Array, " state"],
@@ -621,18 +652,9 @@ def integrate_knots(
     Runge-Kutta step from the last knot before it, so a batch needs no lock-step iteration per
     save time. ``status`` is ``STATUS_ITERATION_LIMIT`` when ``iterations`` did not reach ``t_end``.
     """
-    solver = dfx.Dopri8() if solver is None else solver
-    if not isinstance(solver, dfx.AbstractERK):
-        raise TypeError(
-            f"integrate_knots: solver must be an explicit diffrax Runge-Kutta solver, got {solver!r}"
-        )
-    dt = model.default_dt if dt0 is None else dt0
-    if not (isinstance(iterations, int) and iterations >= 1):
-        raise ValueError(f"integrate_knots: iterations must be a positive int, got {iterations!r}")
-    dtype = jnp.result_type(y0.dtype, jnp.asarray(t_end).dtype)
-    y0 = y0.astype(dtype)
-    t_end = jnp.asarray(t_end, dtype)
-    t_start = jnp.asarray(t0, dtype)
+    solver, dt, dtype, y0, t_end, t_start = _knots_inputs(
+        "integrate_knots", model, y0, t_end, t0, solver, dt0, iterations
+    )
     state0, body = _stepper(model, solver, dt, root_iterations, dtype, t_start, y0, iterations + 2)
 
     def one(s: _State, _):
@@ -642,19 +664,7 @@ def integrate_knots(
         return s, (s.t, s.y)
 
     final, (ts, ys) = jax.lax.scan(one, state0, None, length=iterations)
-    status = jnp.where(
-        final.status == _RUNNING,
-        jnp.where(final.t >= t_end, STATUS_OK, STATUS_ITERATION_LIMIT),
-        final.status,
-    )
-    return Knots(
-        ts=jnp.concatenate([t_start[None], ts]),
-        ys=jnp.concatenate([y0[None], ys]),
-        status=status.astype(jnp.int32),
-        num_events=final.num_events,
-        t_final=final.t,
-        y_final=final.y,
-    )
+    return _knots_result(final, t_end, jnp.concatenate([t_start[None], ts]), jnp.concatenate([y0[None], ys]))
 
 
 def integrate_knots_batch(
@@ -679,23 +689,14 @@ def integrate_knots_batch(
     Differentiable in forward mode only (a ``while_loop``); under ``vmap`` the loop runs until
     every batch is done.
     """
-    solver = dfx.Dopri8() if solver is None else solver
-    if not isinstance(solver, dfx.AbstractERK):
-        raise TypeError(
-            f"integrate_knots_batch: solver must be an explicit diffrax Runge-Kutta solver, got {solver!r}"
-        )
-    dt = model.default_dt if dt0 is None else dt0
-    if not (isinstance(iterations, int) and iterations >= 1):
-        raise ValueError(f"integrate_knots_batch: iterations must be a positive int, got {iterations!r}")
     if y0.ndim != 2 or jnp.ndim(t_end) != 1 or y0.shape[0] != jnp.shape(t_end)[0]:
         raise ValueError(
             "integrate_knots_batch: y0 must be (batch, state) and t_end (batch,), got "
             f"{y0.shape} and {jnp.shape(t_end)}"
         )
-    dtype = jnp.result_type(y0.dtype, jnp.asarray(t_end).dtype)
-    y0 = y0.astype(dtype)
-    t_end = jnp.asarray(t_end, dtype)
-    t_start = jnp.asarray(t0, dtype)
+    solver, dt, dtype, y0, t_end, t_start = _knots_inputs(
+        "integrate_knots_batch", model, y0, t_end, t0, solver, dt0, iterations
+    )
     n = y0.shape[0]
     limit = iterations + 2
 
@@ -726,18 +727,11 @@ def integrate_knots_batch(
     filled = (jnp.arange(iterations) < done)[:, None]
     ts = jnp.where(filled, ts, final.t[None])
     ys = jnp.where(filled[..., None], ys, final.y[None])
-    status = jnp.where(
-        final.status == _RUNNING,
-        jnp.where(final.t >= t_end, STATUS_OK, STATUS_ITERATION_LIMIT),
-        final.status,
-    )
-    return Knots(
-        ts=jnp.concatenate([jnp.broadcast_to(t_start, (n, 1)), ts.T], axis=1),
-        ys=jnp.concatenate([y0[:, None], jnp.swapaxes(ys, 0, 1)], axis=1),
-        status=status.astype(jnp.int32),
-        num_events=final.num_events,
-        t_final=final.t,
-        y_final=final.y,
+    return _knots_result(
+        final,
+        t_end,
+        jnp.concatenate([jnp.broadcast_to(t_start, (n, 1)), ts.T], axis=1),
+        jnp.concatenate([y0[:, None], jnp.swapaxes(ys, 0, 1)], axis=1),
     )
 
 
