@@ -388,20 +388,18 @@ def _hermite(s):
 
 
 def _knot_accelerations(walker, knots):
-    """The CoM acceleration ``(N, K, 2)`` at every knot, from the knot's own contact state.
+    """The CoM acceleration ``(N, K, 2)`` at every knot, from the walker's vector field at the
+    knot's own contact state.
 
     At an event knot this is the acceleration of the new contact state, equal to the old one's to
     the event location's precision: the walker's acceleration is continuous at its switches, where
     the leg that touches down or lifts off is at its rest length and carries no force.
     """
-    y = knots.ys
-    w = (walker.k / walker.m)[:, None]
-    l0, g = walker.l0[:, None], walker.g[:, None]
-    x, z = y[..., _X], y[..., _Y]
-    dx_f, dx_r = x - y[..., _FF], x - y[..., _FR]
-    c_front = w * (l0 / jnp.sqrt(dx_f**2 + z**2) - 1.0)
-    c_rear = y[..., _DS] * w * (l0 / jnp.sqrt(dx_r**2 + z**2) - 1.0)
-    return jnp.stack([c_front * dx_f + c_rear * dx_r, (c_front + c_rear) * z - g], axis=-1)
+
+    def one(w, ys):
+        return jax.vmap(lambda y: w.vector_field(0.0, y)[_VX : _VY + 1])(ys)
+
+    return jax.vmap(one)(walker, knots.ys)
 
 
 def _states(walker, knots, phase):
@@ -564,6 +562,14 @@ def _max_abs_eigenvalue_2x2(j):
     return jnp.where(disc >= 0, jnp.abs(half) + jnp.sqrt(jnp.maximum(disc, 0.0)), jnp.sqrt(jnp.abs(det)))
 
 
+def _draw_params(key, lo, hi, chunk):
+    """``(m, k, l0)``, ``chunk`` of each, uniform on ``[lo, hi]`` from ``split(key, 3)``."""
+    return tuple(
+        jax.random.uniform(kk, (chunk,), minval=lo[i], maxval=hi[i], dtype=jnp.float64)
+        for i, kk in enumerate(jax.random.split(key, 3))
+    )
+
+
 BLOCK = 256
 """Records integrated together (vectorised) within a chunk: a block's loop state stays in the
 core's cache (measured on one core: 42 us per record in blocks of 128 or 256, 52 us for the whole
@@ -591,13 +597,7 @@ def _chunk_drawn(
     (float32 observations). ``table``: ``(nodes, weights, values)``. With ``block``, each device's
     records are integrated ``block`` at a time (``lax.map``); a record's numbers do not depend on
     it beyond rounding."""
-    keys = jax.random.split(key, 3)
-    m, k, l0 = (
-        jax.lax.with_sharding_constraint(
-            jax.random.uniform(kk, (chunk,), minval=lo[i], maxval=hi[i], dtype=jnp.float64), sharding
-        )
-        for i, kk in enumerate(keys)
-    )
+    m, k, l0 = (jax.lax.with_sharding_constraint(a, sharding) for a in _draw_params(key, lo, hi, chunk))
     kk = k * l0 / (m * g)
     root = jnp.sqrt(g * l0)
     gait = _barycentric_jnp(kk, *table)
@@ -762,6 +762,7 @@ def generate_gait_dataset(
     table_arrays = tuple(jnp.asarray(a) for a in (table.nodes, table.weights, table.values))
     lo = jnp.asarray([ranges[p][0] for p in ("m", "k", "l0")])
     hi = jnp.asarray([ranges[p][1] for p in ("m", "k", "l0")])
+    block = _block_size(chunk // len(devices))
 
     def make_chunk(round_):
         """Chunk ``round_``'s ``chunk`` candidates, from ``fold_in(key(seed), round_)`` alone."""
@@ -782,17 +783,14 @@ def generate_gait_dataset(
                     dt=dt,
                     iterations=iterations,
                     sharding=sharding,
-                    block=_block_size(chunk // len(devices)),
+                    block=block,
                 )
             )
             status, mismatch = c.pop("status"), c.pop("mismatch")
             converged = np.ones(chunk, bool)
         else:
-            keys = jax.random.split(round_key, 3)
-            draw = {
-                p: np.asarray(jax.random.uniform(kk, (chunk,), minval=ranges[p][0], maxval=ranges[p][1]))
-                for p, kk in zip(("m", "k", "l0"), keys, strict=True)
-            }
+            drawn = map(np.asarray, _draw_params(round_key, lo, hi, chunk))
+            draw = dict(zip(("m", "k", "l0"), drawn, strict=True))
             walker = Walker(
                 m=draw["m"],
                 k=draw["k"],
