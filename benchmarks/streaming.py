@@ -3,7 +3,7 @@ resident memory, and agreement of the two.
 
 The parent writes ``--records`` gait-shaped records (150 samples of 2 channels, float32: damped
 oscillations with random amplitude and frequency, the two targets) into a chunked store
-(:func:`jaxid.data.store.create_store`, chunks of 4096 records, the default blocks of 16), then
+(:func:`jaxid.data.store.create_store`, chunks of 4096 records, its default blocks), then
 runs two child processes on one core each, the same training in both (an MLP, ``--epochs``
 epochs, batch 1000, patience off):
 

@@ -160,3 +160,34 @@ def test_store_remakes_a_damaged_chunk(in_memory, stored, tmp_path):
     again = generate_gait_dataset(N, store=copy, **KW)  # remakes chunks 1 and 2
     np.testing.assert_array_equal(np.asarray(again.obs), in_memory.obs)
     assert jax.config.jax_enable_x64
+
+
+def test_default_blocks_hold_about_256_kib_of_rows(tmp_path):
+    import zarr
+
+    fields = dict(obs=((151, 2), "float32"), params=((3,), "float64"), e=((), "float64"))
+    for chunk_rows, want in (
+        (1024, dict(obs=128, params=1024, e=1024)),
+        (1000, dict(obs=200, params=1000, e=1000)),
+    ):
+        st = create_store(
+            tmp_path / f"d{chunk_rows}",
+            config=CONFIG,
+            fields=fields,
+            chunk_rows=chunk_rows,
+            capacity_chunks=2,
+        )
+        # zarr's own metadata: each field's shard is the chunk, its inner blocks as computed
+        # (256 KiB / 1208 bytes = 217 rows, lowered to a divisor of chunk_rows).
+        for name, rows in want.items():
+            arr = zarr.open_array(str(st.path / name), mode="r")
+            assert arr.shards[0] == chunk_rows and arr.chunks[0] == rows, (name, arr.shards, arr.chunks)
+        a = np.random.default_rng(0).normal(size=(chunk_rows, 151, 2)).astype(np.float32)
+        arrays = dict(obs=a, params=np.ones((chunk_rows, 3)), e=np.arange(chunk_rows, dtype=float))
+        st.write_chunk(1, arrays, kept=chunk_rows)
+        rows = st.rows(np.array([3, chunk_rows - 1]), np.array([0, chunk_rows]))
+        np.testing.assert_array_equal(st.read("obs", rows), a[[3, chunk_rows - 1]])
+    with pytest.raises(ValueError, match="inner_rows must be a positive int"):
+        create_store(
+            tmp_path / "bad", config=CONFIG, fields=fields, chunk_rows=8, capacity_chunks=1, inner_rows=0
+        )

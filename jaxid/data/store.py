@@ -42,6 +42,8 @@ from .. import io as jio
 __all__ = ["ChunkStore", "ConfigMismatchError", "StoredArray", "create_store", "open_store"]
 
 FORMAT = 1
+#: Default size of a compressed block of a field's rows inside a chunk (:func:`create_store`).
+INNER_BYTES = 256 * 2**10
 _HEADER = "jaxid-store.json"
 _MARKERS = "chunks"
 
@@ -261,7 +263,7 @@ def create_store(
     fields: Mapping[str, tuple[tuple[int, ...], str]],
     chunk_rows: int,
     capacity_chunks: int,
-    inner_rows: int = 16,
+    inner_rows: int | None = None,
     fill_value: float = float("nan"),
 ) -> ChunkStore:
     """Open the store at ``path`` made with ``config``, or create it there if there is none.
@@ -269,12 +271,20 @@ def create_store(
     ``fields``: ``{name: (row_shape, dtype)}``; ``chunk_rows``: rows per chunk (one zarr shard);
     ``capacity_chunks``: most chunks it can hold (rows are allocated lazily: an unwritten chunk
     costs nothing); ``inner_rows``: rows per compressed block inside a chunk (what a read of one
-    record decompresses).
+    record decompresses; a divisor of ``chunk_rows``, the largest not above the one asked for).
+    By default each field's blocks hold about :data:`INNER_BYTES` (256 KiB) of rows, at least one
+    row and at most a chunk: 128 rows of a record of 151 x 2 float32, a whole chunk of a scalar
+    field. zarr's cost per block written is fixed (about 0.6 ms here), so blocks of 16 rows made
+    a chunk's seven gait fields cost about 250 ms to write against about 30 ms now
+    (``benchmarks/README.md``); a read of one record decompresses its block, and a streamed
+    epoch (:mod:`jaxid.nn.streaming`) decompresses every block anyway.
 
     Raises :class:`ConfigMismatchError` naming the differing keys if a store at ``path`` was made
     with another ``config`` (or other fields or chunk sizes), and :class:`jaxid.io.CorruptFileError`
     if ``path`` holds something else than a store.
     """
+    if inner_rows is not None and not (isinstance(inner_rows, int) and inner_rows >= 1):
+        raise ValueError(f"create_store: inner_rows must be a positive int or None, got {inner_rows!r}")
     path = Path(path)
     config = _normal(config)
     want = dict(
@@ -310,11 +320,9 @@ def create_store(
     group = zarr.open_group(str(path), mode="w")
     group.attrs.update({"jaxid_store_format": FORMAT, "config": config})
     rows = chunk_rows * capacity_chunks
-    inner = max(1, min(int(inner_rows), chunk_rows))
-    while chunk_rows % inner:
-        inner -= 1
     for name, (row_shape, dtype) in fields.items():
         dtype = np.dtype(dtype)
+        inner = _inner_rows(inner_rows, chunk_rows, int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize)
         group.create_array(
             name,
             shape=(rows, *row_shape),
@@ -327,6 +335,16 @@ def create_store(
     (path / _MARKERS).mkdir(exist_ok=True)
     jio.atomic_write_text(path / _HEADER, json.dumps(want))
     return ChunkStore(path, want)
+
+
+def _inner_rows(asked: int | None, chunk_rows: int, row_bytes: int) -> int:
+    """Rows per compressed block: ``asked``, or about :data:`INNER_BYTES` of rows, clipped to
+    ``[1, chunk_rows]`` and lowered to a divisor of ``chunk_rows`` (zarr's shards need one)."""
+    want = max(1, INNER_BYTES // max(row_bytes, 1)) if asked is None else int(asked)
+    inner = max(1, min(want, chunk_rows))
+    while chunk_rows % inner:
+        inner -= 1
+    return inner
 
 
 def _lookup(d: dict, dotted: str):

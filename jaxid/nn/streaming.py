@@ -24,9 +24,12 @@ give **the same networks as in-memory training of the same records** (same seed,
 
 The cost of an exact shuffle out of core: a window's records lie all over the source, so each
 window reads about ``window`` records from everywhere; a store whose compressed blocks hold
-``b`` records (``inner_rows``, 16 by default) decompresses up to ``b`` times the records it
-uses. Memory is bounded by the window (default :data:`WINDOW_BYTES` of float32 inputs), the
-targets (all in memory: ``records x params``) and the index arrays.
+``b`` records (``create_store``'s ``inner_rows``; about 256 KiB of rows by default) decompresses
+up to ``b`` times the records it uses (a window holding a fraction :math:`f` of the records
+touches a block with probability :math:`1 - (1 - f)^b`, nearly every block once :math:`f b` is a
+few). Memory is bounded by the window (default
+:data:`WINDOW_BYTES` of float32 inputs), the targets (all in memory: ``records x params``) and the
+index arrays.
 """
 
 from __future__ import annotations
