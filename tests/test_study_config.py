@@ -66,6 +66,8 @@ def test_presets_load_and_resolve():
     for name in preset_names():
         c = load_preset(name)
         assert resolve_model(c).kind == "model"
+    fdp = load_preset("forced_damped_pendulum").bayes
+    assert (fdp.starts, fdp.fits) == (256, 16)  # its likelihood oscillates in f (the preset says why)
 
 
 def test_user_model_class_and_function_by_module_path():
@@ -198,6 +200,12 @@ BAD = [
         r"estimators\.batch_size: 500 is larger",
     ),
     ("seed type", ("records = 100", "records = 100\nseed = 1.5"), TypeError, r"seed: must be an int"),
+    (
+        "bayes fits",
+        ("batch_size = 16", "batch_size = 16\n[bayes]\nfits = 0"),
+        ValueError,
+        r"bayes\.fits: ",
+    ),
 ]
 
 

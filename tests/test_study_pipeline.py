@@ -75,6 +75,7 @@ def test_user_function_model_end_to_end(tmp_path):
     # The Bayes limit: a*b and c are recovered by the posterior mean, a alone is not.
     bayes = result.bayes
     assert bayes["records_used"] >= 6
+    assert bayes["records_misfit"] == 0  # records from the model at its noise: chains fit them
     limit = {r["target"]: r["bayes_r2"] for r in bayes["params"] + bayes["combinations"]}
     assert limit["a*b"] > 0.95 and limit["c"] > 0.9 and limit["a"] < 0.8
     rows = {r["target"]: r for r in result.table}

@@ -119,7 +119,8 @@ def bayes_reference(
     )
     if not post.ok.any():
         out["error"] = (
-            "no record's posterior passed its diagnostics (R-hat <= 1.05, ESS >= 100); raise bayes_draws"
+            "no record's posterior passed its diagnostics (R-hat <= 1.05, ESS >= 100, the chains' residuals "
+            "at their noise); raise bayes_draws"
         )
     else:
         truth = params[sub]

@@ -172,7 +172,8 @@ def _bayes_markdown(bayes: dict, table: list[dict]) -> list[str]:
         f"Exact posterior samples of (m, k, l0) given each record's x, y (noise sd {sd}; uniform prior "
         f"box; every record starting on its gait), by adaptive random-walk Metropolis: "
         f"{bayes['sampler']['chains']} chains of {bayes['sampler']['draws']} kept draws. "
-        f"{bayes['records_used']} of {bayes['records']} records passed R-hat <= 1.05 and ESS >= 100 "
+        f"{bayes['records_used']} of {bayes['records']} records passed R-hat <= 1.05, ESS >= 100 and the "
+        "chains' residuals at their noise "
         f"({bayes['records_flagged']} flagged and left out); {bayes['seconds']} s.",
         "",
     ]

@@ -22,13 +22,14 @@ from .calibration import (
     rank_uniformity,
     sbc_ranks,
 )
-from .compare import AT_LIMIT, Comparison, compare, null_axis_angle, verdict
+from .compare import AT_LIMIT, MSE_RATIO, Comparison, compare, null_axis_angle, verdict
 from .posterior import Posterior, sample_posterior
 from .risk import BayesRisk, bayes_risk
 
 __all__ = [
     "AT_LIMIT",
     "DEFAULT_LEVELS",
+    "MSE_RATIO",
     "BayesRisk",
     "CalibrationResult",
     "Comparison",

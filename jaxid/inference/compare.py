@@ -7,8 +7,12 @@ records (:func:`jaxid.inference.bayes_risk`), both as :math:`R^2 = 1 - \mathrm{M
 (\theta_i)`. The verdict of parameter :math:`i`:
 
 - **recovered**: the learned :math:`R^2 \ge 0.99`;
-- **limited by the data**: within ``tol`` (default 0.05) of the Bayes limit's :math:`R^2`, i.e.
-  at the limit: no estimator could do much better from these data;
+- **limited by the data**: at the limit: within ``tol`` (default 0.05) of the Bayes limit's
+  :math:`R^2` *and* an error at most ``mse_ratio`` (default 2) times the Bayes risk,
+  :math:`1 - R^2 \le 2\,(1 - R^2_{\mathrm{Bayes}})` (on the same records the ratio of the
+  :math:`1 - R^2` is the ratio of the mean squared errors): no estimator could do much better from
+  these data. The second condition matters where the limit is near 1: an :math:`R^2` of 0.97
+  against a limit of 0.9998 is within 0.05 but 150 times the least error;
 - **limited by learning**: further below it: the data hold more than the estimator extracted;
 - **above the Bayes limit: reference failed**: more than ``tol`` above it. The posterior mean is
   the least-error estimator, so no estimator beats it beyond Monte Carlo error: the reference
@@ -35,22 +39,30 @@ from scipy import stats
 from .posterior import Posterior
 from .risk import bayes_risk
 
-__all__ = ["AT_LIMIT", "Comparison", "compare", "null_axis_angle", "verdict"]
+__all__ = ["AT_LIMIT", "MSE_RATIO", "Comparison", "compare", "null_axis_angle", "verdict"]
 
 AT_LIMIT = 0.05
-"""R^2 within this of the Bayes limit's counts as at the limit (limited by the data)."""
+"""R^2 within this of the Bayes limit's counts as at the limit (limited by the data), if the error
+is also within :data:`MSE_RATIO` of the Bayes risk."""
+
+MSE_RATIO = 2.0
+r"""An error at most this many times the Bayes risk (on the same records) counts as at the limit,
+if the R^2 is also within :data:`AT_LIMIT` of the limit's. With 20 records each mean squared error
+has a relative sampling error of about :math:`\sqrt{2/20} \approx 0.3`, so their ratio is about
+1 +- 0.45 for an estimator at the limit: 2 is about two of those above it."""
 
 
-def verdict(r2: float, limit_r2: float | None, *, tol: float = AT_LIMIT) -> str:
-    """Recovered, limited by the data (at the limit), limited by learning (below it), or, for an
-    estimator more than ``tol`` above the limit, a failed reference (see the module docstring)."""
+def verdict(r2: float, limit_r2: float | None, *, tol: float = AT_LIMIT, mse_ratio: float = MSE_RATIO) -> str:
+    """Recovered, limited by the data (at the limit: within ``tol`` of the limit's R^2 and within
+    ``mse_ratio`` of its error), limited by learning (below it), or, for an estimator more than
+    ``tol`` above the limit, a failed reference (see the module docstring)."""
     if r2 >= 0.99:
         return "recovered"
     if limit_r2 is None or not np.isfinite(limit_r2):
         return "no limit"
     if r2 > limit_r2 + tol:
         return "above the Bayes limit: reference failed"
-    if r2 >= limit_r2 - tol:
+    if r2 >= limit_r2 - tol and 1.0 - r2 <= mse_ratio * (1.0 - limit_r2):
         return "limited by the data"
     return "limited by learning"
 

@@ -42,9 +42,18 @@ Diagnostics per record and parameter: rank-normalised split R-hat and bulk effec
 (Vehtari et al. 2021; :mod:`jaxid.inference.diagnostics`), the acceptance rate (random walk) or the number of
 divergent transitions (NUTS; a trajectory that crosses a bound where a ridge meets it obliquely
 counts as divergent, since the reflected ridge turns there: this costs efficiency, which the ESS
-shows, not correctness). A record is flagged (``ok = False``) when R-hat exceeds ``rhat_max``
-or the ESS is below ``ess_min``; :func:`bayes_risk` leaves flagged records out and says how
-many.
+shows, not correctness). A record is flagged (``ok = False``) when R-hat exceeds ``rhat_max``,
+the ESS is below ``ess_min``, or the chains explain the record far worse than its noise allows
+(``chi2_pvalue_min``): every chain starts around one fit, so chains that all sit in a side mode
+of a multimodal likelihood agree with each other and pass R-hat, but their whitened residuals
+are too large. The statistic is the least :math:`\chi^2 = \sum_j r_j^2` among each chain's last
+draw and the coordinate-wise posterior median (in the sampling coordinates), ``chains + 1``
+evaluations of the model per record; its tail probability is read from :math:`\chi^2_{n - p}`
+(``n`` observations, ``p`` parameters; a draw's :math:`\chi^2` exceeds the least one by about
+:math:`\chi^2_p`, so this is lenient). It is not the least-squares fit's: on a rank-deficient
+problem the fit may stop short of the data (100 Levenberg-Marquardt steps along a flat ridge)
+while the chains, started around it, still find the posterior. :func:`bayes_risk` leaves flagged
+records out and says how many.
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
+import scipy.stats
 from jaxtyping import ArrayLike, Bool, Float, Int
 
 from ..errors import NonFiniteError, require_float64
@@ -76,7 +86,7 @@ __all__ = ["Posterior", "sample_posterior"]
 
 @dataclass(frozen=True)
 class Posterior:
-    """Posterior samples of a batch of records and their diagnostics.
+    r"""Posterior samples of a batch of records and their diagnostics.
 
     - ``names``: the parameters, in the order of the last axis; ``prior``: their prior (``None``
       for the derived quantities of :meth:`transform`).
@@ -86,8 +96,12 @@ class Posterior:
     - ``acceptance``: ``(records,)`` mean acceptance rate of the kept random-walk steps (NaN for
       NUTS); ``divergences``: ``(records,)`` divergent NUTS transitions after warm-up (0 for the
       random walk).
-    - ``ok``: ``(records,)`` whether R-hat and ESS passed (see the module docstring).
+    - ``ok``: ``(records,)`` whether R-hat, ESS and the chains' residuals passed (see the module
+      docstring and ``sample_posterior``'s ``chi2_pvalue_min``).
     - ``start``: ``(records, param)`` the least-squares fit the chains were preconditioned at.
+    - ``chi2``: ``(records,)`` the least sum of squared whitened residuals among each chain's last
+      draw and the posterior median; ``chi2_pvalue``: ``(records,)`` its tail probability under
+      :math:`\chi^2_{n - p}` (module docstring; ``sample_posterior``'s ``chi2_pvalue_min``).
     - ``scale``: ``(records, chains)`` the adapted proposal scale (random walk) or step size
       (NUTS); ``seconds``: wall time; ``settings``: the options used.
     """
@@ -103,6 +117,8 @@ class Posterior:
     divergences: Int[np.ndarray, " records"]
     ok: Bool[np.ndarray, " records"]
     start: Float[np.ndarray, "records param"]
+    chi2: Float[np.ndarray, " records"]
+    chi2_pvalue: Float[np.ndarray, " records"]
     scale: Float[np.ndarray, "records chain"]
     seconds: float
     settings: dict[str, Any]
@@ -414,8 +430,12 @@ def _one_record(fns, prior, coordinates, settings, rkey, ys_r, sigmas_r):
         )  # fmt: skip
     ws, stat, scale = jax.vmap(run_chain)(chain_keys, w0)
     zs = z_fit + ws @ chol.T
+    # 4. the chains' fit to the record: the least chi^2 among each chain's last draw and the
+    # coordinate-wise posterior median (module docstring; a chain stuck in a side mode has none low)
+    probe = jnp.concatenate([zs[:, -1, :], jnp.median(zs.reshape(-1, p), axis=0)[None]])
+    chi2 = jnp.min(jax.vmap(lambda z: jnp.sum(residual(z, None) ** 2))(probe))
     thetas, _ = coordinates.theta(zs)
-    return thetas, stat, scale, coordinates.theta(z_fit)[0]
+    return thetas, stat, scale, coordinates.theta(z_fit)[0], chi2
 
 
 @eqx.filter_jit
@@ -447,6 +467,7 @@ def sample_posterior(
     fit_steps: int = 100,
     rhat_max: float = 1.05,
     ess_min: float = 100.0,
+    chi2_pvalue_min: float = 1e-6,
     chunk_size: int = 64,
     devices: Sequence[jax.Device] | None = None,
     progress: bool = True,
@@ -476,6 +497,16 @@ def sample_posterior(
     - ``max_doublings``: NUTS tree depth limit (``2**max_doublings - 1`` steps per draw at most).
     - ``fit_steps``: Levenberg-Marquardt iterations of the preconditioning fit.
     - ``rhat_max``, ``ess_min``: thresholds of the per-record ``ok`` flag.
+    - ``chi2_pvalue_min``: a record is also flagged (not ``ok``) when the chains explain it far
+      worse than its noise allows: the least sum of squared whitened residuals among the chains'
+      last draws and the posterior median, :math:`\chi^2 = \sum_j r_j^2`, has the tail
+      probability :math:`P(\chi^2_{n - p} \ge \chi^2) <` ``chi2_pvalue_min`` (``n``
+      observations, ``p`` parameters). Every chain starts around one fit, so when the fits all
+      miss the global mode (an oscillatory likelihood, e.g. a forcing frequency, with too few
+      ``starts`` or ``fits``) the chains agree with each other and R-hat cannot see it; their
+      residuals can. Raise ``starts`` and ``fits`` for such records. On data the model does not
+      describe exactly (real measurements, a misjudged noise level) the test flags records for
+      that reason too: set ``chi2_pvalue_min=0`` to switch it off.
     - ``chunk_size``, ``devices``, ``progress``: records per compiled chunk, the devices the chunk
       is split over, a progress bar.
 
@@ -516,6 +547,8 @@ def sample_posterior(
         raise ValueError(f"{where}: target_accept must lie in (0, 1), got {target_accept!r}")
     if not (rhat_max > 1 and ess_min > 0):
         raise ValueError(f"{where}: rhat_max must be > 1 and ess_min > 0, got {rhat_max}, {ess_min}")
+    if not 0 <= chi2_pvalue_min < 1:
+        raise ValueError(f"{where}: chi2_pvalue_min must lie in [0, 1), got {chi2_pvalue_min!r}")
     names = experiments[0].param_names
     if names is None:
         raise ValueError(f"{where}: the experiments need param_names to match them with the prior")
@@ -570,7 +603,7 @@ def sample_posterior(
     )
     run = functools.partial(_run_records, tuple(_Same(f) for f in fns), prior, coordinates, settings)
     t0 = time.perf_counter()
-    thetas, stat, scale, start = map_chunked(
+    thetas, stat, scale, start, chi2 = map_chunked(
         run,
         (n_keys, tuple(ys), tuple(sigmas)),
         chunk_size=chunk_size,
@@ -585,7 +618,10 @@ def sample_posterior(
         raise NonFiniteError(f"{where}: non-finite posterior samples for record {bad}")
     rhat, ess = _diagnostics(thetas)
     stat = np.asarray(stat)
-    ok = (rhat.max(axis=1) <= rhat_max) & (ess.min(axis=1) >= ess_min)
+    n_obs = sum(int(np.prod(s)) for s in out_shapes)
+    chi2 = np.asarray(chi2, dtype=np.float64)
+    chi2_pvalue = scipy.stats.chi2.sf(chi2, max(n_obs - p, 1))
+    ok = (rhat.max(axis=1) <= rhat_max) & (ess.min(axis=1) >= ess_min) & (chi2_pvalue >= chi2_pvalue_min)
     return Posterior(
         names=tuple(names),
         prior=prior,
@@ -598,6 +634,8 @@ def sample_posterior(
         divergences=stat.sum(axis=1) if method == "nuts" else np.zeros(n, int),
         ok=ok,
         start=np.asarray(start),
+        chi2=chi2,
+        chi2_pvalue=chi2_pvalue,
         scale=np.asarray(scale),
         seconds=seconds,
         settings=dict(
@@ -613,6 +651,8 @@ def sample_posterior(
             max_doublings=max_doublings,
             rhat_max=rhat_max,
             ess_min=ess_min,
+            chi2_pvalue_min=chi2_pvalue_min,
+            observations=n_obs,
             prior=repr(prior),
         ),
     )

@@ -168,8 +168,10 @@ class IdentifiabilityOptions:
 class BayesOptions:
     """The Bayes reference (:func:`jaxid.inference.sample_posterior`) on the first ``records``
     test records: ``chains``, ``warmup`` and ``draws`` per chain, ``thin`` (random-walk steps per
-    kept draw), ``method`` (``rwm``, ``nuts``), and ``ess_min``, the bulk effective sample size a
-    record needs to count. ``records = 0`` skips it."""
+    kept draw), ``method`` (``rwm``, ``nuts``), ``starts`` and ``fits`` (prior draws, and the best
+    of them that start a least-squares fit: raise both for a multimodal likelihood, e.g. a
+    forcing frequency), and ``ess_min``, the bulk effective sample size a record needs to count.
+    ``records = 0`` skips it."""
 
     records: int = 20
     chains: int = 4
@@ -177,6 +179,8 @@ class BayesOptions:
     draws: int = 500
     thin: int = 5
     method: str = "rwm"
+    starts: int = 64
+    fits: int = 4
     ess_min: float = 100.0
 
 

@@ -674,6 +674,8 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
             warmup=config.bayes.warmup,
             draws=config.bayes.draws,
             thin=config.bayes.thin,
+            starts=config.bayes.starts,
+            fits=config.bayes.fits,
             ess_min=config.bayes.ess_min,
             chunk_size=min(n_bayes, 64),  # no padding of a small subset to a full chunk
             coords="log" if np.all(prior.support[0] > 0) else "auto",  # scaling ridges are straight in logs
@@ -687,12 +689,19 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
                 axis=1,
             )
         )
-        bayes = dict(records=n_bayes, records_flagged=int((~post.ok).sum()), records_used=int(post.ok.sum()))
+        bayes = dict(
+            records=n_bayes,
+            records_flagged=int((~post.ok).sum()),
+            records_used=int(post.ok.sum()),
+            # of the flagged: the chains explain the record far worse than its noise allows
+            # (a missed global mode; raise bayes.starts and bayes.fits)
+            records_misfit=int((post.chi2_pvalue < post.settings["chi2_pvalue_min"]).sum()),
+        )
         if not post.ok.any():
             bayes["error"] = (
                 "no record's posterior passed its diagnostics "
-                f"(R-hat <= 1.05, ESS >= {config.bayes.ess_min:g}); "
-                "raise bayes.draws or bayes.warmup"
+                f"(R-hat <= 1.05, ESS >= {config.bayes.ess_min:g}, the chains' residuals at their noise); "
+                "raise bayes.draws or bayes.warmup, or bayes.starts and bayes.fits if the fits missed"
             )
             say(f"  {bayes['error']}", flush=True)
         else:

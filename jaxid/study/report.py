@@ -206,7 +206,8 @@ def markdown(result: StudyResult) -> str:
     else:
         lines.append(
             f"`jaxid.inference.sample_posterior` on {b['records']} test records ({b['records_used']} passed "
-            f"their diagnostics, {b['records_flagged']} flagged) in {b['seconds']} s; the Bayes risk "
+            f"their diagnostics, {b['records_flagged']} flagged, of which {b.get('records_misfit', 0)} "
+            f"because the chains' residuals were far above the noise) in {b['seconds']} s; the Bayes risk "
             "(posterior-mean error) is the least error any estimator can reach from these records."
         )
         if "error" in b:
