@@ -306,5 +306,8 @@ def test_verdict_flags_an_estimator_above_the_bayes_limit():
     assert verdict(0.93, 0.97) == "limited by learning"  # 0.07 / 0.03: 2.3 times
     assert verdict(0.95, 0.97) == "limited by the data"  # 0.05 / 0.03: 1.7 times
     assert verdict(0.97, 0.9998, mse_ratio=200.0) == "limited by the data"
+    # and the other way: less than half the least error is a failed reference, too
+    assert verdict(0.98, 0.95) == "above the Bayes limit: reference failed"  # 0.02 / 0.05
+    assert verdict(0.975, 0.95) == "limited by the data"  # 0.025 / 0.05: exactly half
     assert verdict(0.995, 0.2) == "recovered"
     assert verdict(0.5, None) == "no limit"

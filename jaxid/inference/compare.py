@@ -14,7 +14,8 @@ records (:func:`jaxid.inference.bayes_risk`), both as :math:`R^2 = 1 - \mathrm{M
   these data. The second condition matters where the limit is near 1: an :math:`R^2` of 0.97
   against a limit of 0.9998 is within 0.05 but 150 times the least error;
 - **limited by learning**: further below it: the data hold more than the estimator extracted;
-- **above the Bayes limit: reference failed**: more than ``tol`` above it. The posterior mean is
+- **above the Bayes limit: reference failed**: more than ``tol`` above it, or an error less than
+  the Bayes risk divided by ``mse_ratio`` (the same test the other way). The posterior mean is
   the least-error estimator, so no estimator beats it beyond Monte Carlo error: the reference
   posteriors missed the mass that matters (e.g. chains in a wrong mode of a multimodal
   likelihood) and the limit is not to be trusted.
@@ -55,12 +56,13 @@ has a relative sampling error of about :math:`\sqrt{2/20} \approx 0.3`, so their
 def verdict(r2: float, limit_r2: float | None, *, tol: float = AT_LIMIT, mse_ratio: float = MSE_RATIO) -> str:
     """Recovered, limited by the data (at the limit: within ``tol`` of the limit's R^2 and within
     ``mse_ratio`` of its error), limited by learning (below it), or, for an estimator more than
-    ``tol`` above the limit, a failed reference (see the module docstring)."""
+    ``tol`` above the limit or with less than its error over ``mse_ratio``, a failed reference (see
+    the module docstring)."""
     if r2 >= 0.99:
         return "recovered"
     if limit_r2 is None or not np.isfinite(limit_r2):
         return "no limit"
-    if r2 > limit_r2 + tol:
+    if r2 > limit_r2 + tol or mse_ratio * (1.0 - r2) < 1.0 - limit_r2:
         return "above the Bayes limit: reference failed"
     if r2 >= limit_r2 - tol and 1.0 - r2 <= mse_ratio * (1.0 - limit_r2):
         return "limited by the data"

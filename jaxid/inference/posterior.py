@@ -433,7 +433,8 @@ def _one_record(fns, prior, coordinates, settings, rkey, ys_r, sigmas_r):
     # 4. the chains' fit to the record: the least chi^2 among each chain's last draw and the
     # coordinate-wise posterior median (module docstring; a chain stuck in a side mode has none low)
     probe = jnp.concatenate([zs[:, -1, :], jnp.median(zs.reshape(-1, p), axis=0)[None]])
-    chi2 = jnp.min(jax.vmap(lambda z: jnp.sum(residual(z, None) ** 2))(probe))
+    chi2s = jax.vmap(lambda z: jnp.sum(residual(z, None) ** 2))(probe)
+    chi2 = jnp.min(jnp.where(jnp.isfinite(chi2s), chi2s, jnp.inf))  # a median where the model fails
     thetas, _ = coordinates.theta(zs)
     return thetas, stat, scale, coordinates.theta(z_fit)[0], chi2
 
