@@ -139,7 +139,7 @@ def test_chains_chi2_lies_between_least_squares_and_the_median(linear_case):
 def test_a_fit_that_misses_the_global_mode_is_flagged():
     """sin(f t) over 10 s: the likelihood in f has a basin about 0.3 wide every 0.6, over a prior
     of width 9. Started from one prior draw, the fit of most records lands in a side basin whose
-    residuals are far above the noise: flagged by the fit's chi^2 whatever R-hat says (on the
+    residuals are far above the noise: flagged by the chains' chi^2 whatever R-hat says (on the
     forced damped pendulum preset the chains of such records agreed, R-hat about 1.01); from 512
     draws and 16 fits every record finds the truth."""
     ts = jnp.linspace(0.0, 10.0, 41)
