@@ -202,6 +202,15 @@ def profile(data, chunk):
     )
 
 
+def cpu_model():
+    """The CPU's model name (``/proc/cpuinfo``), or ``None`` where there is none."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), None)
+    except OSError:
+        return None
+
+
 def run_jaxid(args, devices, cache, save=None):
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
@@ -402,7 +411,7 @@ def main():
         benchmark="walking: the gait data set's job (gait table, one period, tiled; 15 s at 0.1 s), "
         "jaxid vs SciPy doing the same, per core and on all cores",
         date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        machine=dict(cpu_count=cores, processor=platform.processor() or platform.machine()),
+        machine=dict(cpu_count=cores, processor=platform.processor() or platform.machine(), cpu=cpu_model()),
         versions=dict(scipy=scipy.__version__, numpy=np.__version__, python=platform.python_version()),
         jaxid_records=args.records,
         jaxid_accuracy_records=args.accuracy_records,

@@ -20,11 +20,15 @@ slowest record. The event time is differentiable by the implicit function theore
 the switches.
 
 **Code layout.** The loop carries a :class:`_State` (an equinox Module with one documented field
-per quantity, as diffrax's ``State``); one iteration (:func:`_body`) is the step (:func:`_step`,
-its stages in a ``fori_loop``: :func:`_rk_step_looped` says why),
-the event detection (:func:`_detect`, with :func:`_locate` the root), the polish of a located
-event (:func:`_polish`), its action (:func:`_apply`) and the shared failures
-(:func:`_update_status`). :func:`_check_inputs` checks the arguments before any work.
+per quantity, as diffrax's ``State``); one iteration (:func:`_body`) is the attempt
+(:func:`_attempt`: the step, :func:`_step`, and the earliest armed event crossed in it), the
+location of that event (:func:`_location`, with :func:`_locate` the root), the polish of an
+event located in the previous iteration (:func:`_polish`), and the new state (:func:`_finish`:
+the event's action, :func:`_apply`, and the shared failures, :func:`_update_status`).
+:func:`simulate_switching` runs the stages in a ``fori_loop`` (:func:`_rk_step_looped` says why);
+:func:`integrate_knots` and :func:`integrate_knots_batch` unroll them (:func:`_rk_step`), and the
+batched loop runs the location and the polish only in iterations where a record needs them.
+:func:`_check_inputs` checks the arguments before any work.
 
 **Status codes.** How a record ended is an enumeration with a message per code, as diffrax's
 ``RESULTS``: :class:`jaxid.models.base.Status` (an ``equinox.internal.Enumeration``) holds the codes
@@ -267,6 +271,7 @@ class _Engine:
     root_iterations: int
     limit: Int[Array, ""] | int  # the most iterations
     actions: Array  # the events' actions (SWITCH or a status code)
+    unrolled: bool = False  # the Runge-Kutta stages unrolled (_rk_step) rather than looped
 
     @property
     def n_events(self) -> int:
@@ -281,7 +286,7 @@ class _Engine:
         return self.model.vector_field(t, jnp.concatenate([yc, y_discrete]))[: self.nc]
 
 
-def _engine(model, solver, dt, root_iterations, dtype, limit) -> _Engine:
+def _engine(model, solver, dt, root_iterations, dtype, limit, unrolled=False) -> _Engine:
     tableau = solver.tableau
     return _Engine(
         model=model,
@@ -292,6 +297,7 @@ def _engine(model, solver, dt, root_iterations, dtype, limit) -> _Engine:
         root_iterations=root_iterations,
         limit=limit,
         actions=jnp.asarray(model.event_actions),
+        unrolled=unrolled,
     )
 
 
@@ -324,33 +330,59 @@ def _step(eng: _Engine, s: _State, yd, t_save):
     to end at ``t_save`` (``yd``: the discrete part of ``s.y``, held fixed). Returns
     ``(t_next, y1c, y_error, ks)`` (``y1c`` the continuous part)."""
     t_next = jnp.where(s.pending, s.t_pending, jnp.minimum(s.t + eng.step_dt, t_save))
-    y1c, y_err, ks = _rk_step_looped(eng.tableau, lambda t, yc: eng.f(t, yc, yd), s.t, t_next, s.y[: eng.nc])
+    rk = _rk_step if eng.unrolled else _rk_step_looped
+    y1c, y_err, ks = rk(eng.tableau, lambda t, yc: eng.f(t, yc, yd), s.t, t_next, s.y[: eng.nc])
     return t_next, y1c, y_err, ks
 
 
-def _detect(eng: _Engine, s: _State, yd, solver, t_next, y1c, y1, ks):
-    """The earliest armed event crossed in the step from ``s.t`` to ``t_next`` (none in a step
-    that ends at a pending event), located on the dense output. Returns ``(found, first, tau)``:
-    whether one was crossed, its index and its time (``t_next`` when none)."""
-    model, nc = eng.model, eng.nc
-    h0, _ = model.event_functions(s.t, s.y)
-    h1, enabled = model.event_functions(t_next, y1)
+class _Attempt(eqx.Module):
+    """An iteration's step and the events crossed in it, before any event is located (batch axes
+    added by ``vmap``): ``yd`` the discrete part of the state, held fixed; the step to ``t_next``
+    (``y1c`` its continuous part, ``y1`` the whole state, ``y_err`` the embedded error estimate,
+    ``ks`` the scaled stages); ``found`` whether an armed event was crossed (never in a step that
+    ends at a pending event), ``first`` the earliest one, ``frac`` its linear-interpolation guess
+    (as a fraction of the step)."""
+
+    yd: Array
+    t_next: Array
+    y1c: Array
+    y1: Array
+    y_err: Array
+    ks: Array
+    found: Array
+    first: Array
+    frac: Array
+
+
+def _attempt(eng: _Engine, s: _State, t_save) -> _Attempt:
+    """The iteration's step (:func:`_step`) and the earliest armed event crossed in it, ranked by
+    linear interpolation of ``h`` over the step."""
+    yd = s.y[eng.nc :]
+    t_next, y1c, y_err, ks = _step(eng, s, yd, t_save)
+    y1 = jnp.concatenate([y1c, yd])
+    h0, _ = eng.model.event_functions(s.t, s.y)
+    h1, enabled = eng.model.event_functions(t_next, y1)
     crossed = enabled & (h0 < 0) & (h1 >= 0) & ~s.pending
-    # ranked by linear interpolation of h over the step
     inf = jnp.asarray(jnp.inf, eng.dtype)
     frac = jnp.where(crossed, h0 / (h0 - jnp.where(crossed, h1, h0 - 1)), inf)
     first = jnp.argmin(frac).astype(jnp.int32)
-    found = jnp.any(crossed)
-    onehot = (jnp.arange(eng.n_events) == first).astype(eng.dtype)
-    interp = solver.interpolation_cls(t0=s.t, t1=t_next, y0=s.y[:nc], y1=y1c, k=ks)
-    tau = _locate(model, interp, yd, s.t, t_next, onehot, frac[first], eng.root_iterations)
-    return found, first, jnp.where(found, jnp.clip(tau, s.t, t_next), t_next)
+    return _Attempt(yd, t_next, y1c, y1, y_err, ks, jnp.any(crossed), first, frac[first])
 
 
-def _polish(eng: _Engine, s: _State, yd, t_next, y1c, ks):
+def _location(eng: _Engine, solver, s: _State, a: _Attempt):
+    """The time of the attempt's crossed event, located on the step's dense output (``t_next``
+    when none was crossed)."""
+    onehot = (jnp.arange(eng.n_events) == a.first).astype(eng.dtype)
+    interp = solver.interpolation_cls(t0=s.t, t1=a.t_next, y0=s.y[: eng.nc], y1=a.y1c, k=a.ks)
+    tau = _locate(eng.model, interp, a.yd, s.t, a.t_next, onehot, a.frac, eng.root_iterations)
+    return jnp.where(a.found, jnp.clip(tau, s.t, a.t_next), a.t_next)
+
+
+def _polish(eng: _Engine, s: _State, a: _Attempt):
     """For a step that ended at a located event: one Newton step on the true Runge-Kutta state
     (the dense output only approximates it, and near-grazing crossings magnify that error),
     moving the state along ``f`` to first order. Returns the polished ``(t, y)``."""
+    yd, t_next, y1c, ks = a.yd, a.t_next, a.y1c, a.ks
     h_step = t_next - s.t
     if eng.fsal_last:
         f_end = ks[-1] / jnp.where(h_step > 0, h_step, 1.0)
@@ -389,45 +421,48 @@ def _update_status(eng: _Engine, s: _State, status, t_new, t_phase, finite):
     return status.astype(jnp.int32)
 
 
-def _body(eng: _Engine, solver, s: _State, t_save) -> _State:
-    """One iteration: one fixed step (shortened to end at ``t_save``), one event location, or the
-    redone step that ends at an event and applies it (see the module docstring)."""
-    yd = s.y[eng.nc :]
-    t_next, y1c, y_err, ks = _step(eng, s, yd, t_save)
-    y1 = jnp.concatenate([y1c, yd])
-    found, first, tau = _detect(eng, s, yd, solver, t_next, y1c, y1, ks)
-
+def _finish(eng: _Engine, s: _State, a: _Attempt, tau, polished) -> _State:
+    """The iteration's new state from its attempt, the located event time ``tau``
+    (:func:`_location`) and the polished event state (:func:`_polish`; used only where ``s``
+    was pending)."""
     # Accept the step unless an event was found in it (then redo it to tau next iteration).
-    accept = ~found
-    t_new = jnp.where(accept, t_next, s.t)
-    y_acc = jnp.where(accept, y1, s.y)
-    error = jnp.where(accept, jnp.max(jnp.abs(jax.lax.stop_gradient(y_err))), 0.0)
+    accept = ~a.found
+    t_new = jnp.where(accept, a.t_next, s.t)
+    y_acc = jnp.where(accept, a.y1, s.y)
+    error = jnp.where(accept, jnp.max(jnp.abs(jax.lax.stop_gradient(a.y_err))), 0.0)
 
-    # A step that ended at an event location: polish the event time, then apply the action.
-    t_event, y_event = _polish(eng, s, yd, t_next, y1c, ks)
+    # A step that ended at an event location: the polished event time, then the action.
+    t_event, y_event = polished
     t_new = jnp.where(s.pending, t_event, t_new)
     y_acc = jnp.where(s.pending, y_event, y_acc)
     y_new, switched, status = _apply(eng, s, t_new, y_acc)
     t_phase = jnp.where(switched, t_new, s.t_phase)
-    status = _update_status(eng, s, status, t_new, t_phase, jnp.all(jnp.isfinite(y1)))
+    status = _update_status(eng, s, status, t_new, t_phase, jnp.all(jnp.isfinite(a.y1)))
     return _State(
         t=t_new,
         y=y_new,
         t_phase=t_phase,
         status=status,
-        pending=found,
+        pending=a.found,
         t_pending=tau,
-        event=jnp.where(found, first, s.event),
+        event=jnp.where(a.found, a.first, s.event),
         num_events=s.num_events + switched.astype(jnp.int32),
         num_steps=s.num_steps + 1,
         max_error=jnp.maximum(s.max_error, error),
     )
 
 
-def _stepper(model, solver, dt, root_iterations, dtype, t_start, y0, limit):
+def _body(eng: _Engine, solver, s: _State, t_save) -> _State:
+    """One iteration: one fixed step (shortened to end at ``t_save``), one event location, or the
+    redone step that ends at an event and applies it (see the module docstring)."""
+    a = _attempt(eng, s, t_save)
+    return _finish(eng, s, a, _location(eng, solver, s, a), _polish(eng, s, a))
+
+
+def _stepper(model, solver, dt, root_iterations, dtype, t_start, y0, limit, unrolled=False):
     """The integrator's loop state at ``(t_start, y0)`` (a :class:`_State`) and its iteration
     ``body(state, t_save)`` (:func:`_body`). ``limit`` bounds the iterations."""
-    eng = _engine(model, solver, dt, root_iterations, dtype, limit)
+    eng = _engine(model, solver, dt, root_iterations, dtype, limit, unrolled)
     return _initial_state(eng, t_start, y0), lambda s, t_save: _body(eng, solver, s, t_save)
 
 
@@ -651,11 +686,15 @@ def integrate_knots(
     and applied. :func:`states_at` then gives the state at any time in ``[t0, t_end]`` by one
     Runge-Kutta step from the last knot before it, so a batch needs no lock-step iteration per
     save time. ``status`` is ``STATUS_ITERATION_LIMIT`` when ``iterations`` did not reach ``t_end``.
+    The stages are unrolled (:func:`_rk_step`: faster per step, a larger program to compile; the
+    same step as :func:`simulate_switching`'s up to rounding).
     """
     solver, dt, dtype, y0, t_end, t_start = _knots_inputs(
         "integrate_knots", model, y0, t_end, t0, solver, dt0, iterations
     )
-    state0, body = _stepper(model, solver, dt, root_iterations, dtype, t_start, y0, iterations + 2)
+    state0, body = _stepper(
+        model, solver, dt, root_iterations, dtype, t_start, y0, iterations + 2, unrolled=True
+    )
 
     def one(s: _State, _):
         go = (s.status == _RUNNING) & (s.t < t_end)
@@ -685,9 +724,17 @@ def integrate_knots_batch(
     :func:`integrate_knots`, and each record's numbers are the same.
 
     The batch's records run in lock step (a ``lax.while_loop`` whose body is the vmapped
-    iteration), so records of similar length batched together waste the fewest iterations.
+    iteration), so records of similar length batched together waste the fewest iterations. The
+    event location (six Newton iterations on the dense output) and the polish run, for the whole
+    batch, only in the iterations where some record crossed an event or has one pending (a
+    ``lax.cond`` on the batch; lanes cannot skip work under ``vmap``): a batch of walker records
+    sorted by period locates events in about 5 of its 18 iterations. The stages are unrolled
+    (:func:`_rk_step`), as in :func:`integrate_knots`. Measured on one core for 256 walker
+    records (one period at 25 ms): 1.8 ms against 4.1 ms with the stages looped and the location
+    in every iteration.
+
     Differentiable in forward mode only (a ``while_loop``); under ``vmap`` the loop runs until
-    every batch is done.
+    every batch is done, and the conditional parts run whenever any batch needs them.
     """
     if y0.ndim != 2 or jnp.ndim(t_end) != 1 or y0.shape[0] != jnp.shape(t_end)[0]:
         raise ValueError(
@@ -700,13 +747,11 @@ def integrate_knots_batch(
     n = y0.shape[0]
     limit = iterations + 2
 
-    def init(m, y):
-        return _initial_state(_engine(m, solver, dt, root_iterations, dtype, limit), t_start, y)
+    def eng(m):
+        return _engine(m, solver, dt, root_iterations, dtype, limit, unrolled=True)
 
-    def advance(m, s, te):
-        go = (s.status == _RUNNING) & (s.t < te)
-        new = _body(_engine(m, solver, dt, root_iterations, dtype, limit), solver, s, te)
-        return jax.tree.map(lambda a, b: jnp.where(go, a, b), new, s)
+    def init(m, y):
+        return _initial_state(eng(m), t_start, y)
 
     def cond(carry):
         i, s, _, _ = carry
@@ -714,7 +759,22 @@ def integrate_knots_batch(
 
     def body(carry):
         i, s, ts, ys = carry
-        s = jax.vmap(advance)(model, s, t_end)
+        go = (s.status == _RUNNING) & (s.t < t_end)
+        a = jax.vmap(lambda m, s, te: _attempt(eng(m), s, te))(model, s, t_end)
+        # The event location and the polish run for the whole batch, or (in the iterations where
+        # no record needs them, most of them) not at all: lanes cannot skip work under vmap.
+        tau = jax.lax.cond(
+            jnp.any(a.found & go),
+            lambda: jax.vmap(lambda m, s, a: _location(eng(m), solver, s, a))(model, s, a),
+            lambda: a.t_next,
+        )
+        polished = jax.lax.cond(
+            jnp.any(s.pending & go),
+            lambda: jax.vmap(lambda m, s, a: _polish(eng(m), s, a))(model, s, a),
+            lambda: (a.t_next, a.y1),
+        )
+        new = jax.vmap(lambda m, s, a, tau, p: _finish(eng(m), s, a, tau, p))(model, s, a, tau, polished)
+        s = jax.tree.map(lambda x, y: jnp.where(go.reshape(go.shape + (1,) * (x.ndim - 1)), x, y), new, s)
         return i + 1, s, ts.at[i].set(s.t), ys.at[i].set(s.y)
 
     carry = (

@@ -402,8 +402,10 @@ def _knot_accelerations(walker, knots):
     return jax.vmap(one)(walker, knots.ys)
 
 
-def _states(walker, knots, phase):
-    """States at ``phase`` ``(N, S)`` within each record's knots.
+def _state_components(walker, knots, phase):
+    """States at ``phase`` ``(N, S)`` within each record's knots, as the seven components
+    ``(N, S)`` (``x, y, vx, vy, foot_rear, foot_front, double_support``), kept apart so that a
+    compiled caller computes only those its observations use.
 
     Between two knots (consecutive integrator steps, never across an event) the position is the
     quintic Hermite polynomial through both knots' positions, velocities and accelerations (the
@@ -431,7 +433,7 @@ def _states(walker, knots, phase):
     inside = h > 0
     h_safe = jnp.where(inside, h, 1.0)
     basis, slope = _hermite(jnp.where(inside, (phase - t0) / h_safe, 0.0))
-    out = [None] * 4
+    out = [y0[..., i] for i in range(7)]
     for pos, vel, comp in ((_X, _VX, 0), (_Y, _VY, 1)):
         coef = (
             y0[..., pos],
@@ -441,10 +443,15 @@ def _states(walker, knots, phase):
             h * y1[..., vel],
             y1[..., pos],
         )
-        out[pos] = sum(b * c for b, c in zip(basis, coef, strict=True))
-        out[vel] = sum(d * c for d, c in zip(slope, coef, strict=True)) / h_safe
-    cont = jnp.stack(out, axis=-1)
-    return jnp.concatenate([jnp.where(inside[..., None], cont, y0[..., :4]), y0[..., 4:]], axis=-1)
+        out[pos] = jnp.where(inside, sum(b * c for b, c in zip(basis, coef, strict=True)), y0[..., pos])
+        velocity = sum(d * c for d, c in zip(slope, coef, strict=True)) / h_safe
+        out[vel] = jnp.where(inside, velocity, y0[..., vel])
+    return out
+
+
+def _states(walker, knots, phase):
+    """:func:`_state_components` stacked: the states ``(N, S, 7)``."""
+    return jnp.stack(_state_components(walker, knots, phase), axis=-1)
 
 
 def _periodic(walker, state, step_time, ts, dt, iterations):
@@ -463,13 +470,16 @@ def _periodic(walker, state, step_time, ts, dt, iterations):
     period = step_time[:, None]
     n = jnp.floor(ts[None, :] / period)
     phase = jnp.clip(ts[None, :] - n * period, 0.0, period)
-    ys = _states(walker, knots, phase)
+    c = _state_components(walker, knots, phase)
     # Before the period's touch-down the rear foot is the previous step's, one step behind.
     step = length[:, None]
-    first = (ys[..., _DS] < 0.5) & (ys[..., _FF] < 0.5 * step)
-    ys = ys.at[..., _FR].set(jnp.where(first, ys[..., _FF] - step, ys[..., _FR]))
+    first = (c[_DS] < 0.5) & (c[_FF] < 0.5 * step)
+    c[_FR] = jnp.where(first, c[_FF] - step, c[_FR])
     shift = n * step
-    ys = ys.at[..., _X].add(shift).at[..., _FR].add(shift).at[..., _FF].add(shift)
+    for i in (_X, _FR, _FF):
+        c[i] = c[i] + shift
+    # Stacked last, so that the compiled program keeps only the components observed.
+    ys = jnp.stack(c, axis=-1)
     obs = jax.vmap(lambda w, y: jax.vmap(w.observe)(ts, y))(walker, ys)
     return ys, obs, knots.status, jnp.max(jnp.abs(mismatch), axis=0), length
 
@@ -624,15 +634,15 @@ def _chunk_drawn(
             inverse = jnp.argsort(order)
             return tuple(a.reshape(per, *a.shape[2:])[inverse] for a in out)
 
-        def split(a):
-            return a.reshape(n_dev, per, *a.shape[1:])
-
-        args = (jax.tree.map(split, walker), split(state), split(step_time))
-        if n_dev == 1:  # no vmap: its batched loop predicate would copy the loop state
-            parts = tuple(a[None] for a in per_device(*jax.tree.map(lambda a: a[0], args)))
+        if n_dev == 1:
+            obs, status, mismatch, length = per_device(walker, state, step_time)
         else:
-            parts = jax.vmap(per_device)(*args)
-        obs, status, mismatch, length = (a.reshape(chunk, *a.shape[2:]) for a in parts)
+            # One program per device (not a vmap over devices, under which the loop's conditional
+            # event location would run on every iteration).
+            spec = jax.sharding.PartitionSpec(*sharding.spec)
+            obs, status, mismatch, length = jax.shard_map(
+                per_device, mesh=sharding.mesh, in_specs=spec, out_specs=spec, check_vma=False
+            )(walker, state, step_time)
     return dict(
         params=jnp.stack([m, k, l0], -1),
         obs=obs.astype(jnp.float32),
