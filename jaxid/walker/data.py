@@ -415,20 +415,22 @@ def _state_components(walker, knots, phase):
     the default 25 ms, at a small fraction of the cost of a Runge-Kutta step per sample. The
     accelerations are computed once per knot (:func:`_knot_accelerations`), not per sample (a
     third less time per sample; forming each interval's polynomial once and gathering it per
-    sample was slower still, the wider gather costing more than the arithmetic it saves).
+    sample was slower still, the wider gather costing more than the arithmetic it saves). Each
+    knot's time, state and acceleration are packed in one row, so that each sample takes two
+    gathers (its interval's two ends).
     """
     kt = knots.ts
     last = kt.shape[1] - 1
     i0 = jax.vmap(lambda t, p: jnp.searchsorted(t, p, side="right", method="scan"))(kt, phase) - 1
     i0 = jnp.clip(i0, 0, last)
     i1 = jnp.minimum(i0 + 1, last)
-    t0 = jnp.take_along_axis(kt, i0, axis=1)
-    t1 = jnp.take_along_axis(kt, i1, axis=1)
-    y0 = jnp.take_along_axis(knots.ys, i0[..., None], axis=1)  # (N, S, 7)
-    y1 = jnp.take_along_axis(knots.ys, i1[..., None], axis=1)
     acc = _knot_accelerations(walker, knots)
-    a0 = jnp.take_along_axis(acc, i0[..., None], axis=1)  # (N, S, 2)
-    a1 = jnp.take_along_axis(acc, i1[..., None], axis=1)
+    packed = jnp.concatenate([kt[..., None], knots.ys, acc], axis=-1)  # (N, K, 10)
+    g0 = jnp.take_along_axis(packed, i0[..., None], axis=1)
+    g1 = jnp.take_along_axis(packed, i1[..., None], axis=1)
+    t0, t1 = g0[..., 0], g1[..., 0]
+    y0, y1 = g0[..., 1:8], g1[..., 1:8]
+    a0, a1 = g0[..., 8:], g1[..., 8:]
     h = t1 - t0
     inside = h > 0
     h_safe = jnp.where(inside, h, 1.0)
@@ -873,6 +875,8 @@ def generate_gait_dataset(
             theta = c["params"]
             dropped.append(theta[~ok])
             take = np.flatnonzero(ok)[: n - have]
+            if len(take) and take[-1] == len(take) - 1:
+                take = slice(0, len(take))  # every record kept: views, one copy at the end
             worst = max(worst, float(np.max(c["mismatch"][take], initial=0.0)))
             params.append(theta[take])
             obs.append(c["obs"][take])
@@ -880,8 +884,9 @@ def generate_gait_dataset(
             eigs.append(c["gait_eigenvalue"][take])
             periods.append(c["gait_step_time"][take])
             lengths.append(c["gait_step_length"][take])
-            have += len(take)
-            bar.update(len(take))
+            kept = len(periods[-1])
+            have += kept
+            bar.update(kept)
             bar.set_postfix(rejected=sum(rejected.values()))
             if have >= n:
                 break
