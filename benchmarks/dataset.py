@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_model
+
 CHILD = """
 import os, sys, time, json
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
@@ -90,6 +92,7 @@ def main():
             "n_devices": child["n_devices"],
             "cpu_count": os.cpu_count(),
             "processor": platform.machine(),
+            "cpu": cpu_model(),
         },
         "versions": data.config["versions"],
         "records": len(data),

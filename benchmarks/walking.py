@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy
+from _machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -200,15 +201,6 @@ def profile(data, chunk):
         knots_flops_per_record=flops(knots_fn, walker, s, t),
         samples_flops_per_record=flops(states_fn, walker, knots, t),
     )
-
-
-def cpu_model():
-    """The CPU's model name (``/proc/cpuinfo``), or ``None`` where there is none."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), None)
-    except OSError:
-        return None
 
 
 def run_jaxid(args, devices, cache, save=None):
