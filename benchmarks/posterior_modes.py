@@ -31,10 +31,9 @@ jax.config.update("jax_enable_x64", True)
 
 import jaxid  # noqa: E402
 from jaxid.inference import sample_posterior  # noqa: E402
-from jaxid.priors import Prior  # noqa: E402
 from jaxid.study import load_preset  # noqa: E402
 from jaxid.study.config import build_start, resolve_model  # noqa: E402
-from jaxid.study.pipeline import make_observer, observer_experiment  # noqa: E402
+from jaxid.study.pipeline import _add_noise, _augmented_prior, make_observer, observer_experiment  # noqa: E402
 
 
 def main() -> None:
@@ -47,13 +46,14 @@ def main() -> None:
 
     config = load_preset("forced_damped_pendulum")
     resolved = build_start(config, resolve_model(config))
-    prior = Prior(dict(zip(config.params.names, config.params.dists, strict=True)))
+    prior = _augmented_prior(config, resolved)  # the study's own prior, noise and observer
     fn = make_observer(config, resolved)
     exp = observer_experiment(fn, config.noise, relative=config.relative, param_names=prior.names)
-    theta = np.asarray(prior.sample(jax.random.key(args.seed), args.records))
+    k_theta, k_noise = jax.random.split(jax.random.key(args.seed))
+    theta = np.asarray(prior.sample(k_theta, args.records))
     clean = np.asarray(jax.vmap(fn)(jnp.asarray(theta)))
-    sd = clean.std(axis=1, keepdims=True)  # the study's relative noise: each record's channel sd
-    y = clean + config.noise * sd * np.random.default_rng(args.seed).normal(size=clean.shape)
+    y = _add_noise(config, clean, k_noise)
+    sd = clean.std(axis=1, keepdims=True) if config.relative else np.ones_like(clean[:, :1])
     width = prior.support[1] - prior.support[0]
     chi2_truth = np.sum(((clean - y) / (config.noise * sd)) ** 2, axis=(1, 2))
 
