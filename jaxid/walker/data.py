@@ -876,7 +876,7 @@ def generate_gait_dataset(
             dropped.append(theta[~ok])
             take = np.flatnonzero(ok)[: n - have]
             if len(take) and take[-1] == len(take) - 1:
-                take = slice(0, len(take))  # every record kept: views, one copy at the end
+                take = slice(0, len(take))  # the kept records lead the chunk: views, one copy at the end
             worst = max(worst, float(np.max(c["mismatch"][take], initial=0.0)))
             params.append(theta[take])
             obs.append(c["obs"][take])
