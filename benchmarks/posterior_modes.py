@@ -33,7 +33,13 @@ import jaxid  # noqa: E402
 from jaxid.inference import sample_posterior  # noqa: E402
 from jaxid.study import load_preset  # noqa: E402
 from jaxid.study.config import build_start, resolve_model  # noqa: E402
-from jaxid.study.pipeline import _add_noise, _augmented_prior, make_observer, observer_experiment  # noqa: E402
+from jaxid.study.pipeline import (  # noqa: E402
+    _add_noise,
+    _augmented_prior,
+    _noise_sd,
+    make_observer,
+    observer_experiment,
+)
 
 
 def main() -> None:
@@ -53,9 +59,8 @@ def main() -> None:
     theta = np.asarray(prior.sample(k_theta, args.records))
     clean = np.asarray(jax.vmap(fn)(jnp.asarray(theta)))
     y = _add_noise(config, clean, k_noise)
-    sd = clean.std(axis=1, keepdims=True) if config.relative else np.ones_like(clean[:, :1])
     width = prior.support[1] - prior.support[0]
-    chi2_truth = np.sum(((clean - y) / (config.noise * sd)) ** 2, axis=(1, 2))
+    chi2_truth = np.sum(((clean - y) / _noise_sd(config, clean)) ** 2, axis=(1, 2))
 
     rows = []
     for pair in args.settings.split(","):

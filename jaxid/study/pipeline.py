@@ -261,12 +261,17 @@ def _simulate(config, resolved, theta, y0, progress, observe=None):
     return obs, reasons, y0
 
 
+def _noise_sd(config, clean):
+    """The noise's standard deviation for each record and channel, ``(N, 1, ...)``: ``noise``
+    times the record's channel sd over time when the noise is relative, else ``noise``."""
+    if config.relative:
+        return config.noise * clean.std(axis=1, keepdims=True)
+    return np.full_like(clean[:, :1], config.noise, dtype=np.float64)
+
+
 def _add_noise(config, clean, key):
     eps = np.asarray(jax.random.normal(key, clean.shape, dtype=jnp.float64))
-    if config.relative:
-        sd = clean.std(axis=1, keepdims=True)  # each record's channel sd over time
-        return clean + config.noise * sd * eps
-    return clean + config.noise * eps
+    return clean + _noise_sd(config, clean) * eps
 
 
 def _data(config, resolved, key, progress, say, store=None):

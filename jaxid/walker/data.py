@@ -641,7 +641,7 @@ def _chunk_drawn(
         else:
             # One program per device (not a vmap over devices, under which the loop's conditional
             # event location would run on every iteration).
-            spec = jax.sharding.PartitionSpec(*sharding.spec)
+            spec = sharding.spec
             obs, status, mismatch, length = jax.shard_map(
                 per_device, mesh=sharding.mesh, in_specs=spec, out_specs=spec, check_vma=False
             )(walker, state, step_time)
@@ -875,8 +875,9 @@ def generate_gait_dataset(
             theta = c["params"]
             dropped.append(theta[~ok])
             take = np.flatnonzero(ok)[: n - have]
-            if len(take) and take[-1] == len(take) - 1:
-                take = slice(0, len(take))  # the kept records lead the chunk: views, one copy at the end
+            kept = len(take)
+            if kept and take[-1] == kept - 1:
+                take = slice(0, kept)  # the kept records lead the chunk: views, one copy at the end
             worst = max(worst, float(np.max(c["mismatch"][take], initial=0.0)))
             params.append(theta[take])
             obs.append(c["obs"][take])
@@ -884,7 +885,6 @@ def generate_gait_dataset(
             eigs.append(c["gait_eigenvalue"][take])
             periods.append(c["gait_step_time"][take])
             lengths.append(c["gait_step_length"][take])
-            kept = len(periods[-1])
             have += kept
             bar.update(kept)
             bar.set_postfix(rejected=sum(rejected.values()))
