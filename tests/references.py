@@ -277,3 +277,21 @@ def walker_find_gait_reference(m, k, l0, alpha0, g, height, *, rtol=1e-11, atol=
     if guess is None:
         return None
     return walker_gait_reference(m, k, l0, alpha0, g, height, guess, rtol=rtol, atol=atol)
+
+
+def pendulum_ridge_moments(truth):
+    r"""The posterior mean and sd of ``(m, L, b, g)`` given the exact identifiable pair
+    :math:`c_1 = b / (L^2 m)`, :math:`c_2 = g / L`, by quadrature over :math:`(m, g)`: with
+    :math:`L = g / c_2` and :math:`b = c_1 g^2 m / c_2^2` the density on the ridge is the prior
+    times :math:`|\partial(L, b) / \partial(c_1, c_2)| = g^3 m / c_2^4`, i.e. proportional to
+    :math:`g^3 m / b` for uniform ``m``, ``L``, ``g`` and log-uniform ``b``, inside the box of the
+    ``pendulum`` study preset (``m``, ``L`` in [0.5, 2], ``b`` in [0.05, 0.5], ``g`` in [9, 10.6])."""
+    m, L, b, g = truth
+    c1, c2 = b / (L**2 * m), g / L
+    M, G = np.meshgrid(np.linspace(0.5, 2.0, 1201), np.linspace(9.0, 10.6, 801), indexing="ij")
+    Lr, br = G / c2, c1 * (G / c2) ** 2 * M
+    w = np.where((Lr >= 0.5) & (Lr <= 2.0) & (br >= 0.05) & (br <= 0.5), G**3 * M / br, 0.0)
+    w /= w.sum()
+    mean = np.array([(w * v).sum() for v in (M, Lr, br, G)])
+    sd = np.sqrt(np.array([(w * v**2).sum() for v in (M, Lr, br, G)]) - mean**2)
+    return mean, sd
