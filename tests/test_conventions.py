@@ -49,6 +49,8 @@ SEED_ALLOWED = {
     "jaxid.generate_gait_dataset": "file-backed configuration",
     # reads TrainConfig.seed, the seed of a saved train configuration
     "jaxid.nn.split_indices": "file-backed configuration",
+    # passes the study's seed (StudyConfig.seed, saved with its results) to TrainConfig.seed
+    "jaxid.study.train_estimator": "file-backed configuration",
     # host-side quasi-random designs: the seed goes to SciPy's scrambled Sobol sequence
     # (scipy.stats.qmc.Sobol(seed=...)) and NumPy generators, not to JAX; moving them to a
     # ``key`` changes every sensitivity design and is a change of its own

@@ -31,7 +31,9 @@ ODE = {
 
 def _data(config, store=None):
     resolved = build_start(config, validate(config))
-    return pipeline._data(config, resolved, jax.random.key(0), False, lambda *a, **k: None, store)
+    return pipeline.simulate_records(
+        config, resolved, key=jax.random.key(0), progress=False, say=lambda *a, **k: None, store=store
+    )
 
 
 def _equal(a, b):
@@ -50,7 +52,8 @@ def hole():
 
 
 def test_records_rejections_and_the_closed_form(hole):
-    _, (theta, y0, clean, rejected, candidates) = hole
+    _, (theta, y0, clean, rejected, candidates, gait_data) = hole
+    assert gait_data is None  # not the walker on its gait
     assert theta.shape == (100, 2) and y0 is None and clean.shape == (100, len(TIMES), 1)
     a, c = theta.T
     assert np.all(a <= 1.9)
@@ -101,7 +104,7 @@ def test_store_equals_memory_and_resumes(hole, tmp_path, monkeypatch):
 def test_initial_states_are_stored_too(tmp_path):
     config = config_from_dict(ODE)
     want = _data(config)
-    theta, y0, clean, _, _ = want
+    theta, y0, clean, _, _, _ = want
     assert y0.shape == (40, 1) and np.all((1.0 <= y0) & (y0 <= 2.0))
     t = np.linspace(0.0, 2.0, 5)
     np.testing.assert_allclose(clean[..., 0], y0 / 2.0 * np.exp(-theta * t), rtol=1e-6)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxid import simulate
+from jaxid import generate_gait_dataset, simulate
 from jaxid.study import (
     BayesOptions,
     EstimatorOptions,
@@ -69,6 +69,12 @@ def test_gait_preset_records_start_on_their_own_gait(tiny_gait_study):
     records = np.load(out / "records.npz")
     theta, y0, clean = records["params"], records["y0"], records["clean"]
     assert y0.shape == (40, 7)
+    # the gait data set's own records: jaxid gait and jaxid study with the same settings agree
+    assert result.data["records_from"] == "jaxid.generate_gait_dataset"
+    box = {n: config.params[n].support for n in ("m", "k", "l0")}
+    data = generate_gait_dataset(40, seed=config.seed, priors=box, duration=3.0, save_dt=0.1, progress=False)
+    np.testing.assert_array_equal(theta, data.params)
+    np.testing.assert_array_equal(clean, np.asarray(data.obs, dtype=np.float64))
     # Independent: find_gait's own speed-grid scan (the study starts Newton from a table of unit
     # walkers' gaits instead) gives the same periodic state, and a simulation from it the records.
     for i in (0, 17):

@@ -2,17 +2,21 @@ r"""The gait identifiability study (``jaxid gait``): is the failure to recover a
 ``m`` and leg stiffness ``k`` from its centre-of-mass trajectory a limit of the data or of the
 learner?
 
-Steps, all written to one output folder:
+It runs through the study pipeline (:mod:`jaxid.study`): the configuration is a
+:class:`jaxid.study.StudyConfig` (:meth:`GaitStudyConfig.study_config`, the ``gait`` preset's form)
+and steps 1 to 3 are the study's own; the ceiling, the posterior network and the sweeps are what
+this study adds. Steps, all written to one output folder:
 
-1. **Data**: :func:`jaxid.generate_gait_dataset` draws ``(m, k, l0)`` from the priors and
-   simulates each record on its own periodic gait (``(x, y)``, plus the ground reaction forces
-   when the ``forces`` sweep is asked for); noise as a fraction of each channel's sd.
-2. **Fisher analysis** (:func:`jaxid.identify.analyze`) at the centre of the priors, for one
-   record with the study's channels and noise (1 % of each channel's sd when the data are
+1. **Data** (:func:`jaxid.study.simulate_records`, for the walker on its gait the gait data set,
+   :func:`jaxid.generate_gait_dataset`): ``(m, k, l0)`` drawn from the priors and each record
+   made on its own periodic gait (``(x, y)``, plus the ground reaction forces when the ``forces``
+   sweep is asked for); noise as a fraction of each channel's sd.
+2. **Fisher analysis** (:func:`jaxid.study.identifiability_at`) at the centre of the priors, for
+   one record with the study's channels and noise (1 % of each channel's sd when the data are
    noise-free, so that the Cramer-Rao bounds are finite numbers): rank, scaling symmetries,
    identifiable monomials (``k/m``, ``l0``), Cramer-Rao bounds.
-3. **Estimators** (:func:`jaxid.nn.train`): one for ``(m, k, l0)`` and one for the identifiable
-   monomials the analysis found, on an 80/10/10 split, scored on the test split.
+3. **Estimators** (:func:`jaxid.study.train_estimator`): one for ``(m, k, l0)`` and one for the
+   identifiable monomials the analysis found, on an 80/10/10 split, scored on the test split.
 4. **Ceiling** (:func:`jaxid.nn.scaling_ceiling`): the posterior mean of each parameter on its
    scaling orbit, the least error any estimator of data that carry only the monomials can have.
 5. **Sweeps**: added force channels (by default), and as options data size, noise level and
@@ -39,8 +43,8 @@ from .. import __version__
 from .. import io as jio
 from ..identify.combinations import monomial_values
 from ..identify.report import IdentifiabilityReport
-from ..nn import ACTIVATIONS, ARCHITECTURES, TrainConfig, regression_metrics, scaling_ceiling, train
-from ..walker.data import add_noise, generate_gait_dataset
+from ..nn import ACTIVATIONS, ARCHITECTURES, regression_metrics, scaling_ceiling
+from ..walker.data import add_noise
 from .results import jsonable
 
 SWEEPS = ("size", "noise", "arch", "forces")
@@ -164,6 +168,51 @@ class GaitStudyConfig:
                     f"{self.records}] (80 % of a size is its training split), got {s!r}"
                 )
 
+    def estimator_options(self):
+        """The main estimator's options as the study's :class:`jaxid.study.EstimatorOptions`."""
+        from ..study.config import EstimatorOptions
+
+        return EstimatorOptions(
+            arch=self.arch,
+            depth=self.depth,
+            width=self.width,
+            activation=self.activation,
+            members=self.members,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            patience=self.patience,
+        )
+
+    def study_config(self, channels: Sequence[str] = ("x", "y")):
+        """This study as a :class:`jaxid.study.StudyConfig` (the gait preset's form): the walker on
+        its gait, ``(m, k, l0)`` uniform on the data set's priors, ``alpha0`` 69 degrees, the save
+        grid ``0, save_dt, ..., duration``, ``channels``, relative noise (``noise``, or
+        ``fisher_noise`` where the records are noise-free), the main estimator. Its data step is
+        the gait data set (:mod:`jaxid.study.gait_records`)."""
+        from ..priors import Prior, Uniform
+        from ..study.config import BayesOptions, IdentifiabilityOptions, StudyConfig
+        from ..walker.data import DEFAULT_PRIORS
+
+        n = round(self.duration / self.save_dt) + 1
+        return StudyConfig(
+            model="walker",
+            name="gait",
+            params=Prior({p: Uniform(*DEFAULT_PRIORS[p]) for p in PARAMS}),
+            fixed={"alpha0": math.radians(69.0), "g": 9.81},
+            initial_state="gait",
+            times=tuple(float(t) for t in np.linspace(0.0, self.duration, n)),
+            channels=tuple(channels),
+            noise=self.noise if self.noise > 0 else self.fisher_noise,
+            relative=True,
+            records=self.records,
+            chunk_size=min(1024, self.records + self.records // 16 + 8),
+            seed=self.seed,
+            estimators=self.estimator_options(),
+            identifiability=IdentifiabilityOptions(draws=1, check_points=3, spread=0.02),
+            bayes=BayesOptions(records=0),
+        )
+
     def size_grid(self) -> tuple[int, ...]:
         if self.sizes:
             return tuple(sorted(set(self.sizes)))
@@ -172,24 +221,22 @@ class GaitStudyConfig:
         return tuple(sorted(s for s in grid if smallest <= s <= self.records))
 
 
-def fisher_analysis(
-    config: GaitStudyConfig, channels: Sequence[str], priors: dict
-) -> tuple[IdentifiabilityReport, float]:
-    """The identifiability report of one record at the centre of the priors."""
-    import jax.numpy as jnp
+def fisher_analysis(config: GaitStudyConfig, channels: Sequence[str]) -> tuple[IdentifiabilityReport, float]:
+    """The identifiability report of one record at the centre of the priors: the study's
+    identifiability step (:func:`jaxid.study.pipeline.identifiability_at`) at that one point, with
+    the study's channels, relative noise and its record started on the walker's gait."""
+    from ..study.config import build_start, validate
+    from ..study.pipeline import identifiability_at
 
-    from ..identify import Experiment, analyze
-    from ..walker.gait import gait_initial_state
-    from ..walker.model import Walker
-
-    centre = {p: 0.5 * (lo + hi) for p, (lo, hi) in priors.items()}
-    walker = Walker(m=centre["m"], k=centre["k"], l0=centre["l0"], channels=tuple(channels))
-    ts = jnp.linspace(0.0, config.duration, round(config.duration / config.save_dt) + 1)
-    noise = config.noise if config.noise > 0 else config.fisher_noise
-    exp = Experiment.from_model(
-        walker, gait_initial_state(), ts, noise=noise, relative=True, params=PARAMS, name="+".join(channels)
-    )
-    return analyze(exp, spread=0.02), noise
+    study = config.study_config(channels)
+    resolved = build_start(study, validate(study))
+    centre = np.array([[float(np.mean(study.params[p].support)) for p in PARAMS]])
+    idm = identifiability_at(study, resolved, centre, progress=False)
+    if idm.reports[0] is None:
+        raise RuntimeError(
+            f"gait study: the Fisher analysis failed at the centre of the priors: {idm.failures}"
+        )
+    return idm.reports[0], study.noise
 
 
 def _ceiling(params, report, priors):
@@ -213,42 +260,24 @@ def _ceiling(params, report, priors):
     return est, regression_metrics(params, est, PARAMS).to_dict(), how
 
 
-def _arch_spec(config: GaitStudyConfig) -> dict:
-    """The main estimator's architecture, in the form of ``config.architectures`` entries."""
-    spec = dict(arch=config.arch, depth=config.depth, width=config.width, activation=config.activation)
-    if config.arch == "gru":
-        spec = dict(arch="gru", width=config.width)
-    return spec
-
-
 def _train_eval(
     x, targets, names, config: GaitStudyConfig, *, arch_spec=None, desc="", split=(0.8, 0.1, 0.1)
 ):
-    spec = _arch_spec(config)
-    if arch_spec is not None:
-        spec = {k: v for k, v in arch_spec.items() if k != "label"}
-    arch = spec.pop("arch")
-    if arch == "gru":
-        spec.pop("depth", None)
-        spec.pop("activation", None)
-    tc = TrainConfig(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        patience=config.patience,
-        members=config.members,
-        seed=config.seed,
+    """The study's estimator step (:func:`jaxid.study.estimators.train_estimator`) on raw targets."""
+    from ..study.estimators import train_estimator
+
+    return train_estimator(
+        x,
+        targets,
+        names,
+        config.estimator_options(),
         split=split,
+        seed=config.seed,
+        network=arch_spec,
         progress=config.progress,
+        say=print if config.progress else (lambda *a, **k: None),
+        desc=desc,
     )
-    if config.progress and desc:
-        print(f"  training {desc} ({arch}, {x.shape[0]} records)", flush=True)
-    res = train(x, targets, names, arch=arch, config=tc, **spec)
-    te = res.split["test"]
-    if len(te) < 2:
-        return res, te, None, None
-    pred = res.estimator.predict(x[te])
-    return res, te, pred, regression_metrics(targets[te], pred, names).to_dict()
 
 
 def _summary(res) -> dict:
@@ -267,6 +296,8 @@ def _summary(res) -> dict:
 
 def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
     """Run the study and write the report to ``out``; returns the results (also ``results.json``)."""
+    from ..study.config import validate
+    from ..study.pipeline import simulate_records
     from . import gait_report
 
     config.validate()
@@ -280,14 +311,13 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
     channels = ("x", "y") + (FORCE_CHANNELS if "forces" in config.sweeps else ())
     say(f"[1/5] generating {config.records} gait records ({', '.join(channels)})", flush=True)
     t0 = time.perf_counter()
-    data = generate_gait_dataset(
-        config.records,
-        seed=config.seed,
-        duration=config.duration,
-        save_dt=config.save_dt,
-        channels=channels,
-        chunk_size=min(1024, config.records + config.records // 16 + 8),
+    study = config.study_config(channels)
+    *_, data = simulate_records(
+        study,
+        validate(study),
+        key=jax.random.key(config.seed),
         progress=config.progress,
+        say=lambda *a, **k: None,
     )
     priors = {k: tuple(v) for k, v in data.config["priors"].items()}
     clean = data.obs
@@ -308,7 +338,7 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
     # 2. Fisher analysis.
     say("[2/5] Fisher information analysis at the centre of the priors", flush=True)
     t0 = time.perf_counter()
-    report, fisher_noise = fisher_analysis(config, ("x", "y"), priors)
+    report, fisher_noise = fisher_analysis(config, ("x", "y"))
     comb = report.combinations
     exps = comb.monomials if comb is not None and comb.monomials else [[0, 0, 1]]
     mono_names = tuple(comb.monomial_text) if comb is not None and comb.monomials else ("l0",)
@@ -445,7 +475,9 @@ def _sweep_noise(config, clean, params, report, priors, key, main):
 
 def _sweep_arch(config, x, params, report, priors, main):
     """One estimator per architecture; the main estimator's own architecture is reused."""
-    own = _arch_spec(config)
+    from ..study.estimators import network_spec
+
+    own = network_spec(config.estimator_options())
     rows = []
     for spec in config.architectures:
         if {k: v for k, v in spec.items() if k != "label"} == own:
@@ -480,7 +512,7 @@ def _sweep_forces(config, obs_all, channels, params, report_kin, priors, main):
                 res, _, _, met = main["forces"]
             else:
                 res, _, _, met = _train_eval(obs_all[..., idx], params, PARAMS, config, desc="+".join(chans))
-            rep = fisher_analysis(config, chans, priors)[0]
+            rep = fisher_analysis(config, chans)[0]
         _, met_ceil, how = _ceiling(params[main["test"]], rep, priors)
         rows.append(
             dict(

@@ -1,7 +1,9 @@
 """The identifiability study for any model: a configuration (:class:`StudyConfig`, TOML via
 :func:`load_config`), the pipeline (:func:`run`: data, identifiability across the prior, learned
 estimators, the Bayes limit, one report), presets shipped as TOML files (:func:`preset_names`,
-:func:`load_preset`) and experiment design (:mod:`jaxid.study.design`)."""
+:func:`load_preset`) and experiment design (:mod:`jaxid.study.design`). Its steps are public for
+studies that add their own (``jaxid gait`` does): :func:`simulate_records`,
+:func:`identifiability_at`, :func:`train_estimator`."""
 
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -22,7 +24,16 @@ from .config import (
     resolve_model,
 )
 from .design import DesignRanking, DesignRow, rank_designs, study_design
-from .pipeline import IdentifiabilityMap, StudyResult, identifiability_map, make_observer, run
+from .estimators import train_estimator
+from .pipeline import (
+    IdentifiabilityMap,
+    StudyResult,
+    identifiability_at,
+    identifiability_map,
+    make_observer,
+    run,
+    simulate_records,
+)
 
 
 def preset_names() -> tuple[str, ...]:
@@ -59,6 +70,7 @@ __all__ = [
     "StudyResult",
     "config_from_dict",
     "design",
+    "identifiability_at",
     "identifiability_map",
     "load_config",
     "load_preset",
@@ -70,5 +82,7 @@ __all__ = [
     "report",
     "resolve_model",
     "run",
+    "simulate_records",
     "study_design",
+    "train_estimator",
 ]

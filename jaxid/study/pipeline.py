@@ -5,7 +5,9 @@ records).
 Steps (each reuses the library's own function):
 
 1. **Data.** Parameters from the prior (and initial states, where drawn), simulated in chunks by
-   :func:`jaxid.simulate_batch` (a function model by :func:`jaxid.simulate.chunking.map_chunked`); failed
+   :func:`jaxid.simulate_batch` (a function model by :func:`jaxid.simulate.chunking.map_chunked`;
+   the walker on its gait by :func:`jaxid.generate_gait_dataset`, each record its gait's periodic
+   orbit: :mod:`jaxid.study.gait_records`); failed
    records are rejected and counted by reason, and new candidates drawn until ``records`` are
    accepted (:mod:`jaxid.study.records`; with ``out``, written block by block to the store
    ``records.zarr`` and resumed from it). Gaussian noise of standard deviation :math:`\sigma` (absolute), or
@@ -56,7 +58,6 @@ from ..experiments.results import jsonable
 from ..identify import Experiment, IdentifiabilityReport, analyze, monomial_values
 from ..inference import bayes_risk, compare, sample_posterior
 from ..models.base import AbstractSwitchingModel
-from ..nn import TrainConfig, regression_metrics, train
 from ..priors import Prior
 from ..sensitivity import sobol_indices
 from ..simulate import simulate, simulate_batch
@@ -64,9 +65,19 @@ from ..simulate.chunking import map_chunked
 from ..typing import Key, ParamVector, StateVector, TimeGrid
 from .config import ResolvedModel, StudyConfig, build_start, validate
 from .design import DesignRanking
+from .estimators import train_estimator
+from .gait_records import gait_dataset_options, gait_records
 from .records import collect, data_config
 
-__all__ = ["IdentifiabilityMap", "StudyResult", "identifiability_map", "make_observer", "run"]
+__all__ = [
+    "IdentifiabilityMap",
+    "StudyResult",
+    "identifiability_at",
+    "identifiability_map",
+    "make_observer",
+    "run",
+    "simulate_records",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,12 +285,33 @@ def _add_noise(config, clean, key):
     return clean + _noise_sd(config, clean) * eps
 
 
-def _data(config, resolved, key, progress, say, store=None):
-    """The accepted clean records in blocks of ``4 * chunk_size`` candidates
-    (:func:`jaxid.study.records.collect`; with ``store``, written there and resumed)."""
+def simulate_records(
+    config: StudyConfig,
+    resolved: ResolvedModel,
+    *,
+    key: Key,
+    progress: bool = True,
+    say: Callable[..., None] = print,
+    store: str | Path | None = None,
+):
+    """The study's data step: the accepted clean records.
+
+    ``resolved`` comes from :func:`jaxid.study.config.validate`; ``key`` draws the parameters
+    (the gait data set draws from ``config.seed`` instead). For the walker on its gait the records
+    are the gait data set's own (:mod:`jaxid.study.gait_records`), else they are simulated in
+    blocks of ``4 * chunk_size`` candidates (:func:`jaxid.study.records.collect`); with
+    ``store``, written there and resumed.
+
+    **Returns:** ``(theta, y0, clean, rejected, candidates, dataset)``: ``dataset`` the
+    :class:`jaxid.walker.data.GaitDataset` (each record's gait with it) or ``None``.
+    """
+    gait = gait_dataset_options(config, resolved)
+    if gait is not None:
+        say("  records on their periodic gaits (jaxid.generate_gait_dataset)", flush=True)
+        return gait_records(config, gait, progress=progress, store=store)
     # a function model's program, built once: compiled once for every block
     observe = jax.jit(jax.vmap(make_observer(config, resolved))) if resolved.kind == "function" else None
-    return collect(
+    return *collect(
         config.records,
         lambda k, n: _draw(config, resolved, k, n),
         lambda theta, y0: _simulate(config, resolved, theta, y0, progress, observe),
@@ -288,7 +320,7 @@ def _data(config, resolved, key, progress, say, store=None):
         store=store,
         config=data_config(config),
         say=say,
-    )
+    ), None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,7 +383,20 @@ class IdentifiabilityMap:
         return reason if frac == 0 else f"{reason} at {1 - frac:.0%} of the draws"
 
 
-def _identifiability(config, resolved, theta_draws, y0_draws, progress, say):
+def identifiability_at(
+    config: StudyConfig,
+    resolved: ResolvedModel,
+    theta_draws: Float[np.ndarray, "draw param"],
+    y0_draws: Float[np.ndarray, "draw state"] | None = None,
+    *,
+    progress: bool = False,
+    say: Callable[..., None] = print,
+) -> IdentifiabilityMap:
+    """The study's identifiability step at given parameter points: :func:`jaxid.identify.analyze`
+    of one record (the study's channels, save times and noise; initial states ``y0_draws`` or the
+    configured start, from :func:`jaxid.study.config.build_start`) at each row of
+    ``theta_draws``, aggregated into an :class:`IdentifiabilityMap` (without Sobol indices).
+    :func:`identifiability_map` calls it at prior draws."""
     opts = config.identifiability
     names = config.params.names
     lo, _ = config.params.support
@@ -435,7 +480,7 @@ def _identifiability_map(config, resolved, key, sobol, progress) -> Identifiabil
     key = jax.random.split(jax.random.key(config.seed), 4)[2] if key is None else key
     say = print if progress else (lambda *a, **k: None)
     draws_theta, draws_y0 = _draw(config, resolved, key, config.identifiability.draws)
-    idm = _identifiability(config, resolved, draws_theta, draws_y0, progress, say)
+    idm = identifiability_at(config, resolved, draws_theta, draws_y0, progress=progress, say=say)
     if sobol:
         try:
             idm = replace(idm, sobol_total=_sobol(config, resolved, progress=False))
@@ -471,27 +516,18 @@ def _sobol(config, resolved, progress) -> dict[str, float]:
 
 
 def _train(config, x, targets, names, log, progress, say, desc):
-    est = config.estimators
-    tc = TrainConfig(
-        epochs=est.epochs,
-        batch_size=est.batch_size,
-        learning_rate=est.learning_rate,
-        patience=est.patience,
-        members=est.members,
+    return train_estimator(
+        x,
+        targets,
+        names,
+        config.estimators,
         split=config.split,
         seed=config.seed,
+        log=log,
         progress=progress,
+        say=say,
+        desc=desc,
     )
-    arch = dict(width=est.width) if est.arch == "gru" else dict(depth=est.depth, width=est.width)
-    if est.arch == "mlp":
-        arch["activation"] = est.activation
-    say(f"  training {desc} ({est.arch}, {x.shape[0]} records)", flush=True)
-    y = np.log(targets) if log else targets
-    res = train(x, y, names, arch=est.arch, config=tc, **arch)
-    test = res.split["test"]
-    pred = np.asarray(res.estimator.predict(x[test]), dtype=np.float64)
-    pred = np.exp(pred) if log else pred
-    return res, test, pred, regression_metrics(targets[test], pred, names).to_dict()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -602,7 +638,9 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
     say(f"[1/5] simulating {config.records} records of {config.model}", flush=True)
     t0 = time.perf_counter()
     store = None if out is None else Path(out) / "records.zarr"
-    theta, y0, clean, rejected, candidates = _data(config, resolved, k_data, progress, say, store)
+    theta, y0, clean, rejected, candidates, gait_data = simulate_records(
+        config, resolved, key=k_data, progress=progress, say=say, store=store
+    )
     x = _add_noise(config, clean, k_noise)
     data = dict(
         records=int(theta.shape[0]),
@@ -610,6 +648,7 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
         rejected=rejected,
         channels=list(resolved.channels),
         obs_shape=list(x.shape[1:]),
+        records_from="jaxid.simulate_batch" if gait_data is None else "jaxid.generate_gait_dataset",
         seconds=round(time.perf_counter() - t0, 2),
     )
 

@@ -142,7 +142,12 @@ def markdown(result: StudyResult) -> str:
     rej = ", ".join(f"{k}: {v}" for k, v in d["rejected"].items()) or "none"
     lines.append(
         f"{d['records']} records of shape {tuple(d['obs_shape'])} (time, channel) from {d['candidates']} "
-        f"candidates; rejected: {rej}. Simulated in {d['seconds']} s."
+        f"candidates; rejected: {rej}. Simulated in {d['seconds']} s"
+        + (
+            " by `jaxid.generate_gait_dataset`: each record is its gait's periodic orbit."
+            if d.get("records_from") == "jaxid.generate_gait_dataset"
+            else "."
+        )
     )
     lines += ["", "## Identifiability across the prior", ""]
     ok = idm.ranks >= 0
