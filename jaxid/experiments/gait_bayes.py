@@ -14,7 +14,8 @@ and the ceiling only bounds the Bayes limit's :math:`R^2` from above. This modul
 
 with the uniform prior box of the data set, the kinematic channels ``x, y`` at the study's save
 times, and every record starting on its own periodic gait (the initial state a function of the
-parameters, :func:`jaxid.walker.gait.gait_initial_state`, as the data set draws it).
+parameters): the study pipeline's observer of :meth:`GaitStudyConfig.study_config`
+(:func:`jaxid.study.make_observer`).
 :func:`jaxid.inference.sample_posterior` samples it for the first ``bayes_records`` test records
 (in log coordinates, where the scaling ridge is straight); :func:`jaxid.inference.bayes_risk` turns
 the posterior means into the Bayes limit's :math:`R^2` per parameter, and
@@ -28,35 +29,29 @@ import time
 from collections.abc import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float, Int
 
 from ..identify import Experiment
 from ..inference import bayes_risk, compare, sample_posterior
-from ..walker.gait import gait_initial_state, stiffness_range
-from ..walker.model import Walker
 from .gait import GaitStudyConfig
 
 PARAMS = ("m", "k", "l0")
 KINEMATICS = ("x", "y")
 
 
-def kinematic_experiment(
-    config: GaitStudyConfig, noise_sd: Float[np.ndarray, " 2"], priors: dict
-) -> Experiment:
-    """The study's kinematic record as an experiment on ``(m, k, l0)``: the walker started on its
-    gait, observed through ``x, y`` at the save times with absolute noise ``noise_sd`` per channel."""
-    centre = {p: 0.5 * (lo + hi) for p, (lo, hi) in priors.items()}
-    walker = Walker(m=centre["m"], k=centre["k"], l0=centre["l0"], channels=KINEMATICS)
-    ts = jnp.linspace(0.0, config.duration, round(config.duration / config.save_dt) + 1)
-    # Newton starts from a table of gaits over the prior's K = k l0 / (m g) (widened: the
-    # sampler's least-squares fits may step outside the box), not from a speed-grid scan per call.
-    g = float(walker.g)
-    start = gait_initial_state(k_range=stiffness_range({**priors, "g": (g, g)}))
-    return Experiment.from_model(
-        walker, start, ts, noise=np.asarray(noise_sd, float), params=PARAMS, name="x+y"
-    )
+def kinematic_experiment(config: GaitStudyConfig, noise_sd: Float[np.ndarray, " 2"]) -> Experiment:
+    """The study's kinematic record as an experiment on ``(m, k, l0)``: the study pipeline's
+    observer (:func:`jaxid.study.make_observer`: the walker started on its gait, Newton from a table
+    of gaits over the priors' ``K = k l0 / (m g)``), observed through ``x, y`` at the save times
+    with absolute noise ``noise_sd`` per channel."""
+    from ..study.config import build_start, validate
+    from ..study.pipeline import make_observer, observer_experiment
+
+    study = config.study_config(KINEMATICS)
+    resolved = build_start(study, validate(study))
+    fn = make_observer(study, resolved)
+    return observer_experiment(fn, np.asarray(noise_sd, float), param_names=PARAMS, name="x+y")
 
 
 def bayes_reference(
@@ -83,7 +78,7 @@ def bayes_reference(
     n = min(config.bayes_records, len(test))
     sub = np.asarray(test[:n])
     noise_sd = config.noise * np.std(np.asarray(clean_kin, np.float64), axis=(0, 1))
-    exp = kinematic_experiment(config, noise_sd, priors)
+    exp = kinematic_experiment(config, noise_sd)
     say(f"  Bayes reference of {n} test records (noise sd {np.round(noise_sd, 4)} m)", flush=True)
     post = sample_posterior(
         exp,
