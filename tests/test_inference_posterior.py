@@ -348,3 +348,55 @@ def test_pendulum_ridge_posterior_matches_quadrature():
         err = post.sd[r] / np.sqrt(post.ess[r])
         assert np.all(np.abs(post.mean[r] - mean) < 4 * err + 0.01 * mean), (r, post.mean[r], mean, err)
         np.testing.assert_allclose(post.sd[r], sd, rtol=0.15)  # the chains cross the whole ridge
+
+
+def _gaussian_posterior(mean, sd, draws, key):
+    """A Posterior of exact Gaussian draws (one chain per record), for the verdict tests."""
+    from jaxid.inference.posterior import Posterior
+
+    n, p = mean.shape
+    s = mean[:, None, None, :] + sd[:, None, None, :] * np.asarray(jax.random.normal(key, (n, 1, draws, p)))
+    ones = np.ones((n, p))
+    return Posterior(
+        names=tuple(f"p{i}" for i in range(p)),
+        prior=None,
+        samples=s,
+        mean=s.mean(axis=(1, 2)),
+        sd=s.std(axis=(1, 2)),
+        rhat=ones,
+        ess=ones * draws,
+        acceptance=np.ones(n),
+        divergences=np.zeros(n, int),
+        ok=np.ones(n, bool),
+        start=mean,
+        chi2=np.zeros(n),
+        chi2_pvalue=np.ones(n),
+        scale=np.ones((n, 1)),
+        seconds=0.0,
+        settings={},
+    )
+
+
+def test_compare_calls_a_difference_within_the_records_sampling_error_inconclusive():
+    from jaxid.inference import compare, verdict
+
+    # theta ~ N(0, 1), y = theta + N(0, 1): the posterior is N(y / 2, 1/2), the limit's R^2 0.5.
+    # The estimator y / 2 + e with e ~ N(0, 0.45^2) has an excess error of 0.2: R^2 0.3 in
+    # expectation, beyond the at-limit margin min(0.05, 0.5) = 0.05 of the variance. The paired
+    # differences d = e^2 + 2 e (y / 2 - theta) have sd 0.69: over 12 records the interval's
+    # half-width is about 0.44, over 2000 about 0.03.
+    rng = np.random.default_rng(1)
+    for n, want in ((12, "inconclusive"), (2000, "limited by learning")):
+        theta = rng.normal(size=(n, 1))
+        y = theta + rng.normal(size=(n, 1))
+        post = _gaussian_posterior(y / 2, np.full((n, 1), np.sqrt(0.5)), 4000, jax.random.key(n))
+        est = y / 2 + 0.45 * rng.normal(size=(n, 1))
+        c = compare(post, theta, estimates=est)
+        assert c.verdicts["p0"].startswith(want), (n, c.verdicts, c.r2_gap_ci)
+        # on the 12 records the averages alone say "limited by learning"
+        assert verdict(float(c.r2[0]), float(c.limit_r2[0])) == "limited by learning"
+        # the interval is SciPy's paired t interval of the squared errors, in units of var(theta)
+        mc = post.sd[:, 0] ** 2 / post.ess[:, 0]
+        d = (est[:, 0] - theta[:, 0]) ** 2 - ((post.mean[:, 0] - theta[:, 0]) ** 2 - mc)
+        lo, hi = ss.ttest_1samp(d, 0.0).confidence_interval(0.95)
+        np.testing.assert_allclose(c.r2_gap_ci[0], np.array([-hi, -lo]) / theta[:, 0].var(), rtol=1e-10)

@@ -18,7 +18,16 @@ records (:func:`jaxid.inference.bayes_risk`), both as :math:`R^2 = 1 - \mathrm{M
   the Bayes risk divided by ``mse_ratio`` (the same test the other way). The posterior mean is
   the least-error estimator, so no estimator beats it beyond Monte Carlo error: the reference
   posteriors missed the mass that matters (e.g. chains in a wrong mode of a multimodal
-  likelihood) and the limit is not to be trusted.
+  likelihood) and the limit is not to be trusted;
+- **inconclusive** (:func:`compare` only): the two rules above hold for the records' averages but
+  not beyond their sampling error. On the same records the estimator's excess error is the mean
+  of the paired differences :math:`d_n = (\hat\theta_n - \theta_n)^2 - (\bar\theta_n -
+  \theta_n)^2` (:math:`\bar\theta_n` the posterior mean), and "limited by learning" needs
+  :math:`\bar d - t_{0.975, N-1}\, s_d / \sqrt N` above the at-limit margin
+  :math:`\min(\mathrm{tol}\,\mathrm{var}, (\mathrm{mse\_ratio} - 1)\,R)`, "above the Bayes
+  limit" the same for :math:`-d` and the margin :math:`\min(\mathrm{tol}\,\mathrm{var},
+  (1 - 1/\mathrm{mse\_ratio})\,R)`. An :math:`R^2` over ten records of a parameter the data
+  barely identify has a sampling spread of several tenths: such a difference decides nothing.
 
 For a learned *posterior* (samples per record) two more numbers: the 1-Wasserstein distance
 between its marginal and the reference's, in units of the reference's sd (0 for the same
@@ -114,7 +123,9 @@ class Comparison:
       reference's in reference sds (``None`` for point estimates);
     - ``null_angle``: ``(records,)`` degrees between the learned posterior's principal axis and
       the Fisher null direction (``None`` unless asked for);
-    - ``records``: how many records were compared (those whose reference passed its diagnostics).
+    - ``records``: how many records were compared (those whose reference passed its diagnostics);
+    - ``r2_gap_ci``: ``(param, 2)``, the 95 % interval of the estimator's :math:`R^2` minus the
+      limit's from the paired per-record errors (negative: below the limit).
     """
 
     names: tuple[str, ...]
@@ -127,6 +138,7 @@ class Comparison:
     wasserstein: Float[np.ndarray, "records param"] | None
     null_angle: Float[np.ndarray, " records"] | None
     records: int
+    r2_gap_ci: Float[np.ndarray, "param 2"] | None = None
 
     def rows(self) -> list[dict[str, str | float]]:
         """One dict per parameter, for tables and JSON."""
@@ -140,6 +152,8 @@ class Comparison:
                 bayes_rmse=float(self.limit_rmse[i]),
                 verdict=self.verdicts[n],
             )
+            if self.r2_gap_ci is not None:
+                row["r2_gap_ci"] = [float(v) for v in self.r2_gap_ci[i]]
             if self.wasserstein is not None:
                 row["wasserstein_sd"] = float(np.median(self.wasserstein[:, i]))
             out.append(row)
@@ -190,6 +204,31 @@ def compare(
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(var > 0, 1.0 - mse / var, np.nan)
     verdicts = {n: verdict(r2[i], risk.r2[i]) for i, n in enumerate(reference.names)}
+    # paired per-record differences of the squared errors (the reference's corrected for its
+    # Monte Carlo error, as bayes_risk's terms): a verdict that is not beyond their sampling
+    # error is inconclusive
+    ref_terms = (theta - reference.mean)[used] ** 2 - (reference.sd**2 / np.maximum(reference.ess, 1.0))[used]
+    diff = err**2 - ref_terms
+    n_used = diff.shape[0]
+    half = (
+        stats.t.ppf(0.975, n_used - 1) * diff.std(axis=0, ddof=1) / np.sqrt(n_used)
+        if n_used > 1
+        else np.full(shape[1], np.inf)
+    )
+    for i, name in enumerate(reference.names):
+        v, excess, r = verdicts[name], diff[:, i].mean(), max(risk.mse[i], 0.0)
+        if v == "limited by learning" and not excess - half[i] > min(AT_LIMIT * var[i], (MSE_RATIO - 1) * r):
+            verdicts[name] = (
+                f"inconclusive: below the limit, not beyond the sampling error of {n_used} records"
+            )
+        elif v.startswith("above the Bayes limit") and not -excess - half[i] > min(
+            AT_LIMIT * var[i], (1 - 1 / MSE_RATIO) * r
+        ):
+            verdicts[name] = (
+                f"inconclusive: above the limit, not beyond the sampling error of {n_used} records"
+            )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = np.stack([-(diff.mean(0) + half), -(diff.mean(0) - half)], axis=-1) / var[:, None]
     wasser = angle = None
     if samples is not None:
         ref = reference.flat_samples
@@ -214,4 +253,5 @@ def compare(
         wasserstein=wasser,
         null_angle=angle,
         records=int(used.sum()),
+        r2_gap_ci=gap,
     )

@@ -11,8 +11,9 @@ One row per studied parameter and per identifiable combination:
 - ``network_r2``, ``network_rmse``: the learned estimator on the test split;
 - ``bayes_r2``, ``bayes_rmse`` and ``network_r2_bayes``: the Bayes reference's and the
   network's on the records the reference was sampled for;
-- ``verdict``: :func:`jaxid.inference.verdict` (recovered, limited by the data, limited by
-  learning, or above the Bayes limit: the reference failed).
+- ``verdict``: :func:`jaxid.inference.compare`'s (recovered, limited by the data, limited by
+  learning, above the Bayes limit: the reference failed, or inconclusive where the difference
+  from the limit is within the sampling error of the reference's records).
 """
 
 from __future__ import annotations
