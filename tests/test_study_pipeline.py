@@ -82,7 +82,12 @@ def test_user_function_model_end_to_end(tmp_path):
     assert set(rows) == {"a", "b", "c", "a*b"}
     assert rows["a"]["identifiable"] == "no" and rows["c"]["identifiable"] == "yes"
     assert rows["a*b"]["identifiable"] == "yes" and np.isfinite(rows["a*b"]["crb_relative"])
-    assert rows["a*b"]["verdict"] in ("recovered", "limited by the data", "limited by learning")
+    kinds = ("recovered", "limited by the data", "limited by learning", "inconclusive")
+    assert rows["a*b"]["verdict"].split(":")[0].split(" (")[0] in kinds
+    # one scaling symmetry a -> s a, b -> b / s: the scaling ceiling on the test split (c is not
+    # moved by it: exact), an upper bound on the Bayes limit's R^2 for a and b
+    assert result.estimators["ceiling"]["scaling"] == "a -> s*a, b -> s^(-1)*b"
+    assert rows["c"]["ceiling_r2"] == 1.0 and 0.0 < rows["a"]["ceiling_r2"] < 0.9
     saved_json = json.loads((tmp_path / "results.json").read_text())
     assert saved_json["identifiability"]["rank"] == 2 and len(saved_json["table"]) == 4
     report = (tmp_path / "report.md").read_text()

@@ -105,6 +105,11 @@ def test_gait_preset_finds_the_scaling_orbit_and_the_force_plate(tiny_gait_study
     assert design.smallest_set in (("vertical_force",), ("horizontal_force",))
     rows = {r["target"]: r for r in result.to_dict()["table"]}
     assert rows["k/m"]["kind"] == "combination" and rows["m"]["identifiable"] == "no"
+    # one scaling symmetry on uniform boxes: the scaling ceiling on the test split, exact for l0
+    # (not moved by the symmetry), and for m and k the posterior mean on each record's orbit
+    ceiling = result.estimators["ceiling"]
+    assert ceiling["scaling"] == "m -> s*m, k -> s*k" and rows["l0"]["ceiling_r2"] == 1.0
+    assert rows["m"]["ceiling_r2"] < 0.95 and rows["k"]["ceiling_r2"] < 0.95  # on 4 test records
     assert rows["l0"]["identifiable"] == "yes" and float(rows["l0"]["crb_relative"]) < 0.01
 
 

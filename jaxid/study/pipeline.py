@@ -58,7 +58,8 @@ from ..experiments.results import jsonable
 from ..identify import Experiment, IdentifiabilityReport, analyze, monomial_values
 from ..inference import bayes_risk, compare, sample_posterior
 from ..models.base import AbstractSwitchingModel
-from ..priors import Prior
+from ..nn import regression_metrics, scaling_ceiling
+from ..priors import Prior, Uniform
 from ..sensitivity import sobol_indices
 from ..simulate import simulate, simulate_batch
 from ..simulate.chunking import map_chunked
@@ -530,6 +531,32 @@ def _train(config, x, targets, names, log, progress, say, desc):
     )
 
 
+def _ceiling(config, idm, resolved, theta_test) -> dict | None:
+    """The scaling ceiling (:func:`jaxid.nn.scaling_ceiling`) on the test records where it
+    applies: one scaling symmetry and no other null direction, no drawn initial-state component,
+    every moving parameter on a bounded positive support. It is the posterior mean given the
+    identifiable monomials known exactly, so its R^2 bounds the Bayes limit's from above; an
+    estimator at the ceiling is at the limit."""
+    if len(idm.scaling) != 1 or idm.non_scaling or resolved.drawn_states or idm.scale != "log":
+        return None
+    names = config.params.names
+    moving = [n for n, c in zip(names, idm.scaling[0], strict=True) if c != 0]
+    boxes = {n: tuple(float(v) for v in config.params[n].support) for n in names}
+    if not all(0 < boxes[n][0] and np.isfinite(boxes[n][1]) for n in moving):
+        return None
+    uniform = all(isinstance(d, Uniform) for d in config.params.dists)
+    log_prior = None if uniform else (lambda t: np.asarray(config.params.log_prob(jnp.asarray(t))))
+    try:
+        est = scaling_ceiling(theta_test, idm.scaling[0], boxes, names, log_prior=log_prior)
+    except ValueError as err:
+        return dict(error=str(err))
+    return dict(
+        scaling=idm.scaling_text[0],
+        records=int(theta_test.shape[0]),
+        metrics=regression_metrics(theta_test, est, names).to_dict(),
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # the result
 
@@ -692,6 +719,8 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
             metrics=met_c,
             training=_summary(res_c),
         )
+
+    estimators["ceiling"] = _ceiling(config, idm, resolved, theta[test])
 
     # 4. the Bayes limit
     bayes = None

@@ -51,12 +51,14 @@ def table(
     frac = idm.identifiable_fraction
     by_name = {r["target"]: r for r in (bayes or {}).get("params", [])}
     by_name_c = {r["target"]: r for r in (bayes or {}).get("combinations", [])}
+    ceiling = (estimators.get("ceiling") or {}).get("metrics")
     for i, n in enumerate(idm.names):
         med, lo, hi = _finite_stats(idm.crb_relative[:, i])
-        rows.append(
-            _row(n, "parameter", frac[n], idm.why(n), (med, lo, hi), idm.sobol_total.get(n),
-                 estimators["params"]["metrics"][n], by_name.get(n))
-        )  # fmt: skip
+        row = _row(n, "parameter", frac[n], idm.why(n), (med, lo, hi), idm.sobol_total.get(n),
+                   estimators["params"]["metrics"][n], by_name.get(n))  # fmt: skip
+        if ceiling is not None:
+            _at_ceiling(row, ceiling[n]["r2"])
+        rows.append(row)
     for n, _ in combos:
         k = idm.monomial_text.index(n)
         crb = idm.monomial_crb_relative[:, k]
@@ -69,6 +71,19 @@ def table(
                  estimators["combinations"]["metrics"][n], by_name_c.get(n))
         )  # fmt: skip
     return rows
+
+
+def _at_ceiling(row: dict, ceiling_r2: float) -> None:
+    """Add the scaling ceiling's R^2 on the test split to ``row``; where the Bayes reference did
+    not decide (inconclusive on its few records, or not sampled) and the network is at the ceiling
+    on the whole test split (:func:`jaxid.inference.verdict`'s at-limit rule), the network is at
+    the limit: the ceiling's R^2 bounds the Bayes limit's from above."""
+    row["ceiling_r2"] = ceiling_r2
+    undecided = row["verdict"].startswith("inconclusive") or row["verdict"] == "no limit"
+    if undecided and verdict(row["network_r2"], ceiling_r2) == "limited by the data":
+        row["verdict"] = (
+            f"limited by the data (at the scaling ceiling, R^2 {ceiling_r2:.3g} on the test split)"
+        )
 
 
 def _row(name, kind, frac, why, crb, sobol, metrics, cmp) -> dict:
@@ -205,6 +220,16 @@ def markdown(result: StudyResult) -> str:
                 f"{e['training']['seconds']} s; "
                 + ", ".join(f"{n} R^2 {_fmt(m['r2'], 4)}" for n, m in e["metrics"].items())
             )
+    ceil = result.estimators.get("ceiling")
+    if ceil is not None and "metrics" in ceil:
+        lines.append(
+            f"- Scaling ceiling (`jaxid.nn.scaling_ceiling`: the posterior mean on the orbit of "
+            f"{ceil['scaling']}, the identifiable monomials known exactly; it bounds the Bayes limit from "
+            f"above) on the {ceil['records']} test records: "
+            + ", ".join(f"{n} R^2 {_fmt(m['r2'], 4)}" for n, m in ceil["metrics"].items())
+        )
+    elif ceil is not None:
+        lines.append(f"- Scaling ceiling not computed: {ceil['error']}")
     lines += ["", "## The Bayes limit", ""]
     b = result.bayes
     if b is None:
