@@ -20,7 +20,8 @@ parameters): the study pipeline's observer of :meth:`GaitStudyConfig.study_confi
 (in log coordinates, where the scaling ridge is straight); :func:`jaxid.inference.bayes_risk` turns
 the posterior means into the Bayes limit's :math:`R^2` per parameter, and
 :func:`jaxid.inference.compare` sets the point network against it (recovered, limited by the data,
-limited by learning, or inconclusive within the sampling error of the records). Records whose chains fail their diagnostics are counted and left out.
+limited by learning, or inconclusive within the sampling error of the records). Records whose
+chains fail their diagnostics are counted and left out.
 """
 
 from __future__ import annotations
