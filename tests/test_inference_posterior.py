@@ -395,6 +395,13 @@ def test_compare_calls_a_difference_within_the_records_sampling_error_inconclusi
         assert c.verdicts["p0"].startswith(want), (n, c.verdicts, c.r2_gap_ci)
         # on the 12 records the averages alone say "limited by learning"
         assert verdict(float(c.r2[0]), float(c.limit_r2[0])) == "limited by learning"
+        # an estimator that half knows theta (error sd 0.3 against the posterior's 0.71) beats the
+        # posterior mean: over 2000 records beyond the sampling error, so the reference failed
+        cheat = compare(post, theta, estimates=theta + 0.3 * rng.normal(size=(n, 1)))
+        above = "above the Bayes limit: reference failed"
+        assert cheat.verdicts["p0"] == above if n == 2000 else cheat.verdicts["p0"].endswith("records")
+        assert verdict(float(cheat.r2[0]), float(cheat.limit_r2[0])) == above
+        assert (cheat.r2_gap_ci[0, 0] > 0.05) == (n == 2000), cheat.r2_gap_ci
         # the interval is SciPy's paired t interval of the squared errors, in units of var(theta)
         mc = post.sd[:, 0] ** 2 / post.ess[:, 0]
         d = (est[:, 0] - theta[:, 0]) ** 2 - ((post.mean[:, 0] - theta[:, 0]) ** 2 - mc)

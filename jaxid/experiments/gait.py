@@ -44,6 +44,10 @@ from .. import io as jio
 from ..identify.combinations import monomial_values
 from ..identify.report import IdentifiabilityReport
 from ..nn import ACTIVATIONS, ARCHITECTURES, regression_metrics, scaling_ceiling
+
+# jaxid.study.config does not import this module's package (jaxid.study.pipeline does, through
+# jaxid.experiments.results): importing the configuration here at module level is cycle-free
+from ..study.config import EstimatorOptions, StudyConfig
 from ..walker.data import add_noise
 from .results import jsonable
 
@@ -137,6 +141,11 @@ class GaitStudyConfig:
             raise ValueError(f"{where}: bayes_warmup must be an int >= 10 or None, got {self.bayes_warmup!r}")
         if not (isinstance(self.bayes_records, int) and self.bayes_records >= 0):
             raise ValueError(f"{where}: bayes_records must be an int >= 0, got {self.bayes_records!r}")
+        steps = self.duration / self.save_dt if self.save_dt > 0 else math.nan
+        if not (steps >= 1 and abs(steps - round(steps)) <= 1e-9 * max(1.0, steps)):
+            raise ValueError(
+                f"{where}: save_dt ({self.save_dt}) must divide duration ({self.duration}) into whole steps"
+            )
         for name in ("learning_rate", "duration"):
             v = getattr(self, name)
             if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
@@ -168,10 +177,8 @@ class GaitStudyConfig:
                     f"{self.records}] (80 % of a size is its training split), got {s!r}"
                 )
 
-    def estimator_options(self):
+    def estimator_options(self) -> EstimatorOptions:
         """The main estimator's options as the study's :class:`jaxid.study.EstimatorOptions`."""
-        from ..study.config import EstimatorOptions
-
         return EstimatorOptions(
             arch=self.arch,
             depth=self.depth,
@@ -184,14 +191,14 @@ class GaitStudyConfig:
             patience=self.patience,
         )
 
-    def study_config(self, channels: Sequence[str] = ("x", "y")):
+    def study_config(self, channels: Sequence[str] = ("x", "y")) -> StudyConfig:
         """This study as a :class:`jaxid.study.StudyConfig` (the gait preset's form): the walker on
         its gait, ``(m, k, l0)`` uniform on the data set's priors, ``alpha0`` 69 degrees, the save
         grid ``0, save_dt, ..., duration``, ``channels``, relative noise (``noise``, or
         ``fisher_noise`` where the records are noise-free), the main estimator. Its data step is
         the gait data set (:mod:`jaxid.study.gait_records`)."""
         from ..priors import Prior, Uniform
-        from ..study.config import BayesOptions, IdentifiabilityOptions, StudyConfig
+        from ..study.config import BayesOptions, IdentifiabilityOptions
         from ..walker.data import DEFAULT_PRIORS
 
         n = round(self.duration / self.save_dt) + 1

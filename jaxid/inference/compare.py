@@ -28,6 +28,8 @@ records (:func:`jaxid.inference.bayes_risk`), both as :math:`R^2 = 1 - \mathrm{M
   limit" the same for :math:`-d` and the margin :math:`\min(\mathrm{tol}\,\mathrm{var},
   (1 - 1/\mathrm{mse\_ratio})\,R)`. An :math:`R^2` over ten records of a parameter the data
   barely identify has a sampling spread of several tenths: such a difference decides nothing.
+  "Limited by the data" stays a verdict on the averages (the estimator is not shown to be below
+  the limit); ``r2_gap_ci`` says how far below it could be.
 
 For a learned *posterior* (samples per record) two more numbers: the 1-Wasserstein distance
 between its marginal and the reference's, in units of the reference's sd (0 for the same

@@ -9,7 +9,8 @@ each record its gait's periodic orbit instead, reproducible by any accurate inte
 
 - the studied parameters are among ``m``, ``k``, ``l0``, each with a uniform prior (the data set
   draws uniformly; a parameter not studied has the degenerate range of its fixed value);
-- ``alpha0`` and ``g`` are fixed (the table of gaits is made for one of each);
+- ``alpha0`` and ``g`` are fixed (the table of gaits is made for one of each), and the walker has
+  its default options (step ``dt``, fall height, phase time limit);
 - the save times are ``0, dt, ..., T`` (the data set's save grid);
 
 and the records, their parameters, initial states and rejections by reason are the data set's
@@ -27,7 +28,9 @@ from typing import Any
 import numpy as np
 
 from ..priors import Uniform
+from ..walker.data import GaitDataset
 from ..walker.model import Walker
+from ..walker.store import StoredDataset
 from .config import ResolvedModel, StudyConfig
 
 __all__ = ["gait_dataset_options", "gait_records"]
@@ -40,6 +43,8 @@ def gait_dataset_options(config: StudyConfig, resolved: ResolvedModel) -> dict[s
     ``None`` where it does not apply (see the module docstring)."""
     if resolved.kind != "model" or not isinstance(resolved.model, Walker) or resolved.start != "gait":
         return None
+    if any(k != "channels" for k in config.model_options):
+        return None  # the data set uses the walker's default step, fall height and phase limits
     names = config.params.names
     if any(n not in _DRAWN for n in names):
         return None
@@ -78,7 +83,7 @@ def gait_records(
     *,
     progress: bool = True,
     store: str | Path | None = None,
-):
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int], int, GaitDataset | StoredDataset]:
     """The study's records from :func:`jaxid.generate_gait_dataset` with ``options``
     (:func:`gait_dataset_options`; with ``store``, written there chunk by chunk and resumed).
 
@@ -90,7 +95,7 @@ def gait_records(
     data = generate_gait_dataset(config.records, progress=progress, store=store, **options)
     names = config.params.names
     theta = np.asarray(data.params, dtype=np.float64)[:, [_DRAWN.index(n) for n in names]]
-    rejected = dict(data.rejected)
+    rejected = {str(k): int(v) for k, v in data.rejected.items()}
     clean = np.asarray(data.obs, dtype=np.float64)
     y0 = np.asarray(data.initial_states, dtype=np.float64)
-    return theta, y0, clean, rejected, len(data) + sum(rejected.values()), data
+    return theta, y0, clean, rejected, int(len(data) + sum(rejected.values())), data

@@ -64,6 +64,8 @@ from ..sensitivity import sobol_indices
 from ..simulate import simulate, simulate_batch
 from ..simulate.chunking import map_chunked
 from ..typing import Key, ParamVector, StateVector, TimeGrid
+from ..walker.data import GaitDataset
+from ..walker.store import StoredDataset
 from .config import ResolvedModel, StudyConfig, build_start, validate
 from .design import DesignRanking
 from .estimators import train_estimator
@@ -294,7 +296,9 @@ def simulate_records(
     progress: bool = True,
     say: Callable[..., None] = print,
     store: str | Path | None = None,
-):
+) -> tuple[
+    np.ndarray, np.ndarray | None, np.ndarray, dict[str, int], int, GaitDataset | StoredDataset | None
+]:
     """The study's data step: the accepted clean records.
 
     ``resolved`` comes from :func:`jaxid.study.config.validate`; ``key`` draws the parameters
@@ -517,7 +521,7 @@ def _sobol(config, resolved, progress) -> dict[str, float]:
 
 
 def _train(config, x, targets, names, log, progress, say, desc):
-    return train_estimator(
+    out = train_estimator(
         x,
         targets,
         names,
@@ -529,9 +533,15 @@ def _train(config, x, targets, names, log, progress, say, desc):
         say=say,
         desc=desc,
     )
+    if out[3] is None:
+        raise ValueError(
+            f"run: the test split holds {len(out[1])} record(s), too few to score an estimator; raise "
+            "records or the split's test fraction"
+        )
+    return out
 
 
-def _ceiling(config, idm, resolved, theta_test) -> dict | None:
+def _ceiling(config, idm, resolved, theta_test, rejected) -> dict | None:
     """The scaling ceiling (:func:`jaxid.nn.scaling_ceiling`) on the test records where it
     applies: one scaling symmetry and no other null direction, no drawn initial-state component,
     every moving parameter on a bounded positive support. It is the posterior mean given the
@@ -539,6 +549,19 @@ def _ceiling(config, idm, resolved, theta_test) -> dict | None:
     estimator at the ceiling is at the limit."""
     if len(idm.scaling) != 1 or idm.non_scaling or resolved.drawn_states or idm.scale != "log":
         return None
+    # the symmetry must hold at every analysed draw (where the rank is higher the data carry more
+    # than the monomials there), and the kept records must follow the prior (no rejections)
+    good = [r for r in idm.reports if r is not None]
+    same = all(
+        r.rank == idm.rank and r.combinations is not None and r.combinations.scaling == idm.scaling
+        for r in good
+    )
+    if not same or np.any(idm.ranks < 0):
+        return dict(error="the scaling symmetry does not hold at every analysed prior draw")
+    if rejected:
+        return dict(
+            error=f"{sum(rejected.values())} records were rejected: the kept records do not follow the prior"
+        )
     names = config.params.names
     moving = [n for n, c in zip(names, idm.scaling[0], strict=True) if c != 0]
     boxes = {n: tuple(float(v) for v in config.params[n].support) for n in names}
@@ -720,7 +743,7 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
             training=_summary(res_c),
         )
 
-    estimators["ceiling"] = _ceiling(config, idm, resolved, theta[test])
+    estimators["ceiling"] = _ceiling(config, idm, resolved, theta[test], rejected)
 
     # 4. the Bayes limit
     bayes = None
