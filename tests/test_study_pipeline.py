@@ -46,7 +46,15 @@ USER = {
     "model": "study_user_models:scaled_decay",
     "params": {"a": [1.0, 2.0], "b": [1.0, 2.0], "c": {"log_uniform": [0.5, 2.0]}},
     "observation": {"noise": 0.02},
-    "estimators": {"depth": 2, "width": 32, "epochs": 40, "batch_size": 32, "patience": 40},
+    "estimators": {
+        "depth": 2,
+        "width": 32,
+        "epochs": 40,
+        "batch_size": 32,
+        "patience": 40,
+        "posterior": True,
+        "posterior_samples": 200,
+    },
     "identifiability": {"draws": 3, "sobol_samples": 64},
     "bayes": {"records": 12, "warmup": 200, "draws": 200, "thin": 2, "ess_min": 50.0},
 }
@@ -88,10 +96,18 @@ def test_user_function_model_end_to_end(tmp_path):
     # moved by it: exact), an upper bound on the Bayes limit's R^2 for a and b
     assert result.estimators["ceiling"]["scaling"] == "a -> s*a, b -> s^(-1)*b"
     assert rows["c"]["ceiling_r2"] == 1.0 and 0.0 < rows["a"]["ceiling_r2"] < 0.9
+    # the posterior network: calibrated draws on the test split (coverage of the central 90 %
+    # interval within 5 binomial sds of 0.9 over 20 test records, sd 0.067), compared with the
+    # reference on its records
+    pn = result.estimators["posterior"]
+    assert pn["samples"] == 200 and set(pn["metrics"]) == {"a", "b", "c"}
+    assert all(abs(v - 0.9) < 0.34 for v in pn["coverage"]["0.9"].values()), pn["coverage"]["0.9"]
+    assert pn["metrics"]["c"]["r2"] > 0.8  # c is identified
+    assert [r["target"] for r in bayes["posterior_network"]] == ["a", "b", "c"]
     saved_json = json.loads((tmp_path / "results.json").read_text())
     assert saved_json["identifiability"]["rank"] == 2 and len(saved_json["table"]) == 4
     report = (tmp_path / "report.md").read_text()
-    assert "| a*b | yes |" in report and "## The Bayes limit" in report
+    assert "| a*b | yes |" in report and "## The Bayes limit" in report and "Posterior network" in report
     for fig in result.figures:
         assert (tmp_path / fig).stat().st_size > 5_000
 

@@ -36,6 +36,7 @@ form (every table but ``[params]`` optional)::
     [estimators]                  # jaxid.nn.train: the network and its training
     arch = "mlp"  depth = 3  width = 64  activation = "relu"  members = 1
     epochs = 100  batch_size = 64  learning_rate = 1e-3  patience = 20
+    posterior = false  posterior_samples = 500   # also a posterior network (a conditional flow)
 
     [identifiability]             # Fisher analysis at `draws` prior draws; Sobol with `sobol_samples`
     draws = 8  sobol_samples = 256
@@ -139,7 +140,9 @@ def _number(value, where: str) -> float:
 class EstimatorOptions:
     """The learned point estimators (:func:`jaxid.nn.train`): network ``arch`` (``mlp``, ``cnn``,
     ``gru``), ``depth``, ``width``, ``activation``, ensemble ``members``; ``epochs`` (at most),
-    ``batch_size``, ``learning_rate``, early-stopping ``patience``."""
+    ``batch_size``, ``learning_rate``, early-stopping ``patience``; ``posterior``: also a posterior
+    network (:func:`jaxid.nn.train_posterior`, a conditional flow on the same embedding network,
+    its draws restricted to the prior), scored by ``posterior_samples`` draws per test record."""
 
     arch: str = "mlp"
     depth: int = 3
@@ -150,6 +153,8 @@ class EstimatorOptions:
     batch_size: int = 64
     learning_rate: float = 1e-3
     patience: int = 20
+    posterior: bool = False
+    posterior_samples: int = 500
 
 
 @dataclass(frozen=True)
@@ -672,7 +677,10 @@ def _options(cls, given, where):
     defaults = cls()
     for k, v in given.items():
         default = getattr(defaults, k)
-        if isinstance(default, str):
+        if isinstance(default, bool):
+            if not isinstance(v, bool):
+                raise TypeError(f"{where}.{k}: must be true or false, got {v!r}")
+        elif isinstance(default, str):
             if not isinstance(v, str):
                 raise TypeError(f"{where}.{k}: must be a string, got {v!r}")
         elif isinstance(default, int):

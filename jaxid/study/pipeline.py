@@ -68,7 +68,7 @@ from ..walker.data import GaitDataset
 from ..walker.store import StoredDataset
 from .config import ResolvedModel, StudyConfig, build_start, validate
 from .design import DesignRanking
-from .estimators import train_estimator
+from .estimators import network_spec, train_estimator
 from .gait_records import gait_dataset_options, gait_records
 from .records import collect, data_config
 
@@ -541,6 +541,50 @@ def _train(config, x, targets, names, log, progress, say, desc):
     return out
 
 
+def _posterior_network(config, x, theta, test, progress, say):
+    """The optional posterior network (:func:`jaxid.nn.train_posterior`, the point networks'
+    embedding and split, draws restricted to the prior): its mean's metrics and its calibration
+    (:func:`jaxid.inference.calibrate`) on the test split, and the draws ``(test, sample, param)``."""
+    from ..inference import calibrate
+    from ..nn import TrainConfig, train_posterior
+
+    est, names = config.estimators, config.params.names
+    spec = network_spec(est)
+    arch = spec.pop("arch")
+    tc = TrainConfig(
+        epochs=est.epochs,
+        batch_size=est.batch_size,
+        learning_rate=est.learning_rate,
+        patience=est.patience,
+        split=config.split,
+        seed=config.seed,
+        progress=progress,
+    )
+    say(f"  training the posterior network ({arch} embedding, conditional flow)", flush=True)
+    res = train_posterior(x, theta, names, arch=arch, config=tc, prior=config.params, **spec)
+    if not np.array_equal(res.split["test"], test):
+        raise RuntimeError("run: the posterior network's test split differs from the point networks'")
+    key = jax.random.fold_in(jax.random.key(config.seed), 11)
+    draws = np.asarray(res.estimator.sample(x[test], est.posterior_samples, key=key), dtype=np.float64)
+    cal = calibrate(theta[test], draws, names=names)
+    out = dict(
+        names=list(names),
+        metrics=regression_metrics(theta[test], draws.mean(axis=1), names).to_dict(),
+        coverage={
+            f"{lv:g}": dict(zip(names, map(float, cal.coverage[i]), strict=True))
+            for i, lv in enumerate(cal.levels)
+        },
+        rank_pvalue=dict(zip(names, map(float, cal.pvalue), strict=True)),
+        samples=est.posterior_samples,
+        training=dict(
+            epochs_run=res.history["epochs_run"],
+            best_epoch=res.history["best_epoch"],
+            seconds=round(res.seconds, 2),
+        ),
+    )
+    return out, draws
+
+
 def _ceiling(config, idm, resolved, theta_test, rejected) -> dict | None:
     """The scaling ceiling (:func:`jaxid.nn.scaling_ceiling`) on the test records where it
     applies: one scaling symmetry and no other null direction, no drawn initial-state component,
@@ -744,6 +788,9 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
         )
 
     estimators["ceiling"] = _ceiling(config, idm, resolved, theta[test], rejected)
+    flow_draws = None
+    if config.estimators.posterior:
+        estimators["posterior"], flow_draws = _posterior_network(config, x, theta, test, progress, say)
 
     # 4. the Bayes limit
     bayes = None
@@ -805,6 +852,8 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
             post_p = post.transform(lambda s: s[..., :p], names)
             cmp_p = compare(post_p, theta[sub], estimates=pred_p[:n_bayes])
             bayes.update(risk=risk.as_dict(), params=cmp_p.rows())
+            if flow_draws is not None:
+                bayes["posterior_network"] = compare(post_p, theta[sub], samples=flow_draws[:n_bayes]).rows()
         bayes["seconds"] = round(time.perf_counter() - t0, 2)
         if combos and post.ok.any():
             exps = np.array([e for _, e in combos], dtype=float)

@@ -220,6 +220,19 @@ def markdown(result: StudyResult) -> str:
                 f"{e['training']['seconds']} s; "
                 + ", ".join(f"{n} R^2 {_fmt(m['r2'], 4)}" for n, m in e["metrics"].items())
             )
+    pn = result.estimators.get("posterior")
+    if pn is not None:
+        cover = pn["coverage"].get("0.9") or next(iter(pn["coverage"].values()))
+        level = "0.9" if "0.9" in pn["coverage"] else next(iter(pn["coverage"]))
+        lines.append(
+            f"- Posterior network (`jaxid.nn.train_posterior`, {pn['training']['epochs_run']} epochs; "
+            f"{pn['samples']} draws per test record): its mean's "
+            + ", ".join(f"{n} R^2 {_fmt(m['r2'], 4)}" for n, m in pn["metrics"].items())
+            + f"; coverage of the central {float(level):.0%} interval "
+            + ", ".join(f"{n} {v:.3f}" for n, v in cover.items())
+            + "; SBC rank uniformity p "
+            + ", ".join(f"{n} {_fmt(v)}" for n, v in pn["rank_pvalue"].items())
+        )
     ceil = result.estimators.get("ceiling")
     if ceil is not None and "metrics" in ceil:
         lines.append(
@@ -243,6 +256,15 @@ def markdown(result: StudyResult) -> str:
         )
         if "error" in b:
             lines.append(f"Not usable: {b['error']}.")
+        if "posterior_network" in b:
+            lines += ["", "The posterior network's mean against the limit on the same records:", ""]
+            lines += ["| target | flow-mean R^2 | Bayes limit R^2 | median Wasserstein (sds) | verdict |"]
+            lines += ["|---|---|---|---|---|"]
+            for r in b["posterior_network"]:
+                lines.append(
+                    f"| {r['target']} | {_fmt(r['r2'], 4)} | {_fmt(r['bayes_r2'], 4)} | "
+                    f"{_fmt(r.get('wasserstein_sd'))} | {r['verdict']} |"
+                )
     if result.figures:
         lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in result.figures]
     lines += ["", f"Total time {result.seconds} s."]
