@@ -207,10 +207,9 @@ def compare(
         r2 = np.where(var > 0, 1.0 - mse / var, np.nan)
     verdicts = {n: verdict(r2[i], risk.r2[i]) for i, n in enumerate(reference.names)}
     # paired per-record differences of the squared errors (the reference's corrected for its
-    # Monte Carlo error, as bayes_risk's terms): a verdict that is not beyond their sampling
-    # error is inconclusive
-    ref_terms = (theta - reference.mean)[used] ** 2 - (reference.sd**2 / np.maximum(reference.ess, 1.0))[used]
-    diff = err**2 - ref_terms
+    # Monte Carlo error: bayes_risk's terms): a verdict that is not beyond their sampling error is
+    # inconclusive
+    diff = err**2 - risk.terms
     n_used = diff.shape[0]
     half = (
         stats.t.ppf(0.975, n_used - 1) * diff.std(axis=0, ddof=1) / np.sqrt(n_used)

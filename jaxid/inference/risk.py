@@ -36,6 +36,8 @@ class BayesRisk:
       records used), ``mc_variance`` (the subtracted term).
     - ``estimates``: ``(records, param)`` posterior means (NaN for flagged records).
     - ``used``: ``(records,)`` records whose posterior passed its diagnostics; ``n_flagged``.
+    - ``terms``: ``(used records, param)`` the per-record squared errors of the posterior means,
+      less their Monte Carlo variance (``mse`` is their mean).
     """
 
     names: tuple[str, ...]
@@ -47,6 +49,7 @@ class BayesRisk:
     estimates: Float[np.ndarray, "records param"]
     used: Bool[np.ndarray, " records"]
     n_flagged: int
+    terms: Float[np.ndarray, "used param"] | None = None
 
     def as_dict(self) -> dict[str, dict[str, float] | int]:
         return {
@@ -115,4 +118,5 @@ def bayes_risk(
         estimates=estimates,
         used=used,
         n_flagged=int((~np.asarray(posterior.ok, bool)).sum()),
+        terms=terms,
     )

@@ -16,7 +16,7 @@ import numpy as np
 from ..nn import TrainConfig, TrainResult, regression_metrics, train
 from .config import EstimatorOptions
 
-__all__ = ["network_spec", "train_estimator"]
+__all__ = ["network_spec", "train_config", "train_estimator"]
 
 
 def network_spec(options: EstimatorOptions) -> dict[str, Any]:
@@ -26,6 +26,28 @@ def network_spec(options: EstimatorOptions) -> dict[str, Any]:
     if options.arch == "gru":
         return dict(arch="gru", width=options.width)
     return dict(arch=options.arch, depth=options.depth, width=options.width, activation=options.activation)
+
+
+def train_config(
+    options: EstimatorOptions,
+    *,
+    split: Sequence[float],
+    seed: int,
+    progress: bool,
+    members: int | None = None,
+) -> TrainConfig:
+    """The :class:`jaxid.nn.TrainConfig` of ``options`` with the study's ``split`` and ``seed``
+    (``members``: ensemble members, default ``options.members``)."""
+    return TrainConfig(
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        patience=options.patience,
+        members=options.members if members is None else members,
+        split=tuple(split),
+        seed=seed,
+        progress=progress,
+    )
 
 
 def train_estimator(
@@ -60,16 +82,7 @@ def train_estimator(
     if arch == "gru":
         spec.pop("depth", None)
         spec.pop("activation", None)
-    config = TrainConfig(
-        epochs=options.epochs,
-        batch_size=options.batch_size,
-        learning_rate=options.learning_rate,
-        patience=options.patience,
-        members=options.members,
-        split=tuple(split),
-        seed=seed,
-        progress=progress,
-    )
+    config = train_config(options, split=split, seed=seed, progress=progress)
     if desc:
         say(f"  training {desc} ({arch}, {x.shape[0]} records)", flush=True)
     result = train(x, np.log(targets) if log else targets, names, arch=arch, config=config, **spec)

@@ -68,7 +68,7 @@ from ..walker.data import GaitDataset
 from ..walker.store import StoredDataset
 from .config import ResolvedModel, StudyConfig, build_start, validate
 from .design import DesignRanking
-from .estimators import network_spec, train_estimator
+from .estimators import network_spec, train_config, train_estimator
 from .gait_records import gait_dataset_options, gait_records
 from .records import collect, data_config
 
@@ -546,20 +546,12 @@ def _posterior_network(config, x, theta, test, progress, say):
     embedding and split, draws restricted to the prior): its mean's metrics and its calibration
     (:func:`jaxid.inference.calibrate`) on the test split, and the draws ``(test, sample, param)``."""
     from ..inference import calibrate
-    from ..nn import TrainConfig, train_posterior
+    from ..nn import train_posterior
 
     est, names = config.estimators, config.params.names
     spec = network_spec(est)
     arch = spec.pop("arch")
-    tc = TrainConfig(
-        epochs=est.epochs,
-        batch_size=est.batch_size,
-        learning_rate=est.learning_rate,
-        patience=est.patience,
-        split=config.split,
-        seed=config.seed,
-        progress=progress,
-    )
+    tc = train_config(est, split=config.split, seed=config.seed, progress=progress, members=1)
     say(f"  training the posterior network ({arch} embedding, conditional flow)", flush=True)
     res = train_posterior(x, theta, names, arch=arch, config=tc, prior=config.params, **spec)
     if not np.array_equal(res.split["test"], test):

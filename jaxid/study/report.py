@@ -222,8 +222,8 @@ def markdown(result: StudyResult) -> str:
             )
     pn = result.estimators.get("posterior")
     if pn is not None:
-        cover = pn["coverage"].get("0.9") or next(iter(pn["coverage"].values()))
         level = "0.9" if "0.9" in pn["coverage"] else next(iter(pn["coverage"]))
+        cover = pn["coverage"][level]
         lines.append(
             f"- Posterior network (`jaxid.nn.train_posterior`, {pn['training']['epochs_run']} epochs; "
             f"{pn['samples']} draws per test record): its mean's "
