@@ -7,47 +7,54 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def _arg_type(parse: Callable[[str], Any], ok: Callable[[Any], bool], expected: str, must: str):
+    """An argparse ``type``: ``parse(text)`` (a ``ValueError``: "expected ``expected``"), then
+    ``ok(value)`` (false: "must be ``must``")."""
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {must}, got {text}")
+        return value
+
+    return convert
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
+_positive_int = _arg_type(int, lambda v: v >= 1, "a positive integer", "a positive integer")
+_positive_float = _arg_type(
+    float, lambda v: math.isfinite(v) and v > 0, "a positive number", "a positive finite number"
+)
+_nonnegative_int = _arg_type(int, lambda v: v >= 0, "an integer >= 0", "an integer >= 0")
+_fraction = _arg_type(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0", "a finite number >= 0")
 
 
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return value
+def _list_of(parse: Callable[[str], Any], what: str):
+    """An argparse ``type`` for comma-separated values, each read by ``parse``."""
+
+    def convert(text: str) -> tuple:
+        try:
+            return tuple(parse(v) for v in text.split(",") if v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+
+    return convert
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+_int_list = _list_of(lambda v: int(float(v)), "integers")
+_float_list = _list_of(float, "numbers")
+
+
+def _given(**options) -> dict:
+    """The options given on the command line (those not ``None``)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _writable_out(command: str, out: str) -> Path:
@@ -100,20 +107,6 @@ def _demo(args) -> int:
     return 0
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(float(v)) for v in text.split(",") if v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _float_list(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
 def _gait(args) -> int:
     _writable_out("gait", args.out)
     import jax
@@ -126,29 +119,25 @@ def _gait(args) -> int:
         sweeps = SWEEPS
     elif sweeps == ("none",):
         sweeps = ()
-    given = {
-        k: v
-        for k, v in dict(
-            records=args.records,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            patience=args.patience,
-            noise=args.noise,
-            arch=args.arch,
-            depth=args.depth,
-            width=args.width,
-            activation=args.activation,
-            members=args.members,
-            duration=args.duration,
-            sizes=args.sizes,
-            noise_levels=args.noise_levels,
-            bayes_records=args.bayes_records,
-            bayes_draws=args.bayes_draws,
-            bayes_warmup=args.bayes_warmup,
-        ).items()
-        if v is not None
-    }
+    given = _given(
+        records=args.records,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        noise=args.noise,
+        arch=args.arch,
+        depth=args.depth,
+        width=args.width,
+        activation=args.activation,
+        members=args.members,
+        duration=args.duration,
+        sizes=args.sizes,
+        noise_levels=args.noise_levels,
+        bayes_records=args.bayes_records,
+        bayes_draws=args.bayes_draws,
+        bayes_warmup=args.bayes_warmup,
+    )
     make = GaitStudyConfig.full if args.full else GaitStudyConfig
     try:
         config = make(
@@ -176,26 +165,22 @@ def _hybrid(args) -> int:
     jax.config.update("jax_enable_x64", True)  # the truth simulations; the models train in float32
     from .experiments.hybrid import HybridStudyConfig, run_hybrid_study
 
-    given = {
-        k: v
-        for k, v in dict(
-            systems=args.systems,
-            models=args.models,
-            tasks=args.tasks,
-            per_task=args.per_task,
-            test_tasks=args.test_tasks,
-            ood_tasks=args.ood_tasks,
-            context_size=args.context_size,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            width=args.width,
-            task_counts=args.task_counts,
-            task_sweep_systems=args.task_sweep,
-            seed_systems=args.seed_systems,
-        ).items()
-        if v is not None
-    }
+    given = _given(
+        systems=args.systems,
+        models=args.models,
+        tasks=args.tasks,
+        per_task=args.per_task,
+        test_tasks=args.test_tasks,
+        ood_tasks=args.ood_tasks,
+        context_size=args.context_size,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        width=args.width,
+        task_counts=args.task_counts,
+        task_sweep_systems=args.task_sweep,
+        seed_systems=args.seed_systems,
+    )
     if args.claims and args.full:
         raise SystemExit("jaxid hybrid: --claims and --full are separate studies; pass one")
     if args.claims:
@@ -205,9 +190,11 @@ def _hybrid(args) -> int:
             given["seeds"] = args.seeds
         if args.n_boot is not None:
             given["n_boot"] = args.n_boot
+        if args.workers is not None:
+            given["workers"] = args.workers
         make, run = HybridClaimsConfig, run_hybrid_claims
-    elif args.seeds is not None or args.n_boot is not None:
-        raise SystemExit("jaxid hybrid: --seeds and --n-boot belong to --claims")
+    elif args.seeds is not None or args.n_boot is not None or args.workers is not None:
+        raise SystemExit("jaxid hybrid: --seeds, --n-boot and --workers belong to --claims")
     else:
         make = HybridStudyConfig.full if args.full else HybridStudyConfig
         run = run_hybrid_study
@@ -239,7 +226,7 @@ def _study(args) -> int:
             config = study.load_preset(args.config)
         else:
             config = study.load_config(args.config)
-        changes = {k: v for k, v in dict(records=args.records, seed=args.seed).items() if v is not None}
+        changes = _given(records=args.records, seed=args.seed)
         if changes:
             config = config.replace(**changes)
         study.config.build_start(config, study.config.validate(config))  # its errors, before any work
@@ -354,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hybrid.add_argument("--seeds", type=_int_list, help="--claims: the runs' seeds (default 0,1,2)")
     hybrid.add_argument("--n-boot", type=_positive_int, help="--claims: bootstrap resamples (default 2000)")
+    hybrid.add_argument(
+        "--workers",
+        type=_positive_int,
+        help="--claims: processes the runs are shared out over, one CPU core each (default: one per core)",
+    )
     hybrid.add_argument(
         "--systems", type=_str_list, help="comma-separated: pendulum,double_pendulum,advection_diffusion"
     )

@@ -65,6 +65,11 @@ def test_diff_verdicts_and_convergence_flags():
     assert stopped["late_gain"] == pytest.approx((1 - 1.2) / 1)  # the late call did worse
     late = hc.convergence({"step": [10, 20, 30, 40, 50], "val_recon": [5, 2, 1, 0.9, 0.8]})
     assert not late["stopped"] and late["late_gain"] == pytest.approx((0.9 - 0.8) / 0.9)  # step 50 vs <= 40
+    assert stopped["settled"] and not late["settled"]  # an 11 % late gain is not settled
+    history = {"step": [10, 20, 30, 40, 50], "val_recon": [5, 2, 1, 1, 0.995]}
+    creeping = hc.convergence(history)
+    assert not creeping["stopped"] and creeping["settled"]  # 0.5 % late gain < 1 %
+    assert not hc.convergence(history, settle_tol=0.004)["settled"]
 
 
 def test_ivae_condition_counts_latents():
@@ -150,6 +155,7 @@ def fake_claims(tmp_path_factory):
         task_counts=(2, 4),
         n_boot=300,
         progress=False,
+        workers=1,  # the fakes are patched into this process
     )
     try:
         results = hc.run_hybrid_claims(config, out)

@@ -15,7 +15,9 @@ r"""The claims study of the hybrid models (``jaxid hybrid --claims``): the quest
 3. **Agreement across seeds**: MCC between the neural latents ``z_a`` of every pair of seeds on the
    ID test split (Meta-Hybrid-VAE; the other models for reference).
 4. **Convergence**: per run, whether the validation reconstruction error had stopped improving
-   (its best call is not in the last ``late_fraction`` of the steps).
+   (its best call is not in the last ``late_fraction`` of the steps) or had settled (the late
+   calls improve on the best before them by less than ``settle_tol``, relative: with the learning
+   rate decaying to the last step a run keeps gaining a little to the end).
 5. **z_p against its limit**: each model's MSE of ``z_p`` next to :func:`jaxid.hybrid.zp_bound`.
 
 Intervals (:func:`run_task_bootstrap`): every mean over seeds gets a 95 % percentile interval from a
@@ -39,10 +41,11 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from jaxtyping import ArrayLike, Float, Real
+from tqdm.auto import tqdm
 
 from .. import __version__
 from .. import io as jio
@@ -50,6 +53,7 @@ from ..hybrid import HybridEvaluation, evaluate, get_system, mcc, zp_bound
 from ..hybrid.systems import System
 from .hybrid import SCORES, HybridStudyConfig, _data, _scores, _train
 from .results import jsonable
+from .workers import available_cores, map_pinned
 
 CONDITION_SOURCE = (
     "Khemakhem, Kingma, Monti, Hyvarinen (2020), Variational autoencoders and nonlinear ICA: a "
@@ -68,7 +72,11 @@ class HybridClaimsConfig(HybridStudyConfig):
       ``task_counts`` and ``tasks``; the Hybrid-VAE control at the smallest and the largest);
     - ``n_boot``: bootstrap resamples; ``level``: interval level;
     - ``late_fraction``: a run whose best validation call is in the last ``late_fraction`` of its
-      steps is flagged as still improving.
+      steps has not stopped improving; ``settle_tol``: it has settled when its late calls gain less
+      than this (relative) on the best before them;
+    - ``workers``: the runs are shared out over this many processes, one CPU core each
+      (:func:`jaxid.experiments.workers.map_pinned`; about 2.8 times the runs per hour of one
+      process on two cores); ``None``: one per available core, 1: all in this process.
 
     The defaults are sized for 30 to 45 minutes on two shared CPU cores (29 measured; a step about 0.2-0.3 s
     there at batch 32 or 64 alike, so 18 runs of 400 steps): the pendulum only, 40 training tasks of
@@ -90,6 +98,12 @@ class HybridClaimsConfig(HybridStudyConfig):
     n_boot: int = 2000
     level: float = 0.95
     late_fraction: float = 0.2
+    settle_tol: float = 0.01
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers is None:
+            self.workers = len(available_cores())
 
     def latent_a_of(self, system: System) -> int:
         """Columns of ``z_a`` (the models' default: one per unmodelled factor)."""
@@ -117,6 +131,10 @@ class HybridClaimsConfig(HybridStudyConfig):
             raise ValueError(f"{where}: level must be in [0.5, 1), got {self.level!r}")
         if not (0 < self.late_fraction < 1):
             raise ValueError(f"{where}: late_fraction must be in (0, 1), got {self.late_fraction!r}")
+        if not (0 < self.settle_tol < 1):
+            raise ValueError(f"{where}: settle_tol must be in (0, 1), got {self.settle_tol!r}")
+        if not (isinstance(self.workers, int) and self.workers >= 1):
+            raise ValueError(f"{where}: workers must be a positive int, got {self.workers!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,10 +281,10 @@ def _diff(draws_a, draws_b, point: float, level: float, side: int) -> dict:
 # convergence
 
 
-def convergence(history: dict, late_fraction: float = 0.2) -> dict:
+def convergence(history: dict, late_fraction: float = 0.2, settle_tol: float = 0.01) -> dict:
     """Whether a run's validation error had stopped improving: the best call's step against the
-    last ``late_fraction`` of the steps, and the relative gain of the late calls over the best
-    before them."""
+    last ``late_fraction`` of the steps (``stopped``), and the relative gain of the late calls over
+    the best before them (``late_gain``; ``settled`` when it is below ``settle_tol``)."""
     steps = np.asarray(history["step"], float)
     val = np.asarray(history["val_recon"], float)
     last = steps[-1]
@@ -279,6 +297,7 @@ def convergence(history: dict, late_fraction: float = 0.2) -> dict:
         "steps": int(last),
         "stopped": bool(best <= (1 - late_fraction) * last),
         "late_gain": gain,
+        "settled": bool(best <= (1 - late_fraction) * last or gain < settle_tol),
     }
 
 
@@ -286,21 +305,37 @@ def convergence(history: dict, late_fraction: float = 0.2) -> dict:
 # the study
 
 
-def _run_entry(kind, seed, fitted, evs, late_fraction) -> dict:
+def _run_entry(kind, seed, fitted, evs, config: HybridClaimsConfig) -> dict:
     return {
         "kind": kind,
         "seed": seed,
         "id": _scores(evs["test"]),
         **({"ood": _scores(evs["ood"])} if "ood" in evs else {}),
         "train_seconds": round(fitted.seconds, 2),
-        "convergence": convergence(fitted.history, late_fraction),
+        "convergence": convergence(fitted.history, config.late_fraction, config.settle_tol),
         "history": {k: fitted.history[k] for k in ("step", "val_recon", "train_loss")},
     }
 
 
+def _claims_job(item) -> tuple[dict, dict]:
+    """One run of the study: train ``kind`` with ``seed`` on the first ``n`` training tasks, score
+    it on the ID test split (and, on all the tasks, the OOD split)."""
+    data, config, name, kind, seed, n = item
+    tasks = None if n == config.tasks else n
+    label = f"{name} {kind} seed {seed}" if tasks is None else f"{name} {kind} {n} tasks seed {seed}"
+    fitted, _ = _train(kind, data, config, seed, label, tasks)
+    splits = ("test", "ood") if tasks is None else ("test",)
+    evs = {
+        split: evaluate(fitted.model, getattr(data, split), context_size=config.context_size)
+        for split in splits
+    }
+    return _run_entry(kind, seed, fitted, evs, config), evs
+
+
 def _save_partial(out, name: str, runs: dict) -> None:
-    """Every finished run's scores so far (``runs-partial.json``), for a run that is interrupted."""
-    done = {f"{kind} {n} tasks": [r for r, _ in rs] for (kind, n), rs in runs.items()}
+    """Every finished run's scores so far (``runs-partial.json``), for a run that is interrupted;
+    ``runs``: ``(kind, seed, n_tasks) -> [(entry, evs)]``."""
+    done = {f"{kind} {n} tasks seed {seed}": [r for r, _ in rs] for (kind, seed, n), rs in runs.items()}
     jio.atomic_write_text(out / f"runs-partial-{name}.json", json.dumps(jsonable(done)))
 
 
@@ -353,32 +388,35 @@ def run_hybrid_claims(config: HybridClaimsConfig, out: str | os.PathLike) -> dic
             "models": {},
         }
         runs: dict = {}  # (kind, n_tasks) -> list of (entry, evs)
-        for kind in config.models:
-            for seed in config.seeds:
-                fitted, _ = _train(kind, data, config, seed, f"{name} {kind} seed {seed}")
-                evs = {
-                    split: evaluate(fitted.model, getattr(data, split), context_size=config.context_size)
-                    for split in ("test", "ood")
-                }
-                run = _run_entry(kind, seed, fitted, evs, config.late_fraction)
-                runs.setdefault((kind, config.tasks), []).append((run, evs))
-                _save_partial(out, name, runs)
-                say(
-                    f"{name} {kind} seed {seed}: MCC ID {run['id']['mcc']:.3f} OOD {run['ood']['mcc']:.3f}, "
-                    f"best step {run['convergence']['best_step']}/{config.steps}, {fitted.seconds:.0f} s"
-                )
         sweep_counts = config.sweep_counts() if name in config.task_sweep_systems else ()
-        for kind in config.sweep_models if sweep_counts else ():
-            for n in config.counts_for(kind):
-                if n == config.tasks:
-                    continue
-                for seed in config.seeds:
-                    fitted, _ = _train(kind, data, config, seed, f"{name} {kind} {n} tasks seed {seed}", n)
-                    evs = {"test": evaluate(fitted.model, data.test, context_size=config.context_size)}
-                    run = _run_entry(kind, seed, fitted, evs, config.late_fraction)
-                    runs.setdefault((kind, n), []).append((run, evs))
-                    _save_partial(out, name, runs)
-                    say(f"{name} {kind} on {n} tasks seed {seed}: MCC {run['id']['mcc']:.3f}")
+        jobs = [(kind, seed, config.tasks) for kind in config.models for seed in config.seeds]
+        jobs += [
+            (kind, seed, n)
+            for kind in (config.sweep_models if sweep_counts else ())
+            for n in config.counts_for(kind)
+            if n != config.tasks
+            for seed in config.seeds
+        ]
+        worker_config = replace(config, progress=False) if config.workers > 1 else config
+        items = [(data, worker_config, name, *job) for job in jobs]
+        done = {}
+        # in worker processes the runs show no step bars: one bar over the runs instead
+        quiet = not config.progress or config.workers == 1
+        with tqdm(total=len(jobs), unit="run", desc=f"{name} runs", disable=quiet) as bar:
+            for i, (run, evs) in map_pinned(_claims_job, items, workers=config.workers):
+                done[i] = (run, evs)
+                kind, seed, n = jobs[i]
+                mccs = " ".join(f"{s.upper()} {run[s]['mcc']:.3f}" for s in ("id", "ood") if s in run)
+                line = (
+                    f"{name} {kind} on {n} tasks seed {seed}: MCC {mccs}, best step "
+                    f"{run['convergence']['best_step']}/{config.steps}, {run['train_seconds']:.0f} s"
+                )
+                if config.progress:
+                    bar.write(line)
+                bar.update(1)
+                _save_partial(out, name, {jobs[j]: [done[j]] for j in sorted(done)})
+        for i, (kind, _, n) in enumerate(jobs):  # in the jobs' order, whatever order they finished in
+            runs.setdefault((kind, n), []).append(done[i])
 
         # intervals: one shared two-level bootstrap per split (settings paired on the test tasks)
         boot = {}

@@ -63,15 +63,23 @@ def diagnosis(results: dict) -> list[str]:
     plus the differences from the paper's setting that bear on them."""
     cfg = results["config"]
     runs = list(all_runs(results))
+    tol = cfg.get("settle_tol")
     late = [(n, k, t, r) for n, k, t, r in runs if not r["convergence"]["stopped"]]
+    moving = [x for x in late if not x[3]["convergence"].get("settled", False)]
     lines = []
     if late:
         worst = max(late, key=lambda x: x[3]["convergence"]["late_gain"])
         lines.append(
             f"**Too few steps?** {len(late)} of {len(runs)} runs had their best validation error in the last "
-            f"{cfg['late_fraction']:.0%} of the {cfg['steps']} steps (still improving; largest late gain "
+            f"{cfg['late_fraction']:.0%} of the {cfg['steps']} steps (largest late gain "
             f"{worst[3]['convergence']['late_gain']:.1%}: {worst[0]} {_label(worst[1])}, {worst[2]} tasks, "
-            f"seed {worst[3]['seed']}). Their scores may still change with longer training."
+            f"seed {worst[3]['seed']})"
+            + (
+                f"; {len(late) - len(moving)} of them gained less than {tol:.0%} there (settled), "
+                f"{len(moving)} more (still improving: their scores may still change with longer training)."
+                if tol is not None
+                else ". Their scores may still change with longer training."
+            )
         )
     else:
         lines.append(
@@ -231,16 +239,18 @@ def claims_markdown(results: dict) -> str:
         "## Convergence of every run",
         "",
         f"Stopped: the best validation reconstruction error came before the last {cfg['late_fraction']:.0%} "
-        "of the steps. Late gain: relative improvement of the late calls over the best before them.",
+        "of the steps. Late gain: relative improvement of the late calls over the best before them; "
+        + (f"settled: stopped, or a late gain below {cfg['settle_tol']:.0%}." if "settle_tol" in cfg else ""),
         "",
-        "| system | model | tasks | seed | best step / steps | stopped | late gain | train s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| system | model | tasks | seed | best step / steps | stopped | late gain | settled | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, kind, n, r in all_runs(results):
         c = r["convergence"]
         lines.append(
             f"| {name} | {_label(kind)} | {n} | {r['seed']} | {c['best_step']} / {c['steps']} | "
-            f"{'yes' if c['stopped'] else '**no**'} | {c['late_gain']:.1%} | {r['train_seconds']} |"
+            f"{'yes' if c['stopped'] else '**no**'} | {c['late_gain']:.1%} | "
+            f"{'yes' if c.get('settled', c['stopped']) else '**no**'} | {r['train_seconds']} |"
         )
     if results.get("figures"):
         lines += ["", "## Figures", ""]
