@@ -30,7 +30,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -255,6 +255,28 @@ def tree_from_bytes(payload: bytes, like: Tree, *, path: str | os.PathLike = "<b
                 f"{np.shape(b)} and {np.asarray(b).dtype} (another layout)"
             )
     return tree
+
+
+def read_module(
+    path: str | os.PathLike,
+    build: Callable[[dict], Tree],
+    *,
+    kind: str,
+    what: str,
+    formats: tuple[int, ...] = (1,),
+) -> tuple[Tree, dict]:
+    """A pytree saved with :func:`write_framed` and :func:`tree_to_bytes`: :func:`read_framed`,
+    then ``build(header)`` makes the skeleton its arrays are read into.
+
+    **Returns:** ``(tree, header)``. **Raises:** :class:`CorruptFileError` as :func:`read_framed`
+    and :func:`tree_from_bytes` do, and naming ``path`` if ``build`` cannot read the header (a
+    ``KeyError``, ``TypeError`` or ``ValueError``: "its header does not describe ``what``")."""
+    header, payload = read_framed(path, kind=kind, formats=formats)
+    try:
+        skeleton = build(header)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CorruptFileError(f"{path}: its header does not describe {what} ({err})") from None
+    return tree_from_bytes(payload, skeleton, path=path), header
 
 
 def fingerprint(*parts) -> str:

@@ -41,6 +41,7 @@ import numpy as np
 
 from .. import __version__
 from .. import io as jio
+from ..errors import check_positive_int, check_real_number
 from ..identify.combinations import monomial_values
 from ..identify.report import IdentifiabilityReport
 from ..nn import ACTIVATIONS, ARCHITECTURES, regression_metrics, scaling_ceiling
@@ -132,24 +133,17 @@ class GaitStudyConfig:
             "posterior_samples",
             "bayes_draws",
         ):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"{where}: {name} must be a positive int, got {v!r}")
-        if self.bayes_warmup is not None and not (
-            isinstance(self.bayes_warmup, int) and self.bayes_warmup >= 10
-        ):
-            raise ValueError(f"{where}: bayes_warmup must be an int >= 10 or None, got {self.bayes_warmup!r}")
-        if not (isinstance(self.bayes_records, int) and self.bayes_records >= 0):
-            raise ValueError(f"{where}: bayes_records must be an int >= 0, got {self.bayes_records!r}")
+            check_positive_int(where, name, getattr(self, name))
+        if self.bayes_warmup is not None:
+            check_positive_int(where, "bayes_warmup", self.bayes_warmup, minimum=10)
+        check_positive_int(where, "bayes_records", self.bayes_records, minimum=0)
         steps = self.duration / self.save_dt if self.save_dt > 0 else math.nan
         if not (steps >= 1 and abs(steps - round(steps)) <= 1e-9 * max(1.0, steps)):
             raise ValueError(
                 f"{where}: save_dt ({self.save_dt}) must divide duration ({self.duration}) into whole steps"
             )
         for name in ("learning_rate", "duration"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{where}: {name} must be a positive finite number, got {v!r}")
+            check_real_number(where, name, getattr(self, name), low=0)
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"{where}: arch must be one of {sorted(ARCHITECTURES)}, got {self.arch!r}")
         if self.activation not in ACTIVATIONS:

@@ -41,13 +41,11 @@ def _flow(x, params, config, desc, say, priors, point=None):
     """The flow of ``desc``, its embedding started from a point network of the same records
     (``point``, or one trained here): see :func:`jaxid.nn.train_posterior`'s ``embedding_from``;
     its draws are restricted to the prior box ``priors``."""
-    tc = TrainConfig(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        patience=config.patience,
-        seed=config.seed,
-        progress=config.progress,
+    from ..study.estimators import train_config  # (jaxid.study imports this package)
+
+    split = TrainConfig().split  # the default split, as before the study's options were shared
+    tc = train_config(
+        config.estimator_options(), split=split, seed=config.seed, progress=config.progress, members=1
     )
     opts = dict(depth=config.depth, width=config.width, activation=config.activation)
     if point is None:

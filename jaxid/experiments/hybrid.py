@@ -24,7 +24,6 @@ models (``models/*.eqx``, read back with :func:`jaxid.hybrid.load_model`) land i
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 
 from .. import __version__
 from .. import io as jio
+from ..errors import check_positive_int
 from ..hybrid import (
     MODEL_KINDS,
     SYSTEMS,
@@ -134,19 +134,8 @@ class HybridStudyConfig:
             "width",
             "depth",
         ):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"{where}: {name} must be a positive int, got {v!r}")
-        if self.steps % min(self.steps_per_call, self.steps):
-            raise ValueError(
-                f"{where}: steps ({self.steps}) must be a multiple of steps_per_call ({self.steps_per_call})"
-            )
-        if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)) or not (
-            self.learning_rate > 0
-        ):
-            raise ValueError(f"{where}: learning_rate must be a positive number, got {self.learning_rate!r}")
-        if not (isinstance(self.per_task, int) and self.per_task >= 2):
-            raise ValueError(f"{where}: per_task must be an int >= 2, got {self.per_task!r}")
+            check_positive_int(where, name, getattr(self, name))
+        check_positive_int(where, "per_task", self.per_task, minimum=2)
         if any(not (isinstance(n, int) and n >= 1) for n in self.task_counts):
             raise ValueError(f"{where}: task_counts must be positive ints, got {self.task_counts}")
         self.train_config().validate(self.per_task)

@@ -16,7 +16,6 @@ Sequences are simulated by the truth model with :func:`jaxid.simulate_batch` ove
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float
 
+from ..errors import check_positive_int, check_real_number
 from ..simulate import simulate_batch
 from ..typing import Key
 from .systems import System, get_system
@@ -149,10 +149,8 @@ def make_hybrid_data(
         ("test_tasks", test_tasks, 1),
         ("ood_tasks", ood_tasks, 1),
     ):
-        if not (isinstance(value, int) and value >= low):
-            raise ValueError(f"make_hybrid_data: {name} must be an int >= {low}, got {value!r}")
-    if not (isinstance(ood_width, (int, float)) and math.isfinite(ood_width) and ood_width > 0):
-        raise ValueError(f"make_hybrid_data: ood_width must be a positive number, got {ood_width!r}")
+        check_positive_int("make_hybrid_data", name, value, minimum=low)
+    check_real_number("make_hybrid_data", "ood_width", ood_width, low=0)
     keys = jax.random.split(key, 4)
     counts = {"train": tasks, "val": val_tasks, "test": test_tasks, "ood": ood_tasks}
     splits = {

@@ -418,16 +418,16 @@ def load_model(path: str | os.PathLike) -> tuple[HybridModel, dict[str, Any]]:
     """Read a model written by :func:`save_model`. **Returns:** ``(model, spec)``. Raises
     :class:`jaxid.io.CorruptFileError` naming the file if it is empty, truncated, not a hybrid
     model file, or its bytes do not match their checksum."""
-    header, payload = jio.read_framed(path, kind=MODEL_KIND)
-    try:
+
+    def build(header):
         spec = header["spec"]
-        skeleton = make_model(
+        return make_model(
             spec["kind"],
             get_system(spec["system"]),
             tuple(np.asarray(s, np.float32) for s in spec["scales"]),
             key=jax.random.key(0),
             **spec.get("options", {}),
         )
-    except (KeyError, TypeError, ValueError) as err:
-        raise jio.CorruptFileError(f"{path}: its header does not describe a hybrid model ({err})") from None
-    return jio.tree_from_bytes(payload, skeleton, path=path), spec
+
+    model, header = jio.read_module(path, build, kind=MODEL_KIND, what="a hybrid model")
+    return model, header["spec"]

@@ -81,6 +81,19 @@ def _check_theta(theta, p, where, *, log=False, name="theta"):
     return arr
 
 
+def _check_point(theta, p, experiments, names, where, *, log=False):
+    """One parameter set ``theta`` ``(p,)`` and its names (``names``, else the first experiment's
+    ``param_names``, else ``p0, p1, ...``), checked: ``(theta, names)``."""
+    theta = _check_theta(theta, p, where, log=log)
+    if theta.ndim != 1:
+        raise ValueError(f"{where}: theta must be one parameter set of shape (p,), got {theta.shape}")
+    p = theta.shape[0]
+    names = tuple(names or experiments[0].param_names or [f"p{i}" for i in range(p)])
+    if len(names) != p:
+        raise ValueError(f"{where}: names has {len(names)} entries but theta has {p} parameters")
+    return theta, names
+
+
 def whitened_jacobians(
     experiments: Experiment | Sequence[Experiment],
     theta: ParamBatch,

@@ -41,7 +41,7 @@ from ..errors import require_float64
 from ..typing import ParamVector, RealScalar
 from .combinations import format_linear, format_monomial
 from .experiment import Experiment, as_experiments
-from .fisher import _check_theta, whitened_jacobians
+from .fisher import _check_point, whitened_jacobians
 
 RETRY_FACTOR = 10
 """Failed profile points are retried once with this many times ``max_steps``."""
@@ -236,13 +236,8 @@ def profile_likelihood(
     if scale not in ("log", "natural"):
         raise ValueError(f"{where}: scale must be 'log' or 'natural', got {scale!r}")
     log = scale == "log"
-    theta = _check_theta(theta, None, where, log=log)
-    if theta.ndim != 1:
-        raise ValueError(f"{where}: theta must be one parameter set of shape (p,), got {theta.shape}")
+    theta, names = _check_point(theta, None, experiments, names, where, log=log)
     p = theta.shape[0]
-    names = tuple(names or experiments[0].param_names or [f"p{i}" for i in range(p)])
-    if len(names) != p:
-        raise ValueError(f"{where}: names has {len(names)} entries but theta has {p} parameters")
     if not (isinstance(points, int) and points >= 3):
         raise ValueError(f"{where}: points must be an int >= 3, got {points!r}")
     if not threshold > 0:

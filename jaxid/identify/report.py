@@ -21,7 +21,7 @@ from .combinations import Combinations, analyze_null_spaces
 from .experiment import Experiment, as_experiments
 from .fisher import (
     Spectrum,
-    _check_theta,
+    _check_point,
     _num_params,
     check_unused_parameters,
     collinearity,
@@ -339,13 +339,8 @@ def analyze(
         theta = next((e.theta0 for e in experiments if e.theta0 is not None), None)
         if theta is None:
             raise ValueError(f"{where}: theta is required (the experiments carry no default theta0)")
-    theta = _check_theta(theta, p, where, log=scale == "log")
-    if theta.ndim != 1:
-        raise ValueError(f"{where}: theta must be one parameter set of shape (p,), got {theta.shape}")
+    theta, names = _check_point(theta, p, experiments, names, where, log=scale == "log")
     p = theta.shape[0]
-    names = tuple(names or experiments[0].param_names or [f"p{i}" for i in range(p)])
-    if len(names) != p:
-        raise ValueError(f"{where}: names has {len(names)} entries but theta has {p} parameters")
     if not (isinstance(check_points, int) and check_points >= 0):
         raise ValueError(f"{where}: check_points must be an int >= 0, got {check_points!r}")
     if not (isinstance(spread, (int, float)) and spread > 0):

@@ -73,7 +73,7 @@ import optimistix as optx
 import scipy.stats
 from jaxtyping import ArrayLike, Bool, Float, Int
 
-from ..errors import NonFiniteError, require_float64
+from ..errors import NonFiniteError, check_positive_int, require_float64
 from ..identify.experiment import Experiment, as_experiments
 from ..priors import Prior, PriorLike, as_prior
 from ..simulate.chunking import map_chunked
@@ -542,8 +542,7 @@ def sample_posterior(
         ("fit_steps", fit_steps, 0),
         ("chunk_size", chunk_size, 1),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{where}: {name} must be an int >= {low}, got {value!r}")
+        check_positive_int(where, name, value, minimum=low)
     if not 0 < target_accept < 1:
         raise ValueError(f"{where}: target_accept must lie in (0, 1), got {target_accept!r}")
     if not (rhat_max > 1 and ess_min > 0):

@@ -158,9 +158,9 @@ def load_estimator(path: str | os.PathLike) -> tuple[Estimator, dict]:
 
     Raises :class:`jaxid.io.CorruptFileError` naming the file if it is empty, truncated, not an
     estimator file, or its bytes do not match their checksum."""
-    header, payload = jio.read_framed(path, kind=KIND, formats=(FORMAT_VERSION,))
-    try:
-        skeleton = Estimator.init(
+
+    def build(header):
+        return Estimator.init(
             header["arch"],
             tuple(header["in_shape"]),
             header["names"],
@@ -168,9 +168,9 @@ def load_estimator(path: str | os.PathLike) -> tuple[Estimator, dict]:
             members=header["members"],
             **header["options"],
         )
-    except (KeyError, TypeError, ValueError) as err:
-        raise jio.CorruptFileError(f"{path}: its header does not describe an estimator ({err})") from None
-    return jio.tree_from_bytes(payload, skeleton, path=path), header["metadata"]
+
+    est, header = jio.read_module(path, build, kind=KIND, what="an estimator", formats=(FORMAT_VERSION,))
+    return est, header["metadata"]
 
 
 @eqx.filter_jit

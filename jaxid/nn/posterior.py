@@ -377,9 +377,9 @@ def load_posterior_estimator(path: str | os.PathLike) -> tuple[PosteriorEstimato
     """Read a posterior estimator written by :meth:`PosteriorEstimator.save`; returns
     ``(estimator, metadata)``. Raises :class:`jaxid.io.CorruptFileError` naming the file if it is
     empty, truncated, not a posterior estimator file, or its bytes do not match their checksum."""
-    header, payload = jio.read_framed(path, kind=KIND, formats=(2, FORMAT_VERSION))
-    try:
-        skeleton = PosteriorEstimator.init(
+
+    def build(header):
+        return PosteriorEstimator.init(
             header["arch"],
             tuple(header["in_shape"]),
             header["names"],
@@ -389,11 +389,10 @@ def load_posterior_estimator(path: str | os.PathLike) -> tuple[PosteriorEstimato
             support=None if header.get("support") is None else [tuple(b) for b in header["support"]],
             **header["options"],
         )
-    except (KeyError, TypeError, ValueError) as err:
-        raise jio.CorruptFileError(
-            f"{path}: its header does not describe a posterior estimator ({err})"
-        ) from None
-    return jio.tree_from_bytes(payload, skeleton, path=path), header["metadata"]
+
+    what = "a posterior estimator"
+    est, header = jio.read_module(path, build, kind=KIND, what=what, formats=(2, FORMAT_VERSION))
+    return est, header["metadata"]
 
 
 def _embed(est: PosteriorEstimator, x, batch_size: int):

@@ -114,11 +114,24 @@ BUILTIN_MODELS: dict[str, tuple[type[AbstractModel], dict]] = {
 ``observation.channels`` picks any of them)."""
 
 
+def _did_you_mean(name: str, known) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``known`` to ``name``, or ``""``."""
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _check_known(where: str, owner: str, what: str, name: str, known, listing: str = "it has") -> None:
+    """A ``ValueError`` at ``where`` when ``owner`` has no ``what`` called ``name`` among ``known``."""
+    if name not in known:
+        raise ValueError(
+            f"{where}: {owner} has no {what} {name!r}{_did_you_mean(name, known)} ({listing} {known})"
+        )
+
+
 def _check_keys(given: Mapping, known, where: str) -> None:
     for key in given:
         if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = _did_you_mean(key, known)
             raise ValueError(
                 f"{where}{'.' if where else ''}{key}: unknown key{hint} (known: {', '.join(sorted(known))})"
             )
@@ -529,19 +542,9 @@ def resolve_model(config: StudyConfig) -> ResolvedModel:
         options.update(config.model_options)
         names = target.param_names
         for n in studied:
-            if n not in names:
-                close = difflib.get_close_matches(n, names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
-                    f"params.{n}: {target.__name__} has no parameter {n!r}{hint} (it has {names})"
-                )
+            _check_known(f"params.{n}", target.__name__, "parameter", n, names)
         for n in config.fixed:
-            if n not in names:
-                close = difflib.get_close_matches(n, names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
-                    f"fixed.{n}: {target.__name__} has no parameter {n!r}{hint} (it has {names})"
-                )
+            _check_known(f"fixed.{n}", target.__name__, "parameter", n, names)
             if n in studied:
                 lo, hi = config.params[n].support
                 inside = lo <= config.fixed[n] <= hi
@@ -794,21 +797,10 @@ def _check_design(config: StudyConfig, resolved: ResolvedModel) -> None:
                 "parameters; a candidate cannot set its initial state"
             )
         for s in c.initial_state:
-            if s not in resolved.state_names:
-                close = difflib.get_close_matches(s, resolved.state_names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
-                    f"{w}.initial_state.{s}: {type(model).__name__} has no state {s!r}{hint} "
-                    f"(its state is {resolved.state_names})"
-                )
+            name = type(model).__name__
+            _check_known(f"{w}.initial_state.{s}", name, "state", s, resolved.state_names, "its state is")
         for n in c.added:
-            if n not in model.param_names:
-                close = difflib.get_close_matches(n, model.param_names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
-                    f"{w}.added.{n}: {type(model).__name__} has no parameter {n!r}{hint} "
-                    f"(it has {model.param_names})"
-                )
+            _check_known(f"{w}.added.{n}", type(model).__name__, "parameter", n, model.param_names)
 
 
 def _times(spec, where: str = "observation.times") -> tuple[float, ...]:
