@@ -112,3 +112,31 @@ def test_a_model_experiment_under_jit_and_vmap():
     )
     np.testing.assert_allclose(by_noise[0], host, rtol=1e-10)
     np.testing.assert_allclose(by_noise[1], host / 4, rtol=1e-10)
+
+
+def test_whitened_jacobians_result_and_its_finite_mask():
+    """W = J / s against the closed form; with require_finite=False a failing point (b < 0 makes
+    the function return NaN here) is marked in ``finite`` instead of raising."""
+    from jaxid.identify import WhitenedJacobians, whitened_jacobians
+
+    ts = jnp.asarray(TS)
+    e = Experiment(
+        lambda th: jnp.where(th[1] > 0, decay(th, ts), jnp.nan),
+        0.1,
+        param_names=("a", "b"),
+        check_function=False,
+    )
+    wj = whitened_jacobians(e, THETA)
+    assert isinstance(wj, WhitenedJacobians)
+    a, b = THETA
+    jac = np.stack([np.exp(-b * TS), -a * TS * np.exp(-b * TS)], -1)
+    np.testing.assert_allclose(wj.w, jac / 0.1, rtol=1e-12)
+    np.testing.assert_allclose(wj.ys[0], decay(THETA, TS), rtol=1e-12)
+    assert wj.finite.shape == () and bool(wj.finite)
+    pts = np.array([THETA, [1.0, -0.5], [2.0, 0.3]])
+    with pytest.raises(jaxid.NonFiniteError, match=r"theta\[1\]"):
+        whitened_jacobians(e, pts)
+    wj = whitened_jacobians(e, pts, require_finite=False)
+    assert wj.finite.tolist() == [True, False, True]
+    assert wj.w.shape == (3, TS.size, 2)
+    np.testing.assert_array_equal(wj.sigmas[0][1], 1.0)  # a failed point's noise

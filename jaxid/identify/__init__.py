@@ -30,6 +30,7 @@ from .experiment import Experiment, value_and_jacobian
 from .fisher import (
     NumericalRank,
     Spectrum,
+    WhitenedJacobians,
     collinearity,
     collinearity_index,
     cramer_rao,
@@ -52,6 +53,7 @@ __all__ = [
     "NumericalRank",
     "Profile",
     "Spectrum",
+    "WhitenedJacobians",
     "analyze",
     "analyze_null_spaces",
     "collinearity",

@@ -285,7 +285,8 @@ def information_roots(
     thetas = _check_thetas(thetas, experiments, where, log)
     roots, finite = [], np.ones(thetas.shape[0], dtype=bool)
     for e in experiments:
-        w, _, _, ok = whitened_jacobians([e], thetas, where=where, require_finite=False)
+        wj = whitened_jacobians([e], thetas, where=where, require_finite=False)
+        w, ok = wj.w, wj.finite
         if log:
             w = w * thetas[:, None, :]
         w = np.where(ok[:, None, None], w, 0.0)

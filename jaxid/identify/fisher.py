@@ -94,6 +94,24 @@ def _check_point(theta, p, experiments, names, where, *, log=False):
     return theta, names
 
 
+@dataclass(frozen=True)
+class WhitenedJacobians:
+    r"""What :func:`whitened_jacobians` returns.
+
+    - ``w``: the whitened Jacobians :math:`W = \Sigma^{-1/2} J`, shape ``(*batch, n_obs, p)``
+      (experiments stacked along the rows, natural parameters);
+    - ``ys``: per experiment, the noise-free observations;
+    - ``sigmas``: per experiment, the noise levels (1 at a point that failed);
+    - ``finite``: a boolean mask over the batch, the points whose observations and sensitivities
+      are finite (all true unless ``require_finite`` let failures through).
+    """
+
+    w: Float[np.ndarray, "*batch obs param"]
+    ys: list[np.ndarray]
+    sigmas: list[np.ndarray]
+    finite: Bool[np.ndarray, "*batch"]
+
+
 def whitened_jacobians(
     experiments: Experiment | Sequence[Experiment],
     theta: ParamBatch,
@@ -101,16 +119,14 @@ def whitened_jacobians(
     where: str = "whitened_jacobians",
     require_finite: bool | Bool[ArrayLike, "*batch"] = True,
     single: bool = False,
-) -> tuple[Float[np.ndarray, "*batch obs param"], list[np.ndarray], list[np.ndarray]] | tuple:
+) -> WhitenedJacobians:
     r"""Whitened Jacobians :math:`W = \Sigma^{-1/2} J` of all experiments at one or more points.
 
-    Returns ``(W, ys, sigmas)``: ``W`` of shape ``(*batch, n_obs, p)`` (experiments stacked along
-    the rows, natural parameters), and per experiment the noise-free observations and noise levels.
-    Raises :class:`jaxid.NonFiniteError` (a ``ValueError``) naming ``theta`` when any observation or
-    sensitivity is not finite;
-    with ``require_finite=False`` (or a boolean mask over the batch: the points that must be
-    finite) it returns ``(W, ys, sigmas, finite)`` instead, ``finite`` a boolean mask over the
-    batch (the noise of a failed point is set to 1).
+    **Returns:** a :class:`WhitenedJacobians` (``w``, ``ys``, ``sigmas``, ``finite``). Raises
+    :class:`jaxid.NonFiniteError` (a ``ValueError``) naming ``theta`` when any observation or
+    sensitivity is not finite at a point that must be: every point by default,
+    none with ``require_finite=False``, or those of a boolean mask over the batch (the others are
+    marked in ``finite`` and their noise set to 1).
     """
     experiments = as_experiments(experiments, where)
     theta = np.asarray(theta, dtype=float)
@@ -138,8 +154,7 @@ def whitened_jacobians(
         blocks.append(w.reshape(*batch, -1, theta.shape[-1]))
         ys.append(y)
         sigmas.append(sig)
-    w = np.concatenate(blocks, axis=-2)
-    return (w, ys, sigmas) if require_finite is True else (w, ys, sigmas, finite)
+    return WhitenedJacobians(w=np.concatenate(blocks, axis=-2), ys=ys, sigmas=sigmas, finite=finite)
 
 
 def raise_nonfinite(e: Experiment, theta, ok, ok_y, where, *, single=False):
@@ -186,7 +201,7 @@ def fisher_information(
     if not traced:
         theta = _check_theta(theta, _num_params(experiments), where, log=log)
         try:
-            w, _, _ = whitened_jacobians(experiments, theta, where=where)
+            w = whitened_jacobians(experiments, theta, where=where).w
         except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
             traced = True  # a function closing over a traced design (e.g. sampling times)
         else:

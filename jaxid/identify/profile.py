@@ -243,7 +243,8 @@ def profile_likelihood(
     if not threshold > 0:
         raise ValueError(f"{where}: threshold must be > 0, got {threshold!r}")
     dirs = parse_directions(directions, names, where)
-    _, ys, sigmas = whitened_jacobians(experiments, theta, where=where)
+    wj = whitened_jacobians(experiments, theta, where=where)
+    ys, sigmas = wj.ys, wj.sigmas
     if data is None:
         data = ys
     else:
@@ -271,7 +272,7 @@ def profile_likelihood(
         if not fit_ok[0, 0, 0]:
             raise ValueError(f"{where}: fitting theta to the data did not converge; give a better theta")
         u0 = np.asarray(fit_u[0, 0, 0])
-        _, y_hat, _ = whitened_jacobians(experiments, np.exp(u0) if log else u0, where=where)
+        y_hat = whitened_jacobians(experiments, np.exp(u0) if log else u0, where=where).ys
 
     k = points // 2
     halves = []

@@ -360,7 +360,8 @@ def analyze(
 
     pts = np.concatenate([theta[None], _check_points(theta, check_points, spread, key, seed, positive)])
     must = np.arange(len(pts)) == 0  # the analysed point must simulate; check points may fail
-    w_all, ys, _, finite = whitened_jacobians(experiments, pts, where=where, require_finite=must, single=True)
+    wj = whitened_jacobians(experiments, pts, where=where, require_finite=must, single=True)
+    w_all, ys, finite = wj.w, wj.ys, wj.finite
     if not np.all(finite):
         warnings.warn(
             f"{where}: {int(np.sum(~finite))} of {check_points} check points failed to simulate and "
