@@ -99,9 +99,10 @@ def jaxid_worker(args):
         out["profile"] = profile(data, args.chunk_size)
         data = generate_gait_dataset(args.accuracy_records, **kw)  # the first records of the timed set
         p = data.params
-        ys, _, status, mismatch, _ = periodic_records(
+        rec = periodic_records(
             Walker(m=p[:, 0], k=p[:, 1], l0=p[:, 2]), data.initial_states, data.gait_step_time, data.ts
         )
+        ys, status, mismatch = rec.ys, rec.status, rec.mismatch
         np.savez(
             args.save,
             params=p,

@@ -128,9 +128,10 @@ def test_every_step_matches_an_independent_integrator(gait_records):
     agrees to 1e-7 m with SciPy DOP853 (rtol 1e-12) started at that step's state."""
     data, pick = gait_records
     walkers = Walker(m=data.params[pick, 0], k=data.params[pick, 1], l0=data.params[pick, 2])
-    ys, obs, status, mismatch, length = periodic_records(
+    rec = periodic_records(
         walkers, data.initial_states[pick], data.gait_step_time[pick], data.ts, dt0=DEFAULT_DT
     )
+    ys, obs, status, mismatch, length = rec.ys, rec.obs, rec.status, rec.mismatch, rec.step_length
     ys, obs = np.asarray(ys), np.asarray(obs)
     assert np.all(np.asarray(status) == 0) and np.all(np.asarray(mismatch) < 1e-8)
     # The stored float32 observations are these records, rounded.

@@ -6,7 +6,14 @@
 - :mod:`jaxid.walker.store`: gait data sets in a chunked on-disk store (:mod:`jaxid.data.store`).
 """
 
-from .data import GaitDataset, add_noise, generate_gait_dataset, load_dataset, periodic_records
+from .data import (
+    GaitDataset,
+    PeriodicRecords,
+    add_noise,
+    generate_gait_dataset,
+    load_dataset,
+    periodic_records,
+)
 from .gait import Gait, ReturnMap, find_gait, gait_initial_state, return_map, stiffness_range
 from .model import Walker, WalkerStatus
 from .store import StoredDataset, generate_into_store, open_gait_store
@@ -14,6 +21,7 @@ from .store import StoredDataset, generate_into_store, open_gait_store
 __all__ = [
     "Gait",
     "GaitDataset",
+    "PeriodicRecords",
     "ReturnMap",
     "StoredDataset",
     "Walker",

@@ -491,6 +491,25 @@ def _iterations(step_time_max, dt):
     return math.ceil(step_time_max / dt) + 6
 
 
+@dataclass(frozen=True)
+class PeriodicRecords:
+    """What :func:`periodic_records` returns (JAX arrays, float64 where the run is).
+
+    - ``ys``: the states ``(batch, time, 7)``;
+    - ``obs``: the observations ``(batch, time, channel)``;
+    - ``status``: the period's integration status ``(batch,)`` (0: ok);
+    - ``mismatch``: the period's return mismatch ``(batch,)`` in metres (how far the end of the
+      integrated period is from its start, shifted by one step);
+    - ``step_length``: the step length ``(batch,)`` in metres.
+    """
+
+    ys: Float[Array, "batch time 7"]
+    obs: Float[Array, "batch time channel"]
+    status: Int[Array, " batch"]
+    mismatch: Float[Array, " batch"]
+    step_length: Float[Array, " batch"]
+
+
 def periodic_records(
     walker: Walker,
     state: Float[ArrayLike, "batch 7"],
@@ -499,13 +518,7 @@ def periodic_records(
     *,
     dt0: float | None = None,
     iterations: int | None = None,
-) -> tuple[
-    Float[Array, "batch time 7"],
-    Float[Array, "batch time channel"],
-    Int[Array, " batch"],
-    Float[Array, " batch"],
-    Float[Array, " batch"],
-]:
+) -> PeriodicRecords:
     """The records of a batch of walkers on their periodic gaits, as the data set makes them.
 
     ``walker`` holds 1-D parameters; ``state`` ``(N, 7)`` are mid-stance states on the gaits (foot
@@ -513,9 +526,8 @@ def periodic_records(
     ``dt0``, default the data set's :data:`DEFAULT_DT`) and tiled over ``ts`` (see the module
     docstring).
 
-    **Returns:** ``(ys, obs, status, mismatch, step_length)``: float64 states ``(N, time, 7)`` and
-    observations, the integration status (0 ok), the period's return mismatch in metres and the
-    step length.
+    **Returns:** a :class:`PeriodicRecords` (``ys``, ``obs``, ``status``, ``mismatch``,
+    ``step_length``).
 
     Differentiable in forward mode (``jax.jvp``, ``jax.jacfwd``) only: the batch's loop is a
     ``lax.while_loop`` that stops with the longest period.
@@ -529,9 +541,8 @@ def periodic_records(
     step_time = np.asarray(step_time, float)
     if iterations is None:
         iterations = _iterations(float(np.max(step_time)), dt)
-    return _periodic_batch(
-        walker, jnp.asarray(state), jnp.asarray(step_time), jnp.asarray(ts), dt, iterations
-    )
+    out = _periodic_batch(walker, jnp.asarray(state), jnp.asarray(step_time), jnp.asarray(ts), dt, iterations)
+    return PeriodicRecords(*out)
 
 
 @eqx.filter_jit
