@@ -37,12 +37,12 @@ def _data(config, store=None):
 
 
 def _equal(a, b):
-    for x, y in zip(a[:3], b[:3], strict=True):
+    for x, y in ((a.theta, b.theta), (a.y0, b.y0), (a.clean, b.clean)):
         if x is None or y is None:
             assert x is None and y is None
         else:
             np.testing.assert_array_equal(x, y)
-    assert a[3] == b[3] and a[4] == b[4]
+    assert a.rejected == b.rejected and a.candidates == b.candidates
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,9 @@ def hole():
 
 
 def test_records_rejections_and_the_closed_form(hole):
-    _, (theta, y0, clean, rejected, candidates, gait_data) = hole
+    _, recs = hole
+    theta, y0, clean, rejected, candidates = recs.theta, recs.y0, recs.clean, recs.rejected, recs.candidates
+    gait_data = recs.dataset
     assert gait_data is None  # not the walker on its gait
     assert theta.shape == (100, 2) and y0 is None and clean.shape == (100, len(TIMES), 1)
     a, c = theta.T
@@ -104,7 +106,7 @@ def test_store_equals_memory_and_resumes(hole, tmp_path, monkeypatch):
 def test_initial_states_are_stored_too(tmp_path):
     config = config_from_dict(ODE)
     want = _data(config)
-    theta, y0, clean, _, _, _ = want
+    theta, y0, clean = want.theta, want.y0, want.clean
     assert y0.shape == (40, 1) and np.all((1.0 <= y0) & (y0 <= 2.0))
     t = np.linspace(0.0, 2.0, 5)
     np.testing.assert_allclose(clean[..., 0], y0 / 2.0 * np.exp(-theta * t), rtol=1e-6)

@@ -313,13 +313,13 @@ def run_gait_study(config: GaitStudyConfig, out: str | Path) -> dict:
     say(f"[1/5] generating {config.records} gait records ({', '.join(channels)})", flush=True)
     t0 = time.perf_counter()
     study = config.study_config(channels)
-    *_, data = simulate_records(
+    data = simulate_records(
         study,
         validate(study),
         key=jax.random.key(config.seed),
         progress=config.progress,
         say=lambda *a, **k: None,
-    )
+    ).dataset
     priors = {k: tuple(v) for k, v in data.config["priors"].items()}
     clean = data.obs
     noise_key = jax.random.fold_in(jax.random.key(config.seed), 7)

@@ -34,6 +34,7 @@ from .pipeline import (
     run,
     simulate_records,
 )
+from .records import StudyRecords
 
 
 def preset_names() -> tuple[str, ...]:
@@ -67,6 +68,7 @@ __all__ = [
     "IdentifiabilityMap",
     "IdentifiabilityOptions",
     "StudyConfig",
+    "StudyRecords",
     "StudyResult",
     "config_from_dict",
     "design",

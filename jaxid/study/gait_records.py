@@ -28,10 +28,9 @@ from typing import Any
 import numpy as np
 
 from ..priors import Uniform
-from ..walker.data import GaitDataset
 from ..walker.model import Walker
-from ..walker.store import StoredDataset
 from .config import ResolvedModel, StudyConfig
+from .records import StudyRecords
 
 __all__ = ["gait_dataset_options", "gait_records"]
 
@@ -83,13 +82,13 @@ def gait_records(
     *,
     progress: bool = True,
     store: str | Path | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int], int, GaitDataset | StoredDataset]:
+) -> StudyRecords:
     """The study's records from :func:`jaxid.generate_gait_dataset` with ``options``
     (:func:`gait_dataset_options`; with ``store``, written there chunk by chunk and resumed).
 
-    **Returns:** ``(theta, y0, clean, rejected, candidates, dataset)`` as the study's data step
-    returns them (``theta`` the studied parameters' columns, ``clean`` float64), and the data set
-    itself (with each record's gait: eigenvalue, step time and length)."""
+    **Returns:** a :class:`~jaxid.study.records.StudyRecords` (``theta`` the studied parameters'
+    columns, ``clean`` float64) whose ``dataset`` is the data set itself (with each record's gait:
+    eigenvalue, step time and length)."""
     from ..walker.data import generate_gait_dataset
 
     data = generate_gait_dataset(config.records, progress=progress, store=store, **options)
@@ -98,4 +97,4 @@ def gait_records(
     rejected = {str(k): int(v) for k, v in data.rejected.items()}
     clean = np.asarray(data.obs, dtype=np.float64)
     y0 = np.asarray(data.initial_states, dtype=np.float64)
-    return theta, y0, clean, rejected, int(len(data) + sum(rejected.values())), data
+    return StudyRecords(theta, y0, clean, rejected, int(len(data) + sum(rejected.values())), data)

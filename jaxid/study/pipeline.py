@@ -64,13 +64,11 @@ from ..sensitivity import sobol_indices
 from ..simulate import simulate, simulate_batch
 from ..simulate.chunking import map_chunked
 from ..typing import Key, ParamVector, StateVector, TimeGrid
-from ..walker.data import GaitDataset
-from ..walker.store import StoredDataset
 from .config import ResolvedModel, StudyConfig, build_start, validate
 from .design import DesignRanking
 from .estimators import network_spec, train_config, train_estimator
 from .gait_records import gait_dataset_options, gait_records
-from .records import collect, data_config
+from .records import StudyRecords, collect, data_config
 
 __all__ = [
     "IdentifiabilityMap",
@@ -296,9 +294,7 @@ def simulate_records(
     progress: bool = True,
     say: Callable[..., None] = print,
     store: str | Path | None = None,
-) -> tuple[
-    np.ndarray, np.ndarray | None, np.ndarray, dict[str, int], int, GaitDataset | StoredDataset | None
-]:
+) -> StudyRecords:
     """The study's data step: the accepted clean records.
 
     ``resolved`` comes from :func:`jaxid.study.config.validate`; ``key`` draws the parameters
@@ -307,8 +303,9 @@ def simulate_records(
     blocks of ``4 * chunk_size`` candidates (:func:`jaxid.study.records.collect`); with
     ``store``, written there and resumed.
 
-    **Returns:** ``(theta, y0, clean, rejected, candidates, dataset)``: ``dataset`` the
-    :class:`jaxid.walker.data.GaitDataset` (each record's gait with it) or ``None``.
+    **Returns:** a :class:`~jaxid.study.records.StudyRecords` (``theta``, ``y0``, ``clean``,
+    ``rejected``, ``candidates``, and ``dataset``: the :class:`jaxid.walker.data.GaitDataset`, each
+    record's gait with it, or ``None``).
     """
     gait = gait_dataset_options(config, resolved)
     if gait is not None:
@@ -316,7 +313,7 @@ def simulate_records(
         return gait_records(config, gait, progress=progress, store=store)
     # a function model's program, built once: compiled once for every block
     observe = jax.jit(jax.vmap(make_observer(config, resolved))) if resolved.kind == "function" else None
-    return *collect(
+    return collect(
         config.records,
         lambda k, n: _draw(config, resolved, k, n),
         lambda theta, y0: _simulate(config, resolved, theta, y0, progress, observe),
@@ -325,7 +322,7 @@ def simulate_records(
         store=store,
         config=data_config(config),
         say=say,
-    ), None
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -724,9 +721,9 @@ def run(config: StudyConfig, *, out: str | Path | None = None, progress: bool = 
     say(f"[1/5] simulating {config.records} records of {config.model}", flush=True)
     t0 = time.perf_counter()
     store = None if out is None else Path(out) / "records.zarr"
-    theta, y0, clean, rejected, candidates, gait_data = simulate_records(
-        config, resolved, key=k_data, progress=progress, say=say, store=store
-    )
+    recs = simulate_records(config, resolved, key=k_data, progress=progress, say=say, store=store)
+    theta, y0, clean, rejected, candidates = recs.theta, recs.y0, recs.clean, recs.rejected, recs.candidates
+    gait_data = recs.dataset
     x = _add_noise(config, clean, k_noise)
     data = dict(
         records=int(theta.shape[0]),

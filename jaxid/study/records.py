@@ -23,7 +23,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -32,9 +34,30 @@ from ..data.store import ChunkStore, create_store, is_store, open_store
 from ..typing import Key
 from .config import StudyConfig
 
-__all__ = ["MAX_ROUNDS", "collect", "data_config"]
+__all__ = ["MAX_ROUNDS", "StudyRecords", "collect", "data_config"]
 
 MAX_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class StudyRecords:
+    """The study's records, as its data step returns them.
+
+    - ``theta``: the studied parameters of the accepted records, ``(records, p)``;
+    - ``y0``: their initial states ``(records, state)``, or ``None`` where the model draws none;
+    - ``clean``: the noise-free observations, float64 ``(records, time, channel)``;
+    - ``rejected``: the rejected candidates, counted by reason;
+    - ``candidates``: the candidates simulated (accepted and rejected);
+    - ``dataset``: for the walker on its gait, the :class:`jaxid.walker.GaitDataset` (or its
+      store) the records come from, each record's gait with it; else ``None``.
+    """
+
+    theta: np.ndarray
+    y0: np.ndarray | None
+    clean: np.ndarray
+    rejected: dict[str, int]
+    candidates: int
+    dataset: Any = None
 
 
 def data_config(config: StudyConfig) -> dict:
@@ -63,7 +86,7 @@ def collect(
     store: str | Path | None = None,
     config: dict | None = None,
     say: Callable = lambda *a, **k: None,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, dict[str, int], int]:
+) -> StudyRecords:
     """Accepted records as in the module docstring.
 
     ``draw(key, n) -> (theta (n, p), y0 (n, s) or None)``; ``simulate(theta, y0) -> (obs
@@ -71,7 +94,7 @@ def collect(
     written there and complete ones read back; ``config`` (JSON-able, :func:`data_config`) is what
     the store is made with.
 
-    **Returns:** ``(theta, y0, clean, rejected, candidates)``.
+    **Returns:** a :class:`StudyRecords` (its ``dataset`` ``None``).
     """
     st, markers = _existing(store, config, block, records)
     need, round_, chunk = records, 0, 0
@@ -110,7 +133,7 @@ def collect(
         need -= take
         round_ += 1
     y0_all = None if y0s[0] is None else np.concatenate(y0s)
-    return np.concatenate(thetas), y0_all, np.concatenate(obs), dict(rejected), candidates
+    return StudyRecords(np.concatenate(thetas), y0_all, np.concatenate(obs), dict(rejected), candidates)
 
 
 def _capacity(records: int, block: int) -> int:
