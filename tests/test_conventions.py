@@ -32,9 +32,6 @@ RETURNS_ALLOWED = {
     "jaxid.status_counts": "named counts",
     # a collinearity index per parameter subset: the keys are the subsets the arguments ask for
     "jaxid.identify.collinearity": "keyed by parameter subsets",
-    # jaxid/identify/fisher.py is being reworked in another change (its Jacobians become a
-    # documented result there); left as it is here
-    "jaxid.identify.whitened_jacobians": "fisher.py rework in flight",
     # {"train", "val", "test"} indices: TrainResult.split, the checkpoints and the saved train
     # configurations all hold this dict; turning it into a dataclass is a change of its own
     "jaxid.nn.split_indices": "TrainResult.split and saved configurations use the dict",
