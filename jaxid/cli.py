@@ -57,6 +57,20 @@ def _given(**options) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
+def _run_study(command: str, make: Callable, run: Callable, args, given: dict) -> int:
+    """Build the study's configuration (``make(seed=..., progress=..., **given)``, validated: a bad
+    option ends the command with one line), run it into ``--out``, and say where the report is."""
+    try:
+        config = make(seed=args.seed, progress=not args.quiet, **given)
+        config.validate()
+    except (TypeError, ValueError) as err:
+        raise SystemExit(f"jaxid {command}: {err}") from None
+    results = run(config, args.out)
+    if args.quiet:
+        print(f"wrote {Path(args.out) / 'report.md'} ({results['seconds']} s)")
+    return 0
+
+
 def _writable_out(command: str, out: str) -> Path:
     """The output folder, created; an unwritable one ends the command with one line."""
     path = Path(out)
@@ -139,17 +153,8 @@ def _gait(args) -> int:
         bayes_warmup=args.bayes_warmup,
     )
     make = GaitStudyConfig.full if args.full else GaitStudyConfig
-    try:
-        config = make(
-            seed=args.seed, sweeps=sweeps, progress=not args.quiet, posterior=not args.no_posterior, **given
-        )
-        config.validate()
-    except (TypeError, ValueError) as err:
-        raise SystemExit(f"jaxid gait: {err}") from None
-    results = run_gait_study(config, args.out)
-    if args.quiet:
-        print(f"wrote {Path(args.out) / 'report.md'} ({results['seconds']} s)")
-    return 0
+    given.update(sweeps=sweeps, posterior=not args.no_posterior)
+    return _run_study("gait", make, run_gait_study, args, given)
 
 
 def _str_list(text: str) -> tuple[str, ...]:
@@ -198,15 +203,7 @@ def _hybrid(args) -> int:
     else:
         make = HybridStudyConfig.full if args.full else HybridStudyConfig
         run = run_hybrid_study
-    try:
-        config = make(seed=args.seed, progress=not args.quiet, **given)
-        config.validate()
-    except (TypeError, ValueError) as err:
-        raise SystemExit(f"jaxid hybrid: {err}") from None
-    results = run(config, args.out)
-    if args.quiet:
-        print(f"wrote {Path(args.out) / 'report.md'} ({results['seconds']} s)")
-    return 0
+    return _run_study("hybrid", make, run, args, given)
 
 
 def _study(args) -> int:
