@@ -1,12 +1,13 @@
 """Independent jobs over worker processes, one CPU core each.
 
 A small compiled program (the hybrid models' training step: a few hundred tiny matrix products in
-sequence) runs faster on one core than on two: XLA:CPU splits each small operation over its thread
-pool and the threads spend the step synchronising. Measured on a 2-core Intel Xeon, a
-Meta-Hybrid-VAE step (pendulum, batch 64): 49 ms in one process using both cores, 35 ms in a
-process pinned to one core, and 35 ms each for two pinned processes at once: 2.8 times the
-throughput. :func:`map_pinned` runs independent jobs that way: ``workers`` processes started with
-``spawn`` (JAX is not fork-safe), each pinned to its own core before JAX starts its backend.
+sequence) gains nothing from a second core: XLA:CPU has too little work in each operation to share
+out. Measured on a 2-core Intel Xeon (``benchmarks/hybrid_workers.py``,
+``benchmarks/results/hybrid-workers-cpu.json``), a Meta-Hybrid-VAE step (pendulum, batch 64, its
+validation included) takes 50.0 ms in one process free to use both cores and 49.8 and 50.5 ms in
+two processes pinned one core each and running at once: 2.0 times the steps per second.
+:func:`map_pinned` runs independent jobs that way: ``workers`` processes started with ``spawn``
+(JAX is not fork-safe), each pinned to its own core before JAX starts its backend.
 
 A job's numbers are those of the same job run in the calling process: the claims study's runs
 agree bit for bit (``tests/test_experiments_workers.py``), XLA:CPU splitting its work over threads
