@@ -261,7 +261,8 @@ def claims_markdown(results: dict) -> str:
 
 def claims_figures(results: dict, out: str | os.PathLike) -> list[str]:
     """MCC against tasks with interval bars, MCC per model (ID, OOD) with intervals and the seed
-    agreement, and the validation curves of every run. Returns the file names."""
+    agreement, each model's MSE of z_p against its Cramer-Rao bound, and the validation curves of
+    every run. Returns the file names."""
     plt = agg_pyplot()
     out = Path(out)
     names = []
@@ -331,6 +332,30 @@ def claims_figures(results: dict, out: str | os.PathLike) -> list[str]:
         ax.legend(fontsize=7)
     fig.tight_layout()
     names += _save(fig, out, "claims_mcc_by_model.png")
+
+    fig, axes = plt.subplots(1, len(systems), figsize=(6.0 * len(systems), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], systems, strict=True):
+        entry = results["systems"][name]
+        kinds = list(entry["models"])
+        for g, split in enumerate(("id", "ood")):
+            for j, kind in enumerate(kinds):
+                s = entry["models"][kind][split]["z_p_mse"]
+                x = g + (j - (len(kinds) - 1) / 2) * 0.25
+                ax.bar(x, s["mean"], width=0.23, color=COLORS[kind], label=_label(kind) if g == 0 else None)
+                err = [[max(s["mean"] - s["lo"], 0)], [max(s["hi"] - s["mean"], 0)]]
+                ax.errorbar(x, s["mean"], yerr=err, color="k", capsize=3)
+            crb = entry["z_p_bound"][split]["mse"]
+            label = "Cramer-Rao bound" if g == 0 else None
+            ax.hlines(crb, g - 0.45, g + 0.45, color="k", ls="--", label=label)
+        ax.set_yscale("log")
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high * 100)  # room for the legend above the bars
+        ax.set_xticks([0, 1], ["ID", "OOD"])
+        ax.set_ylabel("MSE of z_p, 95 % interval")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7, loc="upper center", ncol=2)
+    fig.tight_layout()
+    names += _save(fig, out, "claims_zp_bound.png")
 
     panels = []  # (title, [(label, color, history)])
     for name, entry in results["systems"].items():
