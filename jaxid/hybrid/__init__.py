@@ -7,10 +7,11 @@
 - :func:`fit`, :func:`evaluate`: the shared training loop (jitted, scanned, checkpointed) and scores
   (MSE of ``z_p``, :func:`mcc` of the neural latents, reconstruction and prediction MSE).
 - :mod:`~jaxid.hybrid.losses`: every loss term as a pure function.
-- :func:`zp_bound`: the Cramer-Rao bound of ``z_p`` from one sequence, the data's limit.
+- :func:`zp_bound`: the Cramer-Rao bound of ``z_p`` from one sequence, the data's limit;
+  :func:`zp_posterior`: the Bayes reference, the exact posterior of ``z_p`` by quadrature.
 """
 
-from .bounds import ZpBound, zp_bound, zp_experiment
+from .bounds import ZpBound, ZpPosterior, zp_bound, zp_experiment, zp_posterior
 from .datasets import HybridData, HybridSplit, make_hybrid_data, shifted_ranges
 from .metrics import correlation_matrix, mcc
 from .models import MODEL_KINDS, MODEL_LABELS, Aphynity, HybridDecoder, HybridVAE, make_model
@@ -43,6 +44,7 @@ __all__ = [
     "HybridVAE",
     "System",
     "ZpBound",
+    "ZpPosterior",
     "context_sets",
     "correlation_matrix",
     "evaluate",
@@ -57,4 +59,5 @@ __all__ = [
     "shifted_ranges",
     "zp_bound",
     "zp_experiment",
+    "zp_posterior",
 ]
