@@ -333,8 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--claims",
         action="store_true",
         help="the claims study: three seeds per setting, bootstrap intervals, MCC against tasks with "
-        "the Hybrid-VAE control, seed agreement, convergence checks and verdicts (30 to 45 minutes "
-        "on two CPU cores; defaults to the pendulum, 400 steps)",
+        "the Hybrid-VAE control, seed agreement, convergence checks and verdicts (about an hour on "
+        "two CPU cores; defaults to the pendulum, 6000 steps)",
     )
     hybrid.add_argument("--seeds", type=_int_list, help="--claims: the runs' seeds (default 0,1,2)")
     hybrid.add_argument("--n-boot", type=_positive_int, help="--claims: bootstrap resamples (default 2000)")

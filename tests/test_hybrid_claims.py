@@ -141,6 +141,11 @@ def fake_claims(tmp_path_factory):
 
     mp.setattr(hybrid_study, "make_hybrid_data", fake_data)  # read by the shared _data
     mp.setattr(hc, "zp_bound", lambda system, split: types.SimpleNamespace(mse=1e-4, rms=1e-2))
+
+    def fake_posterior(system, split, *, prior_range, nodes, progress):
+        return types.SimpleNamespace(mse=2e-4, posterior_variance=1.5e-4, prior_range=prior_range)
+
+    mp.setattr(hc, "zp_posterior", fake_posterior)
     mp.setattr(hc, "_train", fake_train)
     mp.setattr(hc, "evaluate", fake_evaluate)
     config = hc.HybridClaimsConfig(
@@ -206,6 +211,18 @@ def test_claims_report_is_complete_and_intervals_contain_means(fake_claims):
         "## Figures",
     ):
         assert heading in report
+    bayes = entry["z_p_bayes"]
+    assert bayes["id"]["prior_range"] == list(get_system("pendulum").physics_ranges[0])
+    lo, hi = get_system("pendulum").physics_ranges[0]
+    assert bayes["ood"]["prior_range"] == pytest.approx([hi, hi + 0.5 * (hi - lo)])  # ood_width 0.5
+    z_p_rows = [line for line in report.splitlines() if line.startswith("| pendulum | ID | 0.0001 |")]
+    assert len(z_p_rows) == 3 and all("| 0.00015 (0.0002) |" in row for row in z_p_rows), z_p_rows
+    assert on_disk["figures"] == [
+        "claims_mcc_vs_tasks.png",
+        "claims_mcc_by_model.png",
+        "claims_zp_bound.png",
+        "claims_val_curves.png",
+    ]
     for fig in on_disk["figures"]:
         assert (out / fig).stat().st_size > 5000
 

@@ -18,7 +18,9 @@ r"""The claims study of the hybrid models (``jaxid hybrid --claims``): the quest
    (its best call is not in the last ``late_fraction`` of the steps) or had settled (the late
    calls improve on the best before them by less than ``settle_tol``, relative: with the learning
    rate decaying to the last step a run keeps gaining a little to the end).
-5. **z_p against its limit**: each model's MSE of ``z_p`` next to :func:`jaxid.hybrid.zp_bound`.
+5. **z_p against its limit**: each model's MSE of ``z_p`` next to the Cramer-Rao bound
+   (:func:`jaxid.hybrid.zp_bound`) and the Bayes risk of the exact posterior
+   (:func:`jaxid.hybrid.zp_posterior`), both from one sequence with everything else known.
 
 Intervals (:func:`run_task_bootstrap`): every mean over seeds gets a 95 % percentile interval from a
 two-level bootstrap that resamples the seeds (runs) *and* the test tasks (whole tasks, the unit
@@ -49,7 +51,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from .. import io as jio
-from ..hybrid import HybridEvaluation, evaluate, get_system, mcc, zp_bound
+from ..hybrid import HybridEvaluation, evaluate, get_system, mcc, shifted_ranges, zp_bound, zp_posterior
 from ..hybrid.systems import System
 from .hybrid import SCORES, HybridStudyConfig, _data, _scores, _train
 from .results import jsonable
@@ -75,20 +77,26 @@ class HybridClaimsConfig(HybridStudyConfig):
       steps has not stopped improving; ``settle_tol``: it has settled when its late calls gain less
       than this (relative) on the best before them;
     - ``workers``: the runs are shared out over this many processes, one CPU core each
-      (:func:`jaxid.experiments.workers.map_pinned`; about 2.8 times the runs per hour of one
-      process on two cores); ``None``: one per available core, 1: all in this process.
+      (:func:`jaxid.experiments.workers.map_pinned`; twice the runs per hour of one process on two
+      cores, ``benchmarks/hybrid_workers.py``); ``None``: one per available core, 1: all in this
+      process;
+    - ``zp_nodes``: quadrature nodes of the Bayes reference of ``z_p``
+      (:func:`jaxid.hybrid.zp_posterior` on the ID and OOD test splits); 0: none.
 
-    The defaults are sized for 30 to 45 minutes on two shared CPU cores (29 measured; a step about 0.2-0.3 s
-    there at batch 32 or 64 alike, so 18 runs of 400 steps): the pendulum only, 40 training tasks of
-    20 sequences, 400 steps of batch 64 (validation every 25), three seeds, task counts 3, 9 (the
+    The defaults are sized for about an hour on two CPU cores (a Meta-Hybrid-VAE step of batch 64
+    takes 50 ms on one core of a 2-core Intel Xeon, so 18 runs of 6000 steps over two workers take
+    about 45 minutes, plus the data and the scoring): the pendulum only, 40 training tasks of 20
+    sequences, 6000 steps of batch 64 (validation every 25), three seeds, task counts 3, 9 (the
     condition's ``n k + 1`` for the pendulum) and 40, and 20 ID and 20 OOD test tasks (the
-    intervals resample them).
+    intervals resample them). Fewer steps leave the runs at 40 tasks undertrained (at 400 steps the
+    seeds of Meta-Hybrid-VAE do not agree); at 10000 their validation error gains under 3 % over
+    the last 2000 steps and the MCC of ``z_n`` moves by 0.02.
     """
 
     systems: tuple[str, ...] = ("pendulum",)
     test_tasks: int = 20
     ood_tasks: int = 20
-    steps: int = 400
+    steps: int = 6000
     steps_per_call: int = 25
     task_counts: tuple[int, ...] = (3, 9)
     task_sweep_systems: tuple[str, ...] = ("pendulum",)
@@ -100,6 +108,7 @@ class HybridClaimsConfig(HybridStudyConfig):
     late_fraction: float = 0.2
     settle_tol: float = 0.01
     workers: int | None = None
+    zp_nodes: int = 1001
 
     def __post_init__(self) -> None:
         if self.workers is None:
@@ -135,6 +144,10 @@ class HybridClaimsConfig(HybridStudyConfig):
             raise ValueError(f"{where}: settle_tol must be in (0, 1), got {self.settle_tol!r}")
         if not (isinstance(self.workers, int) and self.workers >= 1):
             raise ValueError(f"{where}: workers must be a positive int, got {self.workers!r}")
+        if not (isinstance(self.zp_nodes, int) and (self.zp_nodes == 0 or self.zp_nodes >= 101)):
+            raise ValueError(
+                f"{where}: zp_nodes must be 0 (no Bayes reference) or an int >= 101, got {self.zp_nodes!r}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,6 +345,30 @@ def _claims_job(item) -> tuple[dict, dict]:
     return _run_entry(kind, seed, fitted, evs, config), evs
 
 
+def _zp_bayes(sys, data, config: HybridClaimsConfig) -> dict | None:
+    """The Bayes reference of ``z_p`` on the ID and OOD test splits (:func:`zp_posterior`, the
+    prior each split was drawn from), or None where ``zp_nodes`` is 0."""
+    if not config.zp_nodes:
+        return None
+    ranges = {"id": sys.physics_ranges[0], "ood": shifted_ranges(sys.physics_ranges, config.ood_width)[0]}
+    out = {}
+    for split, s_name in (("id", "test"), ("ood", "ood")):
+        post = zp_posterior(
+            sys,
+            getattr(data, s_name),
+            prior_range=ranges[split],
+            nodes=config.zp_nodes,
+            progress=config.progress,
+        )
+        out[split] = {
+            "mse": post.mse,
+            "posterior_variance": post.posterior_variance,
+            "prior_range": list(post.prior_range),
+            "nodes": config.zp_nodes,
+        }
+    return out
+
+
 def _save_partial(out, name: str, runs: dict) -> None:
     """Every finished run's scores so far (``runs-partial.json``), for a run that is interrupted;
     ``runs``: ``(kind, seed, n_tasks) -> [(entry, evs)]``."""
@@ -375,6 +412,7 @@ def run_hybrid_claims(config: HybridClaimsConfig, out: str | os.PathLike) -> dic
             for split in ("test", "ood")
         }
         bound = {"id": zp_bound(sys, data.test), "ood": zp_bound(sys, data.ood)}
+        bayes = _zp_bayes(sys, data, config)
         entry = {
             "mcc_chance": {
                 split: chance_mcc(truth[s_name]["z_n"], config.latent_a_of(sys), rng=rng)
@@ -384,6 +422,7 @@ def run_hybrid_claims(config: HybridClaimsConfig, out: str | os.PathLike) -> dic
             "physics": list(sys.physics_names),
             "factors": list(sys.factor_names),
             "z_p_bound": {split: {"mse": b.mse, "rms": b.rms} for split, b in bound.items()},
+            "z_p_bayes": bayes,
             "condition": ivae_condition(sys),
             "models": {},
         }

@@ -188,20 +188,27 @@ def claims_markdown(results: dict) -> str:
         "### z_p against its limit",
         "",
         "The Cramer-Rao bound of z_p from one sequence with everything else known "
-        "(`jaxid.hybrid.zp_bound`, mean over the same sequences) next to each model's MSE of z_p; "
-        "a ratio below 1 means the model is pulled towards its prior (biased), not better than the data.",
+        "(`jaxid.hybrid.zp_bound`, mean over the same sequences) and the Bayes risk of the exact "
+        "posterior with everything else known (`jaxid.hybrid.zp_posterior`, quadrature under the "
+        "split's prior: the mean posterior variance, and in brackets the posterior means' squared "
+        "error, the same risk's noisier estimate) next to each model's MSE of z_p. No encoder beats "
+        "the Bayes risk on average; a model's ratio to it says how far it is from the data's limit.",
         "",
-        "| system | split | CRB MSE z_p | model | MSE z_p [95 %] | ratio to CRB |",
-        "|---|---|---|---|---|---|",
+        "| system | split | CRB MSE z_p | Bayes risk z_p (MSE of the means) | model | MSE z_p [95 %] "
+        "| ratio to CRB | ratio to Bayes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in results["systems"].items():
         for split in ("id", "ood"):
             crb = entry["z_p_bound"][split]["mse"]
+            bayes = (entry.get("z_p_bayes") or {}).get(split)
+            b_text = f"{_fmt(bayes['posterior_variance'])} ({_fmt(bayes['mse'])})" if bayes else "-"
             for kind, m in entry["models"].items():
                 s = m[split]["z_p_mse"]
+                ratio = _fmt(s["mean"] / bayes["posterior_variance"]) if bayes else "-"
                 lines.append(
-                    f"| {name} | {split.upper()} | {_fmt(crb)} | {_label(kind)} | {_ci(s)} | "
-                    f"{_fmt(s['mean'] / crb)} |"
+                    f"| {name} | {split.upper()} | {_fmt(crb)} | {b_text} | {_label(kind)} | {_ci(s)} | "
+                    f"{_fmt(s['mean'] / crb)} | {ratio} |"
                 )
     if results["task_sweep"]:
         lines += [
@@ -261,8 +268,8 @@ def claims_markdown(results: dict) -> str:
 
 def claims_figures(results: dict, out: str | os.PathLike) -> list[str]:
     """MCC against tasks with interval bars, MCC per model (ID, OOD) with intervals and the seed
-    agreement, each model's MSE of z_p against its Cramer-Rao bound, and the validation curves of
-    every run. Returns the file names."""
+    agreement, each model's MSE of z_p against its Cramer-Rao bound and Bayes risk, and the
+    validation curves of every run. Returns the file names."""
     plt = agg_pyplot()
     out = Path(out)
     names = []
@@ -347,6 +354,11 @@ def claims_figures(results: dict, out: str | os.PathLike) -> list[str]:
             crb = entry["z_p_bound"][split]["mse"]
             label = "Cramer-Rao bound" if g == 0 else None
             ax.hlines(crb, g - 0.45, g + 0.45, color="k", ls="--", label=label)
+            bayes = (entry.get("z_p_bayes") or {}).get(split)
+            if bayes:
+                label = "Bayes risk (exact posterior)" if g == 0 else None
+                risk = bayes["posterior_variance"]
+                ax.hlines(risk, g - 0.45, g + 0.45, color="0.45", ls=":", lw=2, label=label)
         ax.set_yscale("log")
         low, high = ax.get_ylim()
         ax.set_ylim(low, high * 100)  # room for the legend above the bars
