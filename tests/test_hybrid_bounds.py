@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxid.hybrid import make_hybrid_data, zp_bound, zp_posterior
+from jaxid.hybrid import get_system, make_hybrid_data, shifted_ranges, zp_bound, zp_posterior
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,22 @@ def pendulum_test_split():
 
 
 @pytest.fixture(scope="module")
+def pendulum_ood_split():
+    data = make_hybrid_data(
+        "pendulum",
+        key=jax.random.key(1),
+        tasks=1,
+        per_task=2,
+        val_tasks=1,
+        test_tasks=1,
+        ood_tasks=2,
+        ood_width=0.5,
+        progress=False,
+    )
+    return data.ood
+
+
+@pytest.fixture(scope="module")
 def posterior(pendulum_test_split):
     return zp_posterior("pendulum", pendulum_test_split, nodes=1001)
 
@@ -37,22 +53,38 @@ def test_zp_posterior_sd_is_the_cramer_rao_bound_where_the_data_are_informative(
     pendulum_test_split, posterior
 ):
     """The pendulum's 50 noisy samples fix omega to about 0.1 % of its prior range: the posterior
-    is then Gaussian with the inverse Fisher information as variance (Bernstein-von Mises), so its
-    sd by quadrature must match sqrt(CRB) from the sensitivities; the mean must lie within a few
+    is then nearly Gaussian with the inverse Fisher information as variance (Bernstein-von Mises),
+    so its sd by quadrature must match sqrt(CRB) from the sensitivities (to 5 %: the likelihood is
+    not exactly Gaussian over the posterior's width; a wrong weight or a missed mode is off by far
+    more); the mean must lie within a few
     sd of the truth (each beyond 4 sd has probability 6e-5)."""
     post = posterior
     crb = zp_bound("pendulum", pendulum_test_split)
     assert post.sd.shape == post.truth.shape == (2,)
-    np.testing.assert_allclose(post.sd, np.sqrt(crb.variances), rtol=0.02)
+    np.testing.assert_allclose(post.sd, np.sqrt(crb.variances), rtol=0.05)  # within 0.04 % measured
     assert np.all(np.abs(post.mean - post.truth) < 4 * post.sd)
-    assert post.mse == pytest.approx(np.mean((post.mean - post.truth) ** 2))
-    assert np.all(post.sd > 3 * post.spacing)
+
+
+def test_zp_posterior_on_the_ood_split_under_its_shifted_prior(pendulum_ood_split):
+    """The OOD split's omega lie beyond the ID range: the ID prior is refused, the shifted range
+    (how the split was drawn) gives posteriors whose sd is sqrt(CRB) and whose means lie within
+    4 sd of the truths."""
+    sys = get_system("pendulum")
+    with pytest.raises(ValueError, match="outside prior_range"):
+        zp_posterior(sys, pendulum_ood_split, nodes=1001)
+    prior = shifted_ranges(sys.physics_ranges, 0.5)[0]
+    post = zp_posterior(sys, pendulum_ood_split, prior_range=prior, nodes=1001)
+    assert post.prior_range == prior and post.truth.shape == (4,)
+    ratio = post.sd / np.sqrt(zp_bound(sys, pendulum_ood_split).variances)
+    np.testing.assert_allclose(ratio, 1.0, rtol=0.05)  # 0.979 to 1.003 measured
+    assert np.all(np.abs(post.mean - post.truth) < 4 * post.sd)
 
 
 def test_zp_posterior_on_a_narrow_prior_is_the_wide_posterior_truncated(pendulum_test_split, posterior):
     """A prior one posterior sd wide around the truth: the posterior is the (Gaussian) posterior
     of the wide prior cut to that window, whose mean and sd SciPy's ``truncnorm`` gives in closed
-    form; the quadrature on the window must find them."""
+    form; the quadrature on the window must find them. (The wide posterior is itself checked
+    against the CRB above; this checks the prior's cut, on a grid 200 times finer.)"""
     m, sd, truth = posterior.mean[0], posterior.sd[0], posterior.truth[0]
     lo, hi = truth - 0.5 * sd, truth + 0.5 * sd
     split = pendulum_test_split
@@ -71,5 +103,5 @@ def test_zp_posterior_refuses_a_prior_that_excludes_the_truth_and_too_coarse_a_g
         zp_posterior("pendulum", pendulum_test_split, prior_range=(truth.max() + 0.1, 3.5))
     with pytest.raises(ValueError, match="nodes must be an int >= 101"):
         zp_posterior("pendulum", pendulum_test_split, nodes=10)
-    with pytest.raises(ValueError, match="under 3 node spacings"):
+    with pytest.raises(ValueError, match="under 6; pass more nodes"):
         zp_posterior("pendulum", pendulum_test_split, nodes=101)

@@ -344,6 +344,7 @@ def claims_figures(results: dict, out: str | os.PathLike) -> list[str]:
     for ax, name in zip(axes[0], systems, strict=True):
         entry = results["systems"][name]
         kinds = list(entry["models"])
+        limits = []
         for g, split in enumerate(("id", "ood")):
             for j, kind in enumerate(kinds):
                 s = entry["models"][kind][split]["z_p_mse"]
@@ -354,14 +355,16 @@ def claims_figures(results: dict, out: str | os.PathLike) -> list[str]:
             crb = entry["z_p_bound"][split]["mse"]
             label = "Cramer-Rao bound" if g == 0 else None
             ax.hlines(crb, g - 0.45, g + 0.45, color="k", ls="--", label=label)
+            limits.append(crb)
             bayes = (entry.get("z_p_bayes") or {}).get(split)
             if bayes:
                 label = "Bayes risk (exact posterior)" if g == 0 else None
                 risk = bayes["posterior_variance"]
                 ax.hlines(risk, g - 0.45, g + 0.45, color="0.45", ls=":", lw=2, label=label)
+                limits.append(risk)
         ax.set_yscale("log")
-        low, high = ax.get_ylim()
-        ax.set_ylim(low, high * 100)  # room for the legend above the bars
+        _, high = ax.get_ylim()
+        ax.set_ylim(min(limits) / 5, high * 100)  # the limits clear of the axis, the legend above
         ax.set_xticks([0, 1], ["ID", "OOD"])
         ax.set_ylabel("MSE of z_p, 95 % interval")
         ax.set_title(name, fontsize=9)
