@@ -69,6 +69,15 @@ def zp_experiment(system: str | System) -> Experiment:
     return Experiment(fn, sys.noise, name=f"{sys.name} truth", param_names=names)
 
 
+def _scalar_physics(where: str, system: str | System) -> System:
+    """The system, checked to have one physics latent, with float64 on."""
+    sys = get_system(system)
+    require_float64(where)
+    if len(sys.physics_names) != 1:
+        raise ValueError(f"{where}: {sys.name} has {len(sys.physics_names)} physics latents, expected 1")
+    return sys
+
+
 def zp_bound(
     system: str | System,
     split: HybridSplit | None = None,
@@ -82,10 +91,7 @@ def zp_bound(
     ``n`` sequences drawn with ``key`` from the system's in-distribution ranges, as
     :func:`jaxid.hybrid.make_hybrid_data` draws them. Needs float64 (``jax_enable_x64``).
     """
-    sys = get_system(system)
-    require_float64("zp_bound")
-    if len(sys.physics_names) != 1:
-        raise ValueError(f"zp_bound: {sys.name} has {len(sys.physics_names)} physics latents, expected 1")
+    sys = _scalar_physics("zp_bound", system)
     if split is not None:
         z_p, z_n = split.flat("z_p"), split.flat("z_n")
         x0 = split.x0.reshape(-1, split.x0.shape[-1])
@@ -159,11 +165,12 @@ def zp_posterior(
     mean and sd. A mode is found when the first grid has a node near enough to it to stand out:
     one much narrower than the first grid's spacing (a few percent of it) can be missed, so pass
     more ``nodes`` for very informative data; the refined grid must put at least 6 nodes on the
-    tallest peak's upper half (checked). The mean is the estimator
-    of least expected squared error, so the mean of its squared errors over the split estimates
-    the Bayes risk: what no encoder can beat on average, even knowing ``z_n``. Where the data are
-    informative the posterior is nearly Gaussian with the Cramer-Rao variance (:func:`zp_bound`);
-    it differs where it is not Gaussian, mostly narrower near the prior's ends, which cut it.
+    tallest peak's upper half (checked). The truth model and noise are :func:`zp_experiment`'s,
+    those of :func:`zp_bound`. The mean is the estimator of least expected squared error, so the
+    mean of its squared errors over the split estimates the Bayes risk: what no encoder can beat
+    on average, even knowing ``z_n``. Where the data are informative the posterior is nearly
+    Gaussian with the Cramer-Rao variance; it differs where it is not Gaussian, mostly narrower
+    near the prior's ends, which cut it.
 
     **Arguments:** ``prior_range`` (default: the system's in-distribution range of ``z_p``; for an
     OOD split pass the range its ``z_p`` were drawn from,
@@ -176,10 +183,7 @@ def zp_posterior(
     """
     from tqdm.auto import tqdm
 
-    sys = get_system(system)
-    require_float64("zp_posterior")
-    if len(sys.physics_names) != 1:
-        raise ValueError(f"zp_posterior: {sys.name} has {len(sys.physics_names)} physics latents, expected 1")
+    sys = _scalar_physics("zp_posterior", system)
     if not isinstance(split, HybridSplit):
         raise TypeError(f"zp_posterior: split must be a HybridSplit, got {type(split).__name__}")
     for name, value, low in (("nodes", nodes, 101), ("batch_size", batch_size, 1)):
@@ -200,15 +204,21 @@ def zp_posterior(
     z_n = split.flat("z_n")
     x0 = split.x0.reshape(-1, split.x0.shape[-1])
     y = split.flat("obs")[:, : sys.n_train].astype(np.float64)
-    ts = jnp.asarray(sys.ts[: sys.n_train])
+    experiment = zp_experiment(sys)  # the truth model and noise of zp_bound's information
 
     @jax.jit
     def log_likelihood(grid, zn, x, obs):
         def one(zp):
-            pred = simulate(sys.truth(zp[None], zn), x, ts, max_steps=100_000).obs
-            return -0.5 * jnp.sum((obs - pred) ** 2) / sys.noise**2
+            pred = experiment.fn(jnp.concatenate([zp[None], zn, x]))
+            return -0.5 * jnp.sum(((obs - pred) / experiment.noise) ** 2)
 
         return jax.lax.map(one, grid, batch_size=batch_size)
+
+    def log_density(i, grid, args):
+        ll = np.asarray(log_likelihood(jnp.asarray(grid), *args))
+        if not np.all(np.isfinite(ll)):
+            raise NonFiniteError(f"zp_posterior: sequence {i}: a non-finite likelihood on the grid")
+        return ll
 
     def moments(grid, ll):
         w = np.exp(ll - ll.max())
@@ -220,18 +230,14 @@ def zp_posterior(
     mean, sd, spacing = np.empty(truth.size), np.empty(truth.size), np.empty(truth.size)
     for i in tqdm(range(truth.size), desc=f"{sys.name} z_p posterior", unit="seq", disable=not progress):
         args = (jnp.asarray(z_n[i]), jnp.asarray(x0[i]), jnp.asarray(y[i]))
-        ll = np.asarray(log_likelihood(jnp.asarray(coarse), *args))
-        if not np.all(np.isfinite(ll)):
-            raise NonFiniteError(f"zp_posterior: sequence {i}: a non-finite likelihood on the grid")
+        ll = log_density(i, coarse, args)
         # Refine over the nodes that carry the posterior (within exp(-40) of the largest), two
         # coarse spacings beyond them on each side.
         h = coarse[1] - coarse[0]
         mass = np.flatnonzero(ll > ll.max() - 40.0)
         a, b = max(coarse[mass[0]] - 2 * h, lo), min(coarse[mass[-1]] + 2 * h, hi)
         fine = np.linspace(a, b, nodes)
-        ll_fine = np.asarray(log_likelihood(jnp.asarray(fine), *args))
-        if not np.all(np.isfinite(ll_fine)):
-            raise NonFiniteError(f"zp_posterior: sequence {i}: a non-finite likelihood on the grid")
+        ll_fine = log_density(i, fine, args)
         mean[i], sd[i] = moments(fine, ll_fine)
         spacing[i] = fine[1] - fine[0]
         # The tallest peak must be resolved: at least 6 nodes within 0.5 of its log density (a
