@@ -31,8 +31,7 @@ import numpy as np  # noqa: E402
 
 from jaxid import __version__  # noqa: E402
 from jaxid.experiments.hybrid import HybridStudyConfig, _data  # noqa: E402
-from jaxid.experiments.hybrid_claims import HybridClaimsConfig, _zp_bayes  # noqa: E402
-from jaxid.experiments.hybrid_claims_report import claims_figures, claims_markdown  # noqa: E402
+from jaxid.experiments.hybrid_claims import HybridClaimsConfig, _zp_bayes, write_outputs  # noqa: E402
 from jaxid.hybrid import SYSTEMS, shifted_ranges, zp_bound, zp_posterior  # noqa: E402
 
 try:
@@ -99,9 +98,7 @@ def add_to_claims(directory: Path) -> None:
         results["systems"][name]["z_p_bayes"] = _zp_bayes(data.system, data, config)
         print(f"{directory} {name}: {results['systems'][name]['z_p_bayes']}", flush=True)
     results["config"]["zp_nodes"] = config.zp_nodes
-    results["figures"] = claims_figures(results, directory)
-    path.write_text(json.dumps(results, indent=2))
-    (directory / "report.md").write_text(claims_markdown(results))
+    write_outputs(results, directory)
 
 
 def main() -> None:

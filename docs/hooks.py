@@ -33,7 +33,7 @@ def on_page_markdown(markdown: str, *, config, **kwargs) -> str:
 def on_files(files, *, config):
     root = Path(config["config_file_path"]).parent
     figures = {m["path"] for name in PAGES for m in IMAGE.finditer((root / name).read_text(encoding="utf-8"))}
+    site, urls = config["site_dir"], config["use_directory_urls"]
     for path in sorted(figures):
-        site, urls = config["site_dir"], config["use_directory_urls"]
         files.append(File(path, src_dir=str(root), dest_dir=site, use_directory_urls=urls))
     return files

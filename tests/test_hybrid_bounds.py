@@ -78,7 +78,7 @@ def test_zp_posterior_on_a_narrow_prior_is_the_wide_posterior_truncated(pendulum
     """A prior one posterior sd wide around the truth: the posterior is the (Gaussian) posterior
     of the wide prior cut to that window, whose mean and sd SciPy's ``truncnorm`` gives in closed
     form; the quadrature on the window must find them. (The wide posterior is itself checked
-    against the CRB above; this checks the prior's cut, on a grid 200 times finer.)"""
+    against the CRB above; this checks how the prior cuts it.)"""
     m, sd, truth = posterior.mean[0], posterior.sd[0], posterior.truth[0]
     lo, hi = truth - 0.5 * sd, truth + 0.5 * sd
     split = pendulum_test_split

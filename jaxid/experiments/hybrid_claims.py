@@ -44,6 +44,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from jaxtyping import ArrayLike, Float, Real
@@ -86,8 +87,8 @@ class HybridClaimsConfig(HybridStudyConfig):
     The defaults are sized for about an hour on two CPU cores (a Meta-Hybrid-VAE step of batch 64
     takes 50 ms on one core of a 2-core Intel Xeon, so 18 runs of 6000 steps over two workers take
     about 45 minutes, plus the data, the Bayes reference of ``z_p`` (about 4 minutes) and the
-    scoring): the pendulum only, 40 training tasks of 20
-    sequences, 6000 steps of batch 64 (validation every 25), three seeds, task counts 3, 9 (the
+    scoring): the pendulum only, 40 training tasks of 20 sequences, 6000 steps of batch 64
+    (validation every 25), three seeds, task counts 3, 9 (the
     condition's ``n k + 1`` for the pendulum) and 40, and 20 ID and 20 OOD test tasks (the
     intervals resample them). Fewer steps leave the runs at 40 tasks undertrained (at 400 steps the
     seeds of Meta-Hybrid-VAE do not agree); at 10000 their validation error gains under 3 % over
@@ -380,10 +381,6 @@ def _save_partial(out, name: str, runs: dict) -> None:
 def run_hybrid_claims(config: HybridClaimsConfig, out: str | os.PathLike) -> dict:
     """Run the claims study (module docstring); write ``results.json``, ``report.md`` and the figures
     to ``out``; return the results."""
-    from pathlib import Path
-
-    from .hybrid_claims_report import claims_figures, claims_markdown
-
     config.validate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -563,11 +560,20 @@ def run_hybrid_claims(config: HybridClaimsConfig, out: str | os.PathLike) -> dic
         for a in agree.values():
             a.pop("draws", None)
     results["seconds"] = round(time.perf_counter() - start, 1)
+    write_outputs(results, out)
+    say(f"wrote {out / 'report.md'} ({results['seconds']} s)")
+    return results
+
+
+def write_outputs(results: dict, out: str | os.PathLike) -> None:
+    """The figures, ``results.json`` and ``report.md`` of a claims study's ``results`` in ``out``
+    (also to redraw them from a ``results.json`` read back)."""
+    from .hybrid_claims_report import claims_figures, claims_markdown
+
+    out = Path(out)
     results["figures"] = claims_figures(results, out)
     jio.atomic_write_text(out / "results.json", json.dumps(jsonable(results), indent=2))
     jio.atomic_write_text(out / "report.md", claims_markdown(results))
-    say(f"wrote {out / 'report.md'} ({results['seconds']} s)")
-    return results
 
 
 AGREE_THRESHOLD = 0.8

@@ -266,6 +266,14 @@ def claims_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _bar(ax, x: float, s: dict, kind: str, first: bool) -> None:
+    """One model's bar at ``x``: the mean of summary ``s`` with its interval (a mean outside its
+    interval gets no bar below or above it); labelled with the model on the ``first`` group."""
+    ax.bar(x, s["mean"], width=0.23, color=COLORS[kind], label=_label(kind) if first else None)
+    err = [[max(s["mean"] - s["lo"], 0)], [max(s["hi"] - s["mean"], 0)]]
+    ax.errorbar(x, s["mean"], yerr=err, color="k", capsize=3)
+
+
 def claims_figures(results: dict, out: str | os.PathLike) -> list[str]:
     """MCC against tasks with interval bars, MCC per model (ID, OOD) with intervals and the seed
     agreement, each model's MSE of z_p against its Cramer-Rao bound and Bayes risk, and the
@@ -328,10 +336,7 @@ def claims_figures(results: dict, out: str | os.PathLike) -> list[str]:
                 s = get(entry["models"][kind]) if get else agree.get(kind)
                 if s is None:
                     continue
-                x = g + (j - (len(kinds) - 1) / 2) * 0.25
-                ax.bar(x, s["mean"], width=0.23, color=COLORS[kind], label=_label(kind) if g == 0 else None)
-                err = [[max(s["mean"] - s["lo"], 0)], [max(s["hi"] - s["mean"], 0)]]
-                ax.errorbar(x, s["mean"], yerr=err, color="k", capsize=3)
+                _bar(ax, g + (j - (len(kinds) - 1) / 2) * 0.25, s, kind, first=g == 0)
         ax.set_xticks(range(len(groups)), [g[0] for g in groups])
         ax.set_ylabel("MCC, 95 % interval")
         ax.set_ylim(0, 1.02)
@@ -348,10 +353,7 @@ def claims_figures(results: dict, out: str | os.PathLike) -> list[str]:
         for g, split in enumerate(("id", "ood")):
             for j, kind in enumerate(kinds):
                 s = entry["models"][kind][split]["z_p_mse"]
-                x = g + (j - (len(kinds) - 1) / 2) * 0.25
-                ax.bar(x, s["mean"], width=0.23, color=COLORS[kind], label=_label(kind) if g == 0 else None)
-                err = [[max(s["mean"] - s["lo"], 0)], [max(s["hi"] - s["mean"], 0)]]
-                ax.errorbar(x, s["mean"], yerr=err, color="k", capsize=3)
+                _bar(ax, g + (j - (len(kinds) - 1) / 2) * 0.25, s, kind, first=g == 0)
             crb = entry["z_p_bound"][split]["mse"]
             label = "Cramer-Rao bound" if g == 0 else None
             ax.hlines(crb, g - 0.45, g + 0.45, color="k", ls="--", label=label)
