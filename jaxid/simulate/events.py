@@ -217,14 +217,15 @@ def _locate(model, interp, y_discrete, t0, t1, onehot, frac, iterations):
         lo = jnp.where(val < 0, tau, lo)
         hi = jnp.where(val >= 0, tau, hi)
         step = tau - val / jnp.where(der == 0, 1.0, der)
-        inside = (step > lo) & (step < hi) & jnp.isfinite(step)
+        # Inclusive: a converged iterate (a correction below one ulp) stays where it is.
+        inside = (step >= lo) & (step <= hi) & jnp.isfinite(step)
         return jnp.where(inside, step, 0.5 * (lo + hi)), lo, hi
 
     tau, _, _ = jax.lax.fori_loop(0, iterations, newton, (tau, lo, hi))
     # One implicit-function step carries the derivatives: d tau = -(dh/dtheta) / h'(tau). (The
     # polish after the redone step needs it: its own correction is exact only at the true root.)
-    val = h(tau, interp, model, y_discrete)
-    der = jax.grad(h)(tau, interp_c, model_c, yd_c)
+    # One forward-mode pass gives both (the derivative's own derivatives are stopped below).
+    val, der = jax.jvp(lambda s: h(s, interp, model, y_discrete), (tau,), (jnp.ones_like(tau),))
     safe = jnp.where(jnp.abs(der) > 0, der, 1.0)
     return tau - jnp.where(jnp.abs(der) > 0, val / sg(safe), 0.0)
 
@@ -706,6 +707,10 @@ def integrate_knots(
     return _knots_result(final, t_end, jnp.concatenate([t_start[None], ts]), jnp.concatenate([y0[None], ys]))
 
 
+LOCATE_LANES = 64
+"""Records whose event :func:`integrate_knots_batch` locates together (gathered from the batch)."""
+
+
 def integrate_knots_batch(
     model: AbstractSwitchingModel,
     y0: Float[Array, "batch state"],
@@ -725,10 +730,13 @@ def integrate_knots_batch(
 
     The batch's records run in lock step (a ``lax.while_loop`` whose body is the vmapped
     iteration), so records of similar length batched together waste the fewest iterations. The
-    event location (six Newton iterations on the dense output) and the polish run, for the whole
-    batch, only in the iterations where some record crossed an event or has one pending (a
+    event location (``root_iterations`` Newton iterations on the dense output) and the polish
+    run only in the iterations where some record crossed an event or has one pending (a
     ``lax.cond`` on the batch; lanes cannot skip work under ``vmap``): a batch of walker records
-    sorted by period locates events in about 5 of its 18 iterations. The stages are unrolled
+    sorted by period locates events in about 5 of its 18 iterations. The location runs on the
+    records that need it only, :data:`LOCATE_LANES` at a time (gathered from the batch, their
+    event times scattered back): on 256 walker records, 1.45 ms against 1.55 ms for the whole
+    batch (32 lanes: 1.50, 128: 1.52). The stages are unrolled
     (:func:`_rk_step`), as in :func:`integrate_knots`. Measured on one core for 256 walker
     records (one period at 25 ms): 1.8 ms against 4.1 ms with the stages looped and the location
     in every iteration.
@@ -759,17 +767,31 @@ def integrate_knots_batch(
         i, s, _, _ = carry
         return (i < iterations) & jnp.any((s.status == _RUNNING) & (s.t < t_end))
 
+    lanes = min(n, LOCATE_LANES)
+
+    def _locate_lanes(model, s, a, need):
+        """The event times of the records that need one, ``lanes`` at a time (gathered, located,
+        scattered back); the others keep ``a.t_next``."""
+
+        def body(carry):
+            tau, left = carry
+            idx = jnp.nonzero(left, size=lanes, fill_value=n)[0]
+            valid = idx < n
+            sub = jax.tree.map(lambda x: x[jnp.where(valid, idx, 0)], (model, s, a))
+            found = jax.vmap(lambda m, s, a: _location(eng(m), solver, s, a))(*sub)
+            tau = tau.at[idx].set(found, mode="drop")
+            return tau, left.at[idx].set(False, mode="drop")
+
+        return jax.lax.while_loop(lambda c: jnp.any(c[1]), body, (a.t_next, need))[0]
+
     def body(carry):
         i, s, ts, ys = carry
         go = (s.status == _RUNNING) & (s.t < t_end)
         a = jax.vmap(lambda m, s, te: _attempt(eng(m), s, te))(model, s, t_end)
         # The event location and the polish run for the whole batch, or (in the iterations where
         # no record needs them, most of them) not at all: lanes cannot skip work under vmap.
-        tau = jax.lax.cond(
-            jnp.any(a.found & go),
-            lambda: jax.vmap(lambda m, s, a: _location(eng(m), solver, s, a))(model, s, a),
-            lambda: a.t_next,
-        )
+        need = a.found & go
+        tau = jax.lax.cond(jnp.any(need), lambda: _locate_lanes(model, s, a, need), lambda: a.t_next)
         polished = jax.lax.cond(
             jnp.any(s.pending & go),
             lambda: jax.vmap(lambda m, s, a: _polish(eng(m), s, a))(model, s, a),
