@@ -309,7 +309,7 @@ def main():
     parser.add_argument("--scipy-records", type=int, default=64, help="per process")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chunk-size", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--save", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "walking-cpu.json"))
@@ -342,15 +342,18 @@ def main():
     table = (nodes, weights, values)
     print(f"SciPy table: {scipy_table_s:.1f} s, interpolation error {table_error:.1e}", flush=True)
     probe = rec["params"][: args.scipy_records]
-    errors, rtol = {}, None
+    errors, rates, rtol = {}, {}, None
     for r in SCIPY_RTOLS:
+        start = time.perf_counter()
         xy, states = scipy_loop(probe, table, ts, r)
+        rates[f"{r:.0e}"] = len(probe) / (time.perf_counter() - start)  # one process, as timed below
         err = float(np.nanmax(np.abs(xy - reference(probe, states, ts))))
         errors[f"{r:.0e}"] = err
         if err <= jaxid_err.max() and not np.isnan(xy).any():
             rtol = r
             break
     print(f"SciPy max |dxy| by rtol: {errors}", flush=True)
+    print(f"SciPy records/s by rtol (one process, the accuracy scan): {rates}", flush=True)
     if rtol is None:
         raise SystemExit("no SciPy tolerance reached jaxid's accuracy")
 
@@ -418,6 +421,7 @@ def main():
         scipy_table_seconds=scipy_table_s,
         scipy_table_interpolation_error=table_error,
         scipy_max_abs_error_by_rtol=errors,
+        scipy_records_per_s_by_rtol=rates,
         scipy_rtol=rtol,
         scipy_atol=rtol / 10,
         scipy_timed_records_one_process=len(timed),
