@@ -434,6 +434,10 @@ def _state_components(walker, knots, phase):
     """
     kt = knots.ts
     n, k = kt.shape
+    if n * k >= 2**31:  # the flat int32 indices below
+        raise ValueError(
+            f"periodic records: {n} records of {k} knots exceed the int32 index range; use fewer"
+        )
     last = k - 1
     # The last knot at or before each phase, by a binary search unrolled (each probe a scalar
     # gather that XLA fuses with the others); the first knot is at t = 0 <= phase.
@@ -450,8 +454,9 @@ def _state_components(walker, knots, phase):
     def after(values):  # each knot's successor's value (the last knot's own at the end)
         return jnp.concatenate([values[:, 1:], values[:, -1:]], axis=1)
 
-    # Each interval's polynomials, formed once per knot; 1/h is 0 on the empty intervals (the
-    # repeated knots and the period's end), where the polynomial is then its constant term.
+    # Each interval's polynomials, formed once per knot; 1/h is 0 on the empty intervals (a
+    # repeated knot, never the one the search picks, and the last knot, held past the period's
+    # end), where the polynomial is then its constant term.
     h = after(kt) - kt
     inv_h = jnp.where(h > 0, 1.0 / jnp.where(h > 0, h, 1.0), 0.0)
     rows = {"t": kt, "inv_h": inv_h, **{name: ys[..., i] for i, name in enumerate(_NAMES)}}
