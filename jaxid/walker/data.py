@@ -390,9 +390,6 @@ def _quintic(p0, p1, v0, v1, a0, a1, h):
     )
 
 
-_NAMES = ("x", "y", "vx", "vy", "foot_rear", "foot_front", "double_support")
-
-
 def _knot_accelerations(walker, knots):
     """The CoM acceleration ``(N, K, 2)`` at every knot, from the walker's vector field at the
     knot's own contact state.
@@ -459,7 +456,8 @@ def _state_components(walker, knots, phase):
     # end), where the polynomial is then its constant term.
     h = after(kt) - kt
     inv_h = jnp.where(h > 0, 1.0 / jnp.where(h > 0, h, 1.0), 0.0)
-    rows = {"t": kt, "inv_h": inv_h, **{name: ys[..., i] for i, name in enumerate(_NAMES)}}
+    names = walker.state_names
+    rows = {"t": kt, "inv_h": inv_h, **{name: ys[..., i] for i, name in enumerate(names)}}
     for pos, vel, comp in ((_X, _VX, 0), (_Y, _VY, 1)):
         coefs = _quintic(
             ys[..., pos],
@@ -470,20 +468,20 @@ def _state_components(walker, knots, phase):
             after(acc[..., comp]),
             h,
         )
-        rows.update({f"{_NAMES[pos]}{j}": c for j, c in enumerate(coefs) if j})
+        rows.update({f"{names[pos]}{j}": c for j, c in enumerate(coefs) if j})
     # One table, a row per quantity, formed once; a gather of one of its rows takes one scalar.
-    names = tuple(rows)
-    table = jnp.stack([rows[q] for q in names]).reshape(len(names), -1)
-    row = dict(zip(names, table, strict=True))
+    quantities = tuple(rows)
+    table = jnp.stack([rows[q] for q in quantities]).reshape(len(quantities), -1)
+    row = dict(zip(quantities, table, strict=True))
 
     def at(name):
         return row[name].at[flat].get(mode="promise_in_bounds")
 
     inv = at("inv_h")
     u = (phase - at("t")) * inv
-    out = [at(q) for q in _NAMES]
+    out = [at(q) for q in names]
     for pos, vel in ((_X, _VX), (_Y, _VY)):
-        c = [out[pos], *(at(f"{_NAMES[pos]}{j}") for j in range(1, 6))]
+        c = [out[pos], *(at(f"{names[pos]}{j}") for j in range(1, 6))]
         position = c[5]
         for j in (4, 3, 2, 1, 0):
             position = position * u + c[j]
