@@ -32,19 +32,12 @@ import numpy as np  # noqa: E402
 from jaxid import __version__  # noqa: E402
 from jaxid.experiments.hybrid import HybridStudyConfig, _data  # noqa: E402
 from jaxid.experiments.hybrid_claims import HybridClaimsConfig, _zp_bayes, write_outputs  # noqa: E402
-from jaxid.hybrid import SYSTEMS, shifted_ranges, zp_bound, zp_posterior  # noqa: E402
+from jaxid.hybrid import SYSTEMS, zp_bound, zp_posterior  # noqa: E402
 
 try:
     from _machine import cpu_model
 except ImportError:  # imported as benchmarks.hybrid_zp_limits
     from benchmarks._machine import cpu_model
-
-
-def _first(split, per_task: int):
-    """The split cut to the first ``per_task`` sequences of every task."""
-    return dataclasses.replace(
-        split, **{f.name: getattr(split, f.name)[:, :per_task] for f in dataclasses.fields(split)}
-    )
 
 
 def limits(per_task: int, nodes: int) -> dict:
@@ -53,14 +46,15 @@ def limits(per_task: int, nodes: int) -> dict:
     for s_index, name in enumerate(config.systems):
         data = _data(config, s_index, name)
         sys = data.system
-        ranges = {"id": sys.physics_ranges[0], "ood": shifted_ranges(sys.physics_ranges, config.ood_width)[0]}
         out[name] = {}
         for split, s_name in (("id", "test"), ("ood", "ood")):
-            part = _first(getattr(data, s_name), per_task)
+            part = getattr(data, s_name).first(per_task)
             t0 = time.perf_counter()
             crb = zp_bound(sys, part)
             t1 = time.perf_counter()
-            post = zp_posterior(sys, part, prior_range=ranges[split], nodes=nodes, progress=True)
+            post = zp_posterior(
+                sys, part, prior_range=data.physics_ranges(s_name)[0], nodes=nodes, progress=True
+            )
             t2 = time.perf_counter()
             row = {
                 "sequences": int(post.truth.size),

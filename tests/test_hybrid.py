@@ -97,6 +97,13 @@ def test_data_tasks_share_factors_and_ood_ranges_are_shifted(pendulum_data):
         assert np.all((z_p >= lo) & (z_p <= hi)) == inside
     lo, hi = sys.physics_ranges[0]
     assert np.all((d.ood.z_p >= hi) & (d.ood.z_p <= hi + 0.5 * (hi - lo)))
+    # the ranges the data report for each split are those (the ood width 0.5 written out here)
+    assert d.physics_ranges("test") == d.physics_ranges("train") == ((lo, hi),)
+    assert d.physics_ranges("ood") == ((hi, hi + 0.5 * (hi - lo)),)
+    with pytest.raises(ValueError, match="split must be one of"):
+        d.physics_ranges("oood")
+    first = d.train.first(2)
+    assert first.obs.shape[:2] == (8, 2) and np.array_equal(first.z_p, d.train.z_p[:, :2])
     # the noise has the system's sd
     assert np.std(d.train.obs - d.train.clean) == pytest.approx(sys.noise, rel=0.1)
     again = make_hybrid_data(

@@ -3,8 +3,6 @@ the exact posterior of ``z_p`` by quadrature, checked against the Cramer-Rao bou
 another route (forward-mode sensitivities, :func:`jaxid.hybrid.zp_bound`) and against SciPy's
 truncated normal for a prior narrower than the data's information."""
 
-import dataclasses
-
 import jax
 import numpy as np
 import pytest
@@ -81,10 +79,7 @@ def test_zp_posterior_on_a_narrow_prior_is_the_wide_posterior_truncated(pendulum
     against the CRB above; this checks how the prior cuts it.)"""
     m, sd, truth = posterior.mean[0], posterior.sd[0], posterior.truth[0]
     lo, hi = truth - 0.5 * sd, truth + 0.5 * sd
-    split = pendulum_test_split
-    fields = dataclasses.fields(split)
-    one = dataclasses.replace(split, **{f.name: getattr(split, f.name)[:, :1] for f in fields})
-    post = zp_posterior("pendulum", one, prior_range=(lo, hi), nodes=201)
+    post = zp_posterior("pendulum", pendulum_test_split.first(1), prior_range=(lo, hi), nodes=201)
     cut = stats.truncnorm((lo - m) / sd, (hi - m) / sd, loc=m, scale=sd)
     assert post.mean[0] == pytest.approx(cut.mean(), abs=0.01 * sd)
     assert post.sd[0] == pytest.approx(cut.std(), rel=0.02)

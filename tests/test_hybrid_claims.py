@@ -101,7 +101,8 @@ def fake_data(system, *, key, tasks, per_task, val_tasks, test_tasks, ood_tasks,
     rng = np.random.default_rng(0)
     counts = {"train": tasks, "val": val_tasks, "test": test_tasks, "ood": ood_tasks}
     splits = {k: _fake_split(rng, n, per_task) for k, n in counts.items()}
-    return HybridData(system=get_system(system), config={"per_task": per_task}, **splits)
+    config = {"per_task": per_task, "ood_width": ood_width}  # as make_hybrid_data records them
+    return HybridData(system=get_system(system), config=config, **splits)
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from .. import io as jio
-from ..hybrid import HybridEvaluation, evaluate, get_system, mcc, shifted_ranges, zp_bound, zp_posterior
+from ..hybrid import HybridEvaluation, evaluate, get_system, mcc, zp_bound, zp_posterior
 from ..hybrid.systems import System
 from .hybrid import SCORES, HybridStudyConfig, _data, _scores, _train
 from .results import jsonable
@@ -352,13 +352,12 @@ def _zp_bayes(sys, data, config: HybridClaimsConfig) -> dict | None:
     prior each split was drawn from), or None where ``zp_nodes`` is 0."""
     if not config.zp_nodes:
         return None
-    ranges = {"id": sys.physics_ranges[0], "ood": shifted_ranges(sys.physics_ranges, config.ood_width)[0]}
     out = {}
     for split, s_name in (("id", "test"), ("ood", "ood")):
         post = zp_posterior(
             sys,
             getattr(data, s_name),
-            prior_range=ranges[split],
+            prior_range=data.physics_ranges(s_name)[0],
             nodes=config.zp_nodes,
             progress=config.progress,
         )

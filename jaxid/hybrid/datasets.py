@@ -17,7 +17,7 @@ Sequences are simulated by the truth model with :func:`jaxid.simulate_batch` ove
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import jax
@@ -60,6 +60,10 @@ class HybridSplit:
         a = getattr(self, name)
         return a.reshape(-1, *a.shape[2:])
 
+    def first(self, per_task: int) -> HybridSplit:
+        """The split cut to the first ``per_task`` sequences of every task."""
+        return replace(self, **{f.name: getattr(self, f.name)[:, :per_task] for f in fields(self)})
+
 
 @dataclass
 class HybridData:
@@ -75,6 +79,15 @@ class HybridData:
     @property
     def splits(self) -> dict[str, HybridSplit]:
         return {"train": self.train, "val": self.val, "test": self.test, "ood": self.ood}
+
+    def physics_ranges(self, split: str) -> tuple[tuple[float, float], ...]:
+        """The ranges the ``z_p`` of ``split`` were drawn from (shifted beyond the system's for
+        ``"ood"``): the prior of, e.g., :func:`jaxid.hybrid.zp_posterior` on that split."""
+        if split not in self.splits:
+            raise ValueError(
+                f"HybridData.physics_ranges: split must be one of {list(self.splits)}, got {split!r}"
+            )
+        return _ranges(self.system, self.config["ood_width"] if split == "ood" else None)[0]
 
     def scales(
         self,
@@ -97,11 +110,17 @@ def _draw(key, ranges, shape):
     return lo + (hi - lo) * jax.random.uniform(key, (*shape, len(ranges)))
 
 
+def _ranges(system: System, ood_width: float | None):
+    """The physics and factor ranges of a split: the system's, or shifted by ``ood_width``."""
+    p_ranges, f_ranges = system.physics_ranges, system.factor_ranges
+    if ood_width is None:
+        return p_ranges, f_ranges
+    return shifted_ranges(p_ranges, ood_width), shifted_ranges(f_ranges, ood_width)
+
+
 def _split(system: System, key, n_tasks: int, per_task: int, ood_width: float | None, progress: bool):
     k_p, k_n, k_x0, k_noise = jax.random.split(key, 4)
-    p_ranges, f_ranges = system.physics_ranges, system.factor_ranges
-    if ood_width is not None:
-        p_ranges, f_ranges = shifted_ranges(p_ranges, ood_width), shifted_ranges(f_ranges, ood_width)
+    p_ranges, f_ranges = _ranges(system, ood_width)
     z_p = _draw(k_p, p_ranges, (n_tasks, per_task))
     z_n = jnp.broadcast_to(_draw(k_n, f_ranges, (n_tasks, 1)), (n_tasks, per_task, len(f_ranges)))
     n = n_tasks * per_task
